@@ -1,1 +1,10 @@
+//! throughcare-projections: pure folds over recorded events (the journey of each person)
+//! and the `decide` rules of the case lifecycle.
+//!
+//! No IO, no clock, no randomness: queries that depend on time take `now` as an argument.
 
+pub mod decide;
+pub mod journey;
+
+pub use decide::{allowed, decide, DomainError};
+pub use journey::{Flag, FlagCode, Journey, JourneyView, Status};

@@ -1,1 +1,14 @@
+//! throughcare-ledger: the `EventLog` trait, the write path (validate -> resolve person ->
+//! decide -> append with expected version) and the embedded sled backend.
+//!
+//! Only this crate and the projector touch sled; only crates/nats touches NATS.
 
+mod embedded;
+mod error;
+mod log;
+mod write;
+
+pub use embedded::EmbeddedLog;
+pub use error::Error;
+pub use log::{AppendRequest, Appended, EventLog, ExpectedVersion, NewEvent, PriorSubmission};
+pub use write::{ChainReport, Clock, IdSource, ItemError, Ledger, Receipt};

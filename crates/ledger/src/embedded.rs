@@ -1,0 +1,470 @@
+//! The embedded backend: the event log in one sled tree, written by a single writer
+//! thread with group commit (every append waiting while a flush runs shares the next
+//! flush), so durability costs one fsync per group, not per event.
+//!
+//! Key layout (one tree, so that one `apply_batch` is atomic across all of it; numbers
+//! are big-endian so keys sort by number):
+//! - `L` position           -> hash (32 bytes) ++ stored body
+//! - `E` person position    -> (empty)  person index for `read_person`
+//! - `P` person             -> version (8) ++ head hash (32)
+//! - `I` len(source) source id -> position (8) ++ digest (32) ++ person (16)
+//! - `X` identifier text    -> person (16)  the identity index, create-only
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use futures::stream::{self, BoxStream, StreamExt};
+use throughcare_events::{Hash, Identifier, PersonId, RecordedEvent, StoredBody};
+use tokio::sync::{mpsc, oneshot, watch};
+
+use crate::log::{AppendRequest, Appended, EventLog, PriorSubmission};
+use crate::Error;
+
+/// Most appends folded into one group commit.
+const MAX_GROUP: usize = 1024;
+/// Events read from sled per page by streams.
+const PAGE: u64 = 512;
+
+/// The sled-backed event log. Cloning shares the same log.
+#[derive(Clone)]
+pub struct EmbeddedLog {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    db: sled::Db,
+    jobs: mpsc::Sender<Job>,
+    /// The last durable position; readers never look past it.
+    durable: watch::Receiver<u64>,
+}
+
+struct Job {
+    request: AppendRequest,
+    reply: oneshot::Sender<Result<Vec<Appended>, Error>>,
+}
+
+fn key_log(position: u64) -> [u8; 9] {
+    let mut k = [b'L'; 9];
+    k[1..].copy_from_slice(&position.to_be_bytes());
+    k
+}
+fn key_person_event(person: PersonId, position: u64) -> [u8; 25] {
+    let mut k = [b'E'; 25];
+    k[1..17].copy_from_slice(&person.to_bytes());
+    k[17..].copy_from_slice(&position.to_be_bytes());
+    k
+}
+fn key_person(person: PersonId) -> [u8; 17] {
+    let mut k = [b'P'; 17];
+    k[1..].copy_from_slice(&person.to_bytes());
+    k
+}
+fn key_submission(source: &str, id: &str) -> Vec<u8> {
+    let mut k = Vec::with_capacity(3 + source.len() + id.len());
+    k.push(b'I');
+    k.extend_from_slice(&(source.len() as u16).to_be_bytes());
+    k.extend_from_slice(source.as_bytes());
+    k.extend_from_slice(id.as_bytes());
+    k
+}
+fn key_identifier(identifier: &Identifier) -> Vec<u8> {
+    let mut k = vec![b'X'];
+    k.extend_from_slice(identifier.to_string().as_bytes());
+    k
+}
+fn person_from(bytes: &[u8]) -> PersonId {
+    PersonId::from_bytes(bytes[..16].try_into().expect("16-byte person id"))
+}
+fn u64_from(bytes: &[u8]) -> u64 {
+    u64::from_be_bytes(bytes[..8].try_into().expect("8-byte number"))
+}
+fn prior_from(v: &[u8]) -> PriorSubmission {
+    PriorSubmission {
+        position: u64_from(&v[..8]),
+        digest: v[8..40].try_into().expect("32-byte digest"),
+        person: person_from(&v[40..56]),
+    }
+}
+
+impl EmbeddedLog {
+    /// Opens (or creates) the log in `dir` and starts its writer thread.
+    pub fn open(dir: &Path) -> Result<Self, Error> {
+        let db = sled::Config::new()
+            .path(dir)
+            .cache_capacity(256 * 1024 * 1024)
+            .open()?;
+        let last = db
+            .scan_prefix([b'L'])
+            .next_back()
+            .transpose()?
+            .map_or(0, |(k, _)| u64_from(&k[1..]));
+        let (tx, rx) = mpsc::channel(4 * MAX_GROUP);
+        let (durable_tx, durable_rx) = watch::channel(last);
+        let writer = Writer {
+            db: db.clone(),
+            next: last + 1,
+            durable: durable_tx,
+        };
+        std::thread::Builder::new()
+            .name("ledger-writer".into())
+            .spawn(move || writer.run(rx))
+            .map_err(|e| Error::Unavailable(format!("cannot start the writer thread: {e}")))?;
+        Ok(EmbeddedLog {
+            inner: Arc::new(Inner {
+                db,
+                jobs: tx,
+                durable: durable_rx,
+            }),
+        })
+    }
+
+    fn durable(&self) -> u64 {
+        *self.inner.durable.borrow()
+    }
+
+    /// Waits until `position` is durable (a retry may find a submission whose first
+    /// attempt is still in its group commit).
+    async fn wait_durable(&self, position: u64) -> Result<(), Error> {
+        let mut rx = self.inner.durable.clone();
+        rx.wait_for(|d| *d >= position)
+            .await
+            .map(|_| ())
+            .map_err(|_| Error::Unavailable("the ledger writer stopped".into()))
+    }
+}
+
+/// Reads positions `from..=to` (at most [`PAGE`] of them).
+fn read_range(db: &sled::Db, from: u64, to: u64) -> Result<Vec<RecordedEvent>, Error> {
+    let mut out = Vec::new();
+    for item in db.range(key_log(from)..=key_log(to)).take(PAGE as usize) {
+        let (k, v) = item?;
+        out.push(decode(u64_from(&k[1..]), &v)?);
+    }
+    Ok(out)
+}
+
+fn decode(position: u64, value: &[u8]) -> Result<RecordedEvent, Error> {
+    if value.len() < 32 {
+        return Err(Error::Corrupt(format!(
+            "entry at position {position} is truncated"
+        )));
+    }
+    let e = StoredBody::decode(position, &value[32..])?;
+    if e.hash.0[..] != value[..32] {
+        return Err(Error::Corrupt(format!(
+            "hash mismatch at position {position}: the stored bytes changed"
+        )));
+    }
+    Ok(e)
+}
+
+/// A stream over `[from, limit]` where `limit` follows the durable head when `live`.
+fn log_stream(
+    log: EmbeddedLog,
+    from: u64,
+    live: bool,
+) -> BoxStream<'static, Result<RecordedEvent, Error>> {
+    let fixed_end = log.durable();
+    let rx = log.inner.durable.clone();
+    let state = (
+        log,
+        from.max(1),
+        Vec::<RecordedEvent>::new().into_iter(),
+        rx,
+        false,
+    );
+    stream::unfold(
+        state,
+        move |(log, mut next, mut buf, mut rx, done)| async move {
+            if done {
+                return None;
+            }
+            loop {
+                if let Some(e) = buf.next() {
+                    return Some((Ok(e), (log, next, buf, rx, false)));
+                }
+                let end = if live {
+                    *rx.borrow_and_update()
+                } else {
+                    fixed_end
+                };
+                if next <= end {
+                    match read_range(&log.inner.db, next, end.min(next + PAGE - 1)) {
+                        Ok(page) if page.is_empty() => {
+                            let e =
+                                Error::Corrupt(format!("position {next} is missing from the log"));
+                            return Some((Err(e), (log, next, buf, rx, true)));
+                        }
+                        Ok(page) => {
+                            next = page.last().expect("non-empty").position + 1;
+                            buf = page.into_iter();
+                        }
+                        Err(e) => return Some((Err(e), (log, next, buf, rx, true))),
+                    }
+                    continue;
+                }
+                if !live || rx.changed().await.is_err() {
+                    return None;
+                }
+            }
+        },
+    )
+    .boxed()
+}
+
+#[async_trait]
+impl EventLog for EmbeddedLog {
+    #[tracing::instrument(level = "debug", skip_all, fields(person = %request.person))]
+    async fn append(&self, request: AppendRequest) -> Result<Vec<Appended>, Error> {
+        let (reply, rx) = oneshot::channel();
+        self.inner
+            .jobs
+            .send(Job { request, reply })
+            .await
+            .map_err(|_| Error::Unavailable("the ledger writer stopped".into()))?;
+        rx.await
+            .map_err(|_| Error::Unavailable("the ledger writer stopped".into()))?
+    }
+
+    async fn read_person(&self, person: PersonId, from: u64) -> Result<Vec<RecordedEvent>, Error> {
+        let durable = self.durable();
+        let db = &self.inner.db;
+        let mut out = Vec::new();
+        let start = key_person_event(person, from);
+        let end = key_person_event(person, u64::MAX);
+        for item in db.range(start..=end) {
+            let (k, _) = item?;
+            let position = u64_from(&k[17..]);
+            if position > durable {
+                break;
+            }
+            let v = db.get(key_log(position))?.ok_or_else(|| {
+                Error::Corrupt(format!("person index names missing position {position}"))
+            })?;
+            out.push(decode(position, &v)?);
+        }
+        Ok(out)
+    }
+
+    fn read_all(&self, from: u64) -> BoxStream<'static, Result<RecordedEvent, Error>> {
+        log_stream(self.clone(), from, false)
+    }
+
+    fn subscribe(&self, from: u64) -> BoxStream<'static, Result<RecordedEvent, Error>> {
+        log_stream(self.clone(), from, true)
+    }
+
+    async fn head(&self) -> Result<u64, Error> {
+        Ok(self.durable())
+    }
+
+    async fn lookup_identifier(&self, identifier: &Identifier) -> Result<Option<PersonId>, Error> {
+        Ok(self
+            .inner
+            .db
+            .get(key_identifier(identifier))?
+            .map(|v| person_from(&v)))
+    }
+
+    async fn lookup_submission(
+        &self,
+        source: &str,
+        id: &str,
+    ) -> Result<Option<PriorSubmission>, Error> {
+        let Some(v) = self.inner.db.get(key_submission(source, id))? else {
+            return Ok(None);
+        };
+        let prior = prior_from(&v);
+        self.wait_durable(prior.position).await?;
+        Ok(Some(prior))
+    }
+}
+
+/// The single writer: owns position assignment and every write to the tree.
+struct Writer {
+    db: sled::Db,
+    next: u64,
+    durable: watch::Sender<u64>,
+}
+
+/// Changes made by earlier appends of the group that is being built (not yet in sled).
+#[derive(Default)]
+struct Overlay {
+    persons: HashMap<PersonId, (u64, Hash)>,
+    submissions: HashMap<Vec<u8>, PriorSubmission>,
+    identities: HashMap<Vec<u8>, PersonId>,
+}
+
+impl Writer {
+    fn run(mut self, mut jobs: mpsc::Receiver<Job>) {
+        let mut poisoned: Option<String> = None;
+        while let Some(first) = jobs.blocking_recv() {
+            let mut group = vec![first];
+            while group.len() < MAX_GROUP {
+                match jobs.try_recv() {
+                    Ok(j) => group.push(j),
+                    Err(_) => break,
+                }
+            }
+            if let Some(why) = &poisoned {
+                for job in group {
+                    let _ = job.reply.send(Err(Error::Unavailable(why.clone())));
+                }
+                continue;
+            }
+            let mut batch = sled::Batch::default();
+            let mut overlay = Overlay::default();
+            let start = self.next;
+            let results: Vec<_> = group
+                .iter()
+                .map(|job| self.prepare(&job.request, &mut batch, &mut overlay))
+                .collect();
+            let written = self.next > start || !overlay.identities.is_empty();
+            let committed = if written {
+                self.db
+                    .apply_batch(batch)
+                    .and_then(|()| self.db.flush().map(|_| ()))
+            } else {
+                Ok(())
+            };
+            match committed {
+                Ok(()) => {
+                    self.durable.send_replace(self.next - 1);
+                    for (job, result) in group.into_iter().zip(results) {
+                        let _ = job.reply.send(result);
+                    }
+                }
+                Err(e) => {
+                    // The tree may hold part of the group; refuse further writes rather
+                    // than number new events on top of an unknown state.
+                    let why = format!("the ledger store failed and needs a restart: {e}");
+                    tracing::error!(error = %e, "group commit failed");
+                    poisoned = Some(why.clone());
+                    for job in group {
+                        let _ = job.reply.send(Err(Error::Unavailable(why.clone())));
+                    }
+                }
+            }
+        }
+    }
+
+    /// Checks one append against the tree plus the group so far and stages its writes.
+    /// Nothing is staged unless the whole append is accepted.
+    fn prepare(
+        &mut self,
+        req: &AppendRequest,
+        batch: &mut sled::Batch,
+        overlay: &mut Overlay,
+    ) -> Result<Vec<Appended>, Error> {
+        let mut out = Vec::with_capacity(req.events.len());
+        let mut fresh = Vec::new();
+        for e in &req.events {
+            let key = key_submission(&e.event.source, &e.event.id);
+            let prior = match overlay.submissions.get(&key) {
+                Some(p) => Some(*p),
+                None => self.db.get(&key)?.map(|v| prior_from(&v)),
+            };
+            match prior {
+                Some(p) if p.digest == e.digest() => out.push(Some(Appended {
+                    position: p.position,
+                    person: p.person,
+                    duplicate: true,
+                })),
+                Some(p) => {
+                    return Err(Error::IdempotencyConflict {
+                        event_source: e.event.source.clone(),
+                        id: e.event.id.clone(),
+                        position: p.position,
+                    })
+                }
+                None => {
+                    out.push(None);
+                    fresh.push((key, e));
+                }
+            }
+        }
+        if fresh.is_empty() {
+            return Ok(out.into_iter().flatten().collect());
+        }
+        let person = req.person;
+        let (version, mut prev) = match overlay.persons.get(&person) {
+            Some(v) => *v,
+            None => match self.db.get(key_person(person))? {
+                Some(v) => (
+                    u64_from(&v),
+                    Hash(v[8..40].try_into().expect("32-byte hash")),
+                ),
+                None => (0, Hash::ZERO),
+            },
+        };
+        if !req.expected.admits(version) {
+            return Err(Error::Conflict {
+                person,
+                expected: req.expected.to_string(),
+                actual: version,
+            });
+        }
+        let mut claims = Vec::new();
+        for identifier in &req.claims {
+            let key = key_identifier(identifier);
+            let owner = match overlay.identities.get(&key) {
+                Some(p) => Some(*p),
+                None => self.db.get(&key)?.map(|v| person_from(&v)),
+            };
+            match owner {
+                Some(owner) if owner != person => {
+                    return Err(Error::IdentityConflict {
+                        identifier: identifier.clone(),
+                        owner,
+                        person,
+                    })
+                }
+                Some(_) => {}
+                None => claims.push(key),
+            }
+        }
+        // Accepted: stage everything.
+        let mut fresh = fresh.into_iter();
+        for slot in out.iter_mut().filter(|s| s.is_none()) {
+            let (key, e) = fresh.next().expect("one fresh event per empty slot");
+            let position = self.next;
+            self.next += 1;
+            let body = StoredBody::encode(person, e.recorded_at, prev, &e.event);
+            let hash = Hash::of(&body);
+            let mut value = Vec::with_capacity(32 + body.len());
+            value.extend_from_slice(&hash.0);
+            value.extend_from_slice(&body);
+            batch.insert(&key_log(position)[..], value);
+            batch.insert(&key_person_event(person, position)[..], &[][..]);
+            let prior = PriorSubmission {
+                position,
+                person,
+                digest: e.digest(),
+            };
+            let mut pv = Vec::with_capacity(56);
+            pv.extend_from_slice(&position.to_be_bytes());
+            pv.extend_from_slice(&prior.digest);
+            pv.extend_from_slice(&person.to_bytes());
+            batch.insert(key.clone(), pv);
+            overlay.submissions.insert(key, prior);
+            prev = hash;
+            *slot = Some(Appended {
+                position,
+                person,
+                duplicate: false,
+            });
+            let mut head = Vec::with_capacity(40);
+            head.extend_from_slice(&position.to_be_bytes());
+            head.extend_from_slice(&hash.0);
+            batch.insert(&key_person(person)[..], head);
+            overlay.persons.insert(person, (position, hash));
+        }
+        for key in claims {
+            batch.insert(key.clone(), &person.to_bytes()[..]);
+            overlay.identities.insert(key, person);
+        }
+        Ok(out.into_iter().flatten().collect())
+    }
+}
