@@ -1,1 +1,221 @@
-fn main() {}
+//! The `throughcare` binary: `serve` the ledger and its HTTP API, `submit` CloudEvents to
+//! a running server, `rebuild` read models from the log.
+//!
+//! Errors end the process with a non-zero exit and one readable line on stderr.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Instant;
+
+use anyhow::{bail, Context, Result};
+use clap::{Parser, Subcommand};
+use throughcare_ledger::{EmbeddedLog, EventLog, Ledger};
+use throughcare_projector::Projector;
+use throughcare_server::AppState;
+
+#[derive(Parser)]
+#[command(
+    name = "throughcare",
+    version,
+    about = "Continuity-of-care ledger for people leaving prison"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the ledger, the projector and the HTTP API.
+    Serve {
+        /// Directory of the embedded ledger and the read models.
+        #[arg(long, default_value = "./throughcare-data", env = "THROUGHCARE_DATA")]
+        data: PathBuf,
+        /// Address to listen on (open development mode allows loopback only).
+        #[arg(long, default_value = "127.0.0.1:8080", env = "THROUGHCARE_LISTEN")]
+        listen: SocketAddr,
+    },
+    /// Post CloudEvents (one object or an array) from FILE or - (stdin) to a server.
+    Submit {
+        #[arg(long, default_value = "http://127.0.0.1:8080", env = "THROUGHCARE_URL")]
+        url: String,
+        file: PathBuf,
+    },
+    /// Rebuild the read models from the log (the server must be stopped).
+    Rebuild {
+        #[arg(long, default_value = "./throughcare-data", env = "THROUGHCARE_DATA")]
+        data: PathBuf,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| "info,sled=warn".into()),
+        )
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .init();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("throughcare: error: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = runtime.block_on(async {
+        match cli.command {
+            Command::Serve { data, listen } => serve(&data, listen).await,
+            Command::Submit { url, file } => submit(&url, &file).await,
+            Command::Rebuild { data } => rebuild(&data).await,
+        }
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("throughcare: error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Opens the embedded ledger and the read models under `data`.
+fn open(data: &Path) -> Result<(Arc<dyn EventLog>, Projector)> {
+    std::fs::create_dir_all(data).with_context(|| format!("cannot create {}", data.display()))?;
+    let log = EmbeddedLog::open(&data.join("ledger")).with_context(|| {
+        format!(
+            "cannot open the ledger in {} (is another throughcare using it?)",
+            data.display()
+        )
+    })?;
+    let projector = Projector::open(&data.join("readmodels"))
+        .with_context(|| format!("cannot open the read models in {}", data.display()))?;
+    Ok((Arc::new(log), projector))
+}
+
+async fn serve(data: &Path, listen: SocketAddr) -> Result<()> {
+    if !listen.ip().is_loopback() {
+        bail!(
+            "open development mode (no --auth) may only listen on a loopback address, not {listen}"
+        );
+    }
+    let (log, projector) = open(data)?;
+    let ledger = Ledger::with_system_clock(log.clone());
+    let models = projector.read_models();
+    let projector_log = log.clone();
+    let projector_task = tokio::spawn(async move {
+        if let Err(e) = projector.run(projector_log).await {
+            tracing::error!(error = %e, "projector stopped");
+        }
+    });
+    let listener = tokio::net::TcpListener::bind(listen)
+        .await
+        .with_context(|| format!("cannot listen on {listen}"))?;
+    let head = log.head().await?;
+    tracing::warn!("open development mode: no authentication; listening on loopback only");
+    tracing::info!(%listen, data = %data.display(), head, checkpoint = models.checkpoint(), "throughcare serving on the embedded ledger");
+    println!("throughcare listening on http://{}", listener.local_addr()?);
+    throughcare_server::serve(listener, AppState::new(ledger, models), shutdown())
+        .await
+        .context("server failed")?;
+    projector_task.abort();
+    tracing::info!("stopped");
+    Ok(())
+}
+
+async fn shutdown() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+            .expect("SIGTERM handler");
+        tokio::select! { _ = ctrl_c => {}, _ = term.recv() => {} }
+    }
+    #[cfg(not(unix))]
+    let _ = ctrl_c.await;
+}
+
+async fn submit(url: &str, file: &Path) -> Result<()> {
+    let body = if file == Path::new("-") {
+        let mut s = Vec::new();
+        std::io::Read::read_to_end(&mut std::io::stdin(), &mut s).context("cannot read stdin")?;
+        s
+    } else {
+        std::fs::read(file).with_context(|| format!("cannot read {}", file.display()))?
+    };
+    let batch = body.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'[');
+    let content_type = if batch {
+        "application/cloudevents-batch+json"
+    } else {
+        "application/cloudevents+json"
+    };
+    let endpoint = format!("{}/v1/events", url.trim_end_matches('/'));
+    let response = reqwest::Client::new()
+        .post(&endpoint)
+        .header("content-type", content_type)
+        .body(body)
+        .send()
+        .await
+        .with_context(|| format!("cannot reach {endpoint}"))?;
+    let status = response.status();
+    let reply: serde_json::Value = response
+        .json()
+        .await
+        .context("the server's reply is not JSON")?;
+    if !status.is_success() {
+        let mut line = format!(
+            "{} {}",
+            status.as_u16(),
+            reply["detail"].as_str().unwrap_or("")
+        );
+        for e in reply["errors"].as_array().into_iter().flatten() {
+            line.push_str(&format!(
+                "; {} {}",
+                e["pointer"].as_str().unwrap_or(""),
+                e["detail"].as_str().unwrap_or("")
+            ));
+        }
+        bail!(line);
+    }
+    let items = if batch {
+        reply["items"].as_array().cloned().unwrap_or_default()
+    } else {
+        vec![reply]
+    };
+    for i in items {
+        println!(
+            "{}\tperson {}\tposition {}{}",
+            i["id"].as_str().unwrap_or("?"),
+            i["person_id"].as_str().unwrap_or("?"),
+            i["position"],
+            if i["duplicate"] == true {
+                "\t(duplicate: recorded before)"
+            } else {
+                ""
+            }
+        );
+    }
+    Ok(())
+}
+
+async fn rebuild(data: &Path) -> Result<()> {
+    if !data.join("ledger").exists() {
+        bail!("no ledger in {}", data.display());
+    }
+    let (log, projector) = open(data)?;
+    let started = Instant::now();
+    let n = projector.rebuild(log.as_ref()).await?;
+    let secs = started.elapsed().as_secs_f64();
+    println!(
+        "rebuilt read models from {n} events in {secs:.2}s ({:.0} events/s)",
+        n as f64 / secs.max(1e-9)
+    );
+    Ok(())
+}

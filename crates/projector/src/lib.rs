@@ -1,1 +1,10 @@
+//! throughcare-projector: runs the pure folds of throughcare-projections over an
+//! `EventLog` subscription and keeps the read models in sled.
+//!
+//! Every batch of projected documents is written together with the checkpoint in one
+//! sled batch, so a crash never applies an event twice or skips one. A changed
+//! projection version rebuilds from position 1.
 
+mod store;
+
+pub use store::{Error, Projector, ReadModels, PROJECTION_VERSION};

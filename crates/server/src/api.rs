@@ -1,0 +1,313 @@
+//! The v1 JSON API handlers.
+
+use std::time::Duration;
+
+use axum::body::Body;
+use axum::extract::{Path, Query, Request, State};
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use serde::Deserialize;
+use serde_json::{json, Value};
+use throughcare_events::{
+    validate_body, Identifier, PersonId, Problem, RecordedEvent, Submission, MAX_BODY_BYTES,
+};
+
+use crate::problem::ApiError;
+use crate::AppState;
+
+/// How long a query with `min_position` waits for the read models before a 503.
+const FRESHNESS_WAIT: Duration = Duration::from_secs(2);
+
+const SINGLE: &str = "application/cloudevents+json";
+const BATCH: &str = "application/cloudevents-batch+json";
+
+/// `POST /v1/events`: one CloudEvent or a batch.
+pub async fn post_events(
+    State(state): State<AppState>,
+    request: Request,
+) -> Result<Response, ApiError> {
+    let media = media_type(request.headers());
+    let expect_batch = match media.as_deref() {
+        Some(SINGLE) => Some(false),
+        Some(BATCH) => Some(true),
+        Some("application/json") | None => None,
+        Some(other) => {
+            return Err(ApiError::new(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "unsupported-media-type",
+                "Unsupported media type",
+                format!("content type {other:?} is not accepted; send {SINGLE} or {BATCH}"),
+            ))
+        }
+    };
+    let body = axum::body::to_bytes(request.into_body(), MAX_BODY_BYTES)
+        .await
+        .map_err(|_| {
+            state.metrics.invalid();
+            ApiError::invalid(vec![Problem {
+                pointer: String::new(),
+                detail: format!("body is over the limit of {MAX_BODY_BYTES} bytes (64 KiB)"),
+            }])
+        })?;
+    let submission = validate_body(&body, state.ledger.now()).map_err(|p| {
+        state.metrics.invalid();
+        ApiError::invalid(p)
+    })?;
+    match (expect_batch, &submission) {
+        (Some(true), Submission::One(_)) => {
+            state.metrics.invalid();
+            return Err(ApiError::invalid(vec![Problem {
+                pointer: String::new(),
+                detail: format!("{BATCH} must be a JSON array of CloudEvents"),
+            }]));
+        }
+        (Some(false), Submission::Batch(_)) => {
+            state.metrics.invalid();
+            return Err(ApiError::invalid(vec![Problem {
+                pointer: String::new(),
+                detail: format!("{SINGLE} must be one CloudEvent object; send arrays as {BATCH}"),
+            }]));
+        }
+        _ => {}
+    }
+    match submission {
+        Submission::One(event) => {
+            let receipt = state
+                .ledger
+                .submit(event)
+                .await
+                .inspect_err(|e| state.metrics.refused(e))?;
+            state.metrics.recorded(receipt.duplicate);
+            let status = if receipt.duplicate {
+                StatusCode::OK
+            } else {
+                StatusCode::CREATED
+            };
+            Ok((status, Json(receipt)).into_response())
+        }
+        Submission::Batch(events) => {
+            let results = state.ledger.submit_batch(events).await.map_err(|f| {
+                for item in &f {
+                    state.metrics.refused(&item.error);
+                }
+                ApiError::batch(f)
+            })?;
+            let mut all_ok = true;
+            let items: Vec<Value> = results
+                .into_iter()
+                .enumerate()
+                .map(|(index, r)| match r {
+                    Ok(receipt) => {
+                        state.metrics.recorded(receipt.duplicate);
+                        json!({"index": index, "status": if receipt.duplicate { 200 } else { 201 },
+                               "id": receipt.id, "person_id": receipt.person_id,
+                               "position": receipt.position, "duplicate": receipt.duplicate})
+                    }
+                    Err(e) => {
+                        all_ok = false;
+                        state.metrics.refused(&e);
+                        let e = ApiError::from(e);
+                        json!({"index": index, "status": e.status.as_u16(), "detail": e.detail})
+                    }
+                })
+                .collect();
+            let status = if all_ok {
+                StatusCode::CREATED
+            } else {
+                StatusCode::MULTI_STATUS
+            };
+            Ok((status, Json(json!({ "items": items }))).into_response())
+        }
+    }
+}
+
+fn media_type(headers: &HeaderMap) -> Option<String> {
+    let v = headers.get(header::CONTENT_TYPE)?.to_str().ok()?;
+    Some(
+        v.split(';')
+            .next()
+            .unwrap_or("")
+            .trim()
+            .to_ascii_lowercase(),
+    )
+}
+
+#[derive(Deserialize)]
+pub struct PeopleQuery {
+    identifier: Option<String>,
+}
+
+/// `GET /v1/people?identifier=nomis:A1234BC`
+pub async fn find_person(
+    State(state): State<AppState>,
+    Query(q): Query<PeopleQuery>,
+) -> Result<Json<Value>, ApiError> {
+    let raw = q.identifier.ok_or_else(|| {
+        ApiError::bad_request(
+            "query parameter identifier is required, e.g. ?identifier=nomis:A1234BC",
+        )
+    })?;
+    let identifier: Identifier = raw
+        .parse()
+        .map_err(|e: String| ApiError::bad_request(format!("identifier: {e}")))?;
+    let person = state
+        .ledger
+        .log()
+        .lookup_identifier(&identifier)
+        .await?
+        .ok_or_else(|| ApiError::not_found(format!("no person has identifier {identifier}")))?;
+    Ok(Json(
+        json!({ "person_id": person, "identifier": identifier.to_string() }),
+    ))
+}
+
+pub fn parse_person(raw: &str) -> Result<PersonId, ApiError> {
+    raw.parse().map_err(|_| {
+        ApiError::bad_request(format!("{raw:?} is not a person id (a 26-character ULID)"))
+    })
+}
+
+#[derive(Deserialize)]
+pub struct JourneyQuery {
+    min_position: Option<u64>,
+}
+
+/// `GET /v1/people/{id}/journey[?min_position=N]`
+pub async fn journey(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    Query(q): Query<JourneyQuery>,
+) -> Result<Json<Value>, ApiError> {
+    let person = parse_person(&id)?;
+    if let Some(min) = q.min_position {
+        if !state.models.wait_for(min, FRESHNESS_WAIT).await {
+            return Err(ApiError::unavailable(format!(
+                "read models are at position {} and have not reached {min} yet",
+                state.models.checkpoint()
+            ))
+            .with("checkpoint", json!(state.models.checkpoint())));
+        }
+    }
+    let j = state
+        .models
+        .journey(person)?
+        .ok_or_else(|| ApiError::not_found(format!("no journey for person {person}")))?;
+    Ok(Json(json!(j.view(state.ledger.now()))))
+}
+
+fn recorded_json(e: &RecordedEvent) -> Value {
+    json!({
+        "position": e.position,
+        "person_id": e.person_id,
+        "recorded_at": e.recorded_at,
+        "prev": e.prev,
+        "hash": e.hash,
+        "event": e.event,
+    })
+}
+
+/// `GET /v1/people/{id}/events`: the recorded events in order, with the hash chain.
+pub async fn person_events(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let person = parse_person(&id)?;
+    let events = state.ledger.history(person).await?;
+    if events.is_empty() {
+        return Err(ApiError::not_found(format!(
+            "no events for person {person}"
+        )));
+    }
+    Ok(Json(json!({
+        "person_id": person,
+        "events": events.iter().map(recorded_json).collect::<Vec<_>>(),
+    })))
+}
+
+/// `GET /v1/people/{id}/verify`: recomputes the person's hash chain from the stored bytes.
+pub async fn verify(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let person = parse_person(&id)?;
+    let report = state.ledger.verify(person).await?;
+    if report.events == 0 {
+        return Err(ApiError::not_found(format!(
+            "no events for person {person}"
+        )));
+    }
+    Ok(Json(json!(report)))
+}
+
+/// `GET /v1/caseload/{worker_id}`: the worker's open cases.
+pub async fn caseload(
+    State(state): State<AppState>,
+    Path(worker): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let now = state.ledger.now();
+    let cases: Vec<Value> = state
+        .models
+        .caseload(&worker)?
+        .into_iter()
+        .map(|j| {
+            let v = j.view(now);
+            json!({
+                "person_id": j.person_id,
+                "status": j.status,
+                "prison": j.prison,
+                "release_date": j.release_date.as_ref().map(|r| r.date),
+                "days_to_release": j.release_date.as_ref().filter(|_| j.in_custody).map(|r| (r.date - now.date_naive()).num_days()),
+                "consent_to_engage": j.consent.engage,
+                "last_contact_at": j.last_contact_at,
+                "flags": v.active_flags,
+            })
+        })
+        .collect();
+    Ok(Json(json!({ "worker_id": worker, "cases": cases })))
+}
+
+/// `GET /v1/schema/events`
+pub async fn schema() -> Response {
+    (
+        [(header::CONTENT_TYPE, "application/schema+json")],
+        throughcare_events::catalogue_schema_text(),
+    )
+        .into_response()
+}
+
+pub async fn healthz() -> Json<Value> {
+    Json(json!({"status": "ok"}))
+}
+
+/// Projection lag at which `/readyz` reports not ready.
+const READY_LAG: u64 = 1000;
+
+/// `GET /readyz`: ready when the read models are close to the head of the log.
+pub async fn readyz(State(state): State<AppState>) -> Result<Response, ApiError> {
+    let head = state.ledger.log().head().await?;
+    let checkpoint = state.models.checkpoint();
+    let lag = head.saturating_sub(checkpoint);
+    let body =
+        json!({"head": head, "checkpoint": checkpoint, "lag": lag, "ready": lag <= READY_LAG});
+    let status = if lag <= READY_LAG {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    Ok((status, Json(body)).into_response())
+}
+
+/// `GET /metrics`: Prometheus text format.
+pub async fn metrics(State(state): State<AppState>) -> Response {
+    let head = state.ledger.log().head().await.unwrap_or(0);
+    let text = state.metrics.render(head, state.models.checkpoint());
+    Response::builder()
+        .header(header::CONTENT_TYPE, "text/plain; version=0.0.4")
+        .body(Body::from(text))
+        .expect("static response")
+}
+
+pub async fn not_found() -> ApiError {
+    ApiError::not_found("no such route; see README.md for the API")
+}

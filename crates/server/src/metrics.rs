@@ -1,0 +1,94 @@
+//! Request counters for `/metrics` (Prometheus text format), kept as plain atomics.
+
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+
+use throughcare_ledger::Error;
+
+#[derive(Default)]
+pub struct Metrics {
+    recorded: AtomicU64,
+    duplicates: AtomicU64,
+    invalid: AtomicU64,
+    refused: AtomicU64,
+    failed: AtomicU64,
+}
+
+impl Metrics {
+    pub fn recorded(&self, duplicate: bool) {
+        if duplicate {
+            &self.duplicates
+        } else {
+            &self.recorded
+        }
+        .fetch_add(1, Relaxed);
+    }
+    pub fn invalid(&self) {
+        self.invalid.fetch_add(1, Relaxed);
+    }
+    pub fn refused(&self, e: &Error) {
+        match e {
+            Error::Invalid(_) | Error::UnknownPerson(_) => &self.invalid,
+            Error::Unavailable(_) | Error::Corrupt(_) => &self.failed,
+            _ => &self.refused,
+        }
+        .fetch_add(1, Relaxed);
+    }
+
+    pub fn render(&self, head: u64, checkpoint: u64) -> String {
+        let mut out = String::new();
+        let mut line = |name: &str, kind: &str, help: &str, value: u64| {
+            out.push_str(&format!(
+                "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}\n"
+            ));
+        };
+        line(
+            "throughcare_events_recorded_total",
+            "counter",
+            "Events recorded.",
+            self.recorded.load(Relaxed),
+        );
+        line(
+            "throughcare_events_duplicate_total",
+            "counter",
+            "Retries answered with the original position.",
+            self.duplicates.load(Relaxed),
+        );
+        line(
+            "throughcare_events_invalid_total",
+            "counter",
+            "Submissions refused as invalid (422).",
+            self.invalid.load(Relaxed),
+        );
+        line(
+            "throughcare_events_refused_total",
+            "counter",
+            "Submissions refused by the case state or identity (409).",
+            self.refused.load(Relaxed),
+        );
+        line(
+            "throughcare_events_failed_total",
+            "counter",
+            "Submissions that failed in the store (5xx).",
+            self.failed.load(Relaxed),
+        );
+        line(
+            "throughcare_log_head",
+            "gauge",
+            "Position of the last acknowledged event.",
+            head,
+        );
+        line(
+            "throughcare_projection_checkpoint",
+            "gauge",
+            "Position folded into the read models.",
+            checkpoint,
+        );
+        line(
+            "throughcare_projection_lag",
+            "gauge",
+            "Events not yet in the read models.",
+            head.saturating_sub(checkpoint),
+        );
+        out
+    }
+}
