@@ -1,0 +1,238 @@
+//! Test harness for end-to-end tests: builds and runs the real `throughcare` binary on a
+//! loopback port with a temp data dir, kills it (SIGKILL) on drop, and posts CloudEvents.
+
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::OnceLock;
+use std::time::Duration;
+
+use serde_json::{json, Value};
+
+/// The `throughcare` binary of this build, built once per test process.
+pub fn binary() -> &'static Path {
+    static BIN: OnceLock<PathBuf> = OnceLock::new();
+    BIN.get_or_init(|| {
+        // target/<profile>/deps/<test> -> target/<profile>
+        let exe = std::env::current_exe().expect("test executable path");
+        let profile_dir = exe
+            .parent()
+            .and_then(Path::parent)
+            .expect("target/<profile>");
+        let target_dir = profile_dir.parent().expect("target dir");
+        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+        let mut cmd = Command::new(cargo);
+        cmd.args([
+            "build",
+            "--quiet",
+            "-p",
+            "throughcare-cli",
+            "--bin",
+            "throughcare",
+            "--target-dir",
+        ])
+        .arg(target_dir)
+        .current_dir(env!("CARGO_MANIFEST_DIR"));
+        if profile_dir.file_name().is_some_and(|n| n == "release") {
+            cmd.arg("--release");
+        }
+        let status = cmd
+            .status()
+            .expect("run cargo build for the throughcare binary");
+        assert!(status.success(), "building the throughcare binary failed");
+        let bin = profile_dir.join("throughcare");
+        assert!(bin.exists(), "{} missing after build", bin.display());
+        bin
+    })
+}
+
+/// A running `throughcare serve`, killed with SIGKILL when dropped.
+pub struct Server {
+    child: Child,
+    pub url: String,
+    pub data: PathBuf,
+}
+
+impl Server {
+    /// Starts `throughcare serve` on `data` on a free loopback port and waits until healthy.
+    pub fn start(data: &Path) -> Server {
+        Self::start_with(data, &[])
+    }
+
+    pub fn start_with(data: &Path, extra: &[&str]) -> Server {
+        let mut child = Command::new(binary())
+            .args(["serve", "--listen", "127.0.0.1:0", "--data"])
+            .arg(data)
+            .args(extra)
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("spawn throughcare serve");
+        let stdout = child.stdout.take().expect("stdout");
+        let mut line = String::new();
+        BufReader::new(stdout)
+            .read_line(&mut line)
+            .expect("read the listening line");
+        let url = line
+            .trim()
+            .strip_prefix("throughcare listening on ")
+            .unwrap_or_else(|| panic!("unexpected first line from serve: {line:?}"))
+            .to_string();
+        let server = Server {
+            child,
+            url,
+            data: data.to_path_buf(),
+        };
+        server.wait_healthy();
+        server
+    }
+
+    fn wait_healthy(&self) {
+        for _ in 0..200 {
+            if std::net::TcpStream::connect(self.url.trim_start_matches("http://")).is_ok() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(25));
+        }
+        panic!("server at {} never accepted connections", self.url);
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// SIGKILL, as a crash would.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// A JSON HTTP client for one server.
+#[derive(Clone)]
+pub struct Client {
+    http: ::reqwest::Client,
+    pub url: String,
+}
+
+/// A response: status and JSON body (problem+json on errors).
+#[derive(Debug)]
+pub struct Reply {
+    pub status: u16,
+    pub content_type: String,
+    pub body: Value,
+}
+
+impl Client {
+    pub fn new(url: &str) -> Client {
+        Client {
+            http: ::reqwest::Client::builder()
+                .timeout(Duration::from_secs(30))
+                .build()
+                .expect("http client"),
+            url: url.to_string(),
+        }
+    }
+
+    pub async fn post_raw(&self, content_type: &str, body: Vec<u8>) -> Reply {
+        let r = self
+            .http
+            .post(format!("{}/v1/events", self.url))
+            .header("content-type", content_type)
+            .body(body)
+            .send()
+            .await
+            .expect("POST /v1/events");
+        Self::reply(r).await
+    }
+
+    pub async fn post(&self, event: &Value) -> Reply {
+        let ct = if event.is_array() {
+            "application/cloudevents-batch+json"
+        } else {
+            "application/cloudevents+json"
+        };
+        self.post_raw(ct, serde_json::to_vec(event).unwrap()).await
+    }
+
+    pub async fn get(&self, path: &str) -> Reply {
+        let r = self
+            .http
+            .get(format!("{}{path}", self.url))
+            .send()
+            .await
+            .expect("GET");
+        Self::reply(r).await
+    }
+
+    async fn reply(r: ::reqwest::Response) -> Reply {
+        let status = r.status().as_u16();
+        let content_type = r
+            .headers()
+            .get("content-type")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+            .to_string();
+        let bytes = r.bytes().await.expect("body");
+        let body = serde_json::from_slice(&bytes)
+            .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into()));
+        Reply {
+            status,
+            content_type,
+            body,
+        }
+    }
+}
+
+/// A CloudEvent with the given type suffix (e.g. "referral.received"), id and data.
+pub fn event(kind: &str, id: &str, time: &str, data: Value) -> Value {
+    json!({
+        "specversion": "1.0",
+        "id": id,
+        "source": "urn:throughcare:test:e2e",
+        "type": format!("throughcare.{kind}.v1"),
+        "time": time,
+        "datacontenttype": "application/json",
+        "data": data,
+    })
+}
+
+/// Ten digits passing Modulus 11, derived from `seed` (synthetic NHS numbers).
+pub fn nhs_number(seed: u64) -> String {
+    let mut n = seed;
+    loop {
+        let nine: Vec<u8> = format!("{:09}", 400_000_000 + n % 500_000_000)
+            .bytes()
+            .map(|b| b - b'0')
+            .collect();
+        if let Some(c) = throughcare_events::nhs_check_digit(&nine) {
+            return nine
+                .iter()
+                .chain(std::iter::once(&c))
+                .map(|d| char::from(b'0' + d))
+                .collect();
+        }
+        n += 1;
+    }
+}
+
+/// A synthetic NOMIS number from `seed`: letter, 4 digits, 2 letters.
+pub fn nomis(seed: u64) -> String {
+    let l = |k: u64| char::from(b'A' + (k % 26) as u8);
+    format!(
+        "{}{:04}{}{}",
+        l(seed / 10_000),
+        seed % 10_000,
+        l(seed / 260_000 + 7),
+        l(seed / 7 + 3)
+    )
+}
