@@ -236,3 +236,20 @@ pub fn nomis(seed: u64) -> String {
         l(seed / 7 + 3)
     )
 }
+
+impl Client {
+    /// Posts one event; `None` when the server cannot be reached (e.g. it was killed).
+    pub async fn try_post(&self, event: &Value) -> Option<(u16, Value)> {
+        let r = self
+            .http
+            .post(format!("{}/v1/events", self.url))
+            .header("content-type", "application/cloudevents+json")
+            .body(serde_json::to_vec(event).unwrap())
+            .send()
+            .await
+            .ok()?;
+        let status = r.status().as_u16();
+        let body = r.json().await.ok()?;
+        Some((status, body))
+    }
+}
