@@ -68,7 +68,7 @@ impl Serialize for Event {
 /// What a submission body held: one event or a batch.
 #[derive(Debug)]
 pub enum Submission {
-    One(Event),
+    One(Box<Event>),
     Batch(Vec<Event>),
 }
 
@@ -128,7 +128,7 @@ pub fn validate_body(body: &[u8], now: DateTime<Utc>) -> Result<Submission, Vec<
                 Err(problems)
             }
         }
-        _ => parse_event(&value, "", Some(now)).map(Submission::One),
+        _ => parse_event(&value, "", Some(now)).map(|e| Submission::One(Box::new(e))),
     }
 }
 

@@ -30,7 +30,7 @@ fn every_type_has_a_valid_example() {
                 // canonical JSON reads back to the same event
                 assert_eq!(
                     throughcare_events::Event::from_stored(&e.to_json()).unwrap(),
-                    e
+                    *e
                 );
             }
             other => panic!("{}: {other:?}", path.display()),

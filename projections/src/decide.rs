@@ -107,12 +107,15 @@ fn check(j: &Journey, data: &EventData, source: &str) -> Result<(), String> {
 }
 
 fn pending_referral(j: &Journey, referral_id: &str) -> Result<(), String> {
+    if !j.status.is_open() {
+        return Err("the case is closed; a referral can only be decided on an open case".into());
+    }
     match j.referral(referral_id) {
         None => Err(format!(
             "there is no referral {referral_id} in the current episode"
         )),
         Some(r) if r.state != ReferralState::Pending => {
-            Err(format!("referral {referral_id} was already {:?}", r.state).to_uppercase())
+            Err(format!("referral {referral_id} was already {:?}", r.state).to_lowercase())
         }
         Some(_) => Ok(()),
     }
@@ -144,6 +147,8 @@ pub fn allowed(j: &Journey) -> Vec<EventType> {
         &[ReferralAccepted, ReferralDeclined, ReferralWithdrawn],
     );
     allow(open, &[ConsentGiven, ConsentWithdrawn, CaseClosed]);
+    // Withdrawing consent to share stays possible after closure.
+    allow(!j.consent.share_with.is_empty(), &[ConsentWithdrawn]);
     allow(
         accepted,
         &[

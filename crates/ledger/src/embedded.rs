@@ -8,7 +8,7 @@
 //! - `E` person position    -> (empty)  person index for `read_person`
 //! - `P` person             -> version (8) ++ head hash (32)
 //! - `I` len(source) source id -> position (8) ++ digest (32) ++ person (16)
-//! - `X` identifier text    -> person (16)  the identity index, create-only
+//! - `X` identifier text    -> person (16) ++ position (8)  identity index, create-only
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -19,7 +19,7 @@ use futures::stream::{self, BoxStream, StreamExt};
 use throughcare_events::{Hash, Identifier, PersonId, RecordedEvent, StoredBody};
 use tokio::sync::{mpsc, oneshot, watch};
 
-use crate::log::{AppendRequest, Appended, EventLog, PriorSubmission};
+use crate::log::{AppendRequest, Appended, EventLog, NewEvent, PriorSubmission};
 use crate::Error;
 
 /// Most appends folded into one group commit.
@@ -358,16 +358,34 @@ impl Writer {
         batch: &mut sled::Batch,
         overlay: &mut Overlay,
     ) -> Result<Vec<Appended>, Error> {
-        let mut out = Vec::with_capacity(req.events.len());
-        let mut fresh = Vec::new();
+        // One slot per event: already recorded, new, or a repeat of a new one earlier in
+        // this same request (recorded once).
+        enum Slot {
+            Recorded(Appended),
+            Fresh,
+            SameAs(usize),
+        }
+        let mut slots = Vec::with_capacity(req.events.len());
+        let mut fresh: Vec<(Vec<u8>, &NewEvent)> = Vec::new();
         for e in &req.events {
             let key = key_submission(&e.event.source, &e.event.id);
+            if let Some(i) = fresh.iter().position(|(k, _)| *k == key) {
+                if fresh[i].1.digest() != e.digest() {
+                    return Err(Error::IdempotencyConflict {
+                        event_source: e.event.source.clone(),
+                        id: e.event.id.clone(),
+                        position: 0,
+                    });
+                }
+                slots.push(Slot::SameAs(i));
+                continue;
+            }
             let prior = match overlay.submissions.get(&key) {
                 Some(p) => Some(*p),
                 None => self.db.get(&key)?.map(|v| prior_from(&v)),
             };
             match prior {
-                Some(p) if p.digest == e.digest() => out.push(Some(Appended {
+                Some(p) if p.digest == e.digest() => slots.push(Slot::Recorded(Appended {
                     position: p.position,
                     person: p.person,
                     duplicate: true,
@@ -380,13 +398,19 @@ impl Writer {
                     })
                 }
                 None => {
-                    out.push(None);
+                    slots.push(Slot::Fresh);
                     fresh.push((key, e));
                 }
             }
         }
         if fresh.is_empty() {
-            return Ok(out.into_iter().flatten().collect());
+            return Ok(slots
+                .into_iter()
+                .filter_map(|s| match s {
+                    Slot::Recorded(a) => Some(a),
+                    _ => None,
+                })
+                .collect());
         }
         let person = req.person;
         let (version, mut prev) = match overlay.persons.get(&person) {
@@ -426,9 +450,8 @@ impl Writer {
             }
         }
         // Accepted: stage everything.
-        let mut fresh = fresh.into_iter();
-        for slot in out.iter_mut().filter(|s| s.is_none()) {
-            let (key, e) = fresh.next().expect("one fresh event per empty slot");
+        let mut positions = Vec::with_capacity(fresh.len());
+        for (key, e) in fresh {
             let position = self.next;
             self.next += 1;
             let body = StoredBody::encode(person, e.recorded_at, prev, &e.event);
@@ -450,21 +473,44 @@ impl Writer {
             batch.insert(key.clone(), pv);
             overlay.submissions.insert(key, prior);
             prev = hash;
-            *slot = Some(Appended {
-                position,
-                person,
-                duplicate: false,
-            });
-            let mut head = Vec::with_capacity(40);
-            head.extend_from_slice(&position.to_be_bytes());
-            head.extend_from_slice(&hash.0);
-            batch.insert(&key_person(person)[..], head);
-            overlay.persons.insert(person, (position, hash));
+            positions.push(position);
         }
+        let last = *positions.last().expect("at least one fresh event");
+        let mut head = Vec::with_capacity(40);
+        head.extend_from_slice(&last.to_be_bytes());
+        head.extend_from_slice(&prev.0);
+        batch.insert(&key_person(person)[..], head);
+        overlay.persons.insert(person, (last, prev));
         for key in claims {
-            batch.insert(key.clone(), &person.to_bytes()[..]);
+            // The claim carries the position that makes it durable, so a lookup can wait.
+            let mut v = person.to_bytes().to_vec();
+            v.extend_from_slice(&last.to_be_bytes());
+            batch.insert(key.clone(), v);
             overlay.identities.insert(key, person);
         }
-        Ok(out.into_iter().flatten().collect())
+        let mut next_fresh = positions.iter();
+        let mut out: Vec<Appended> = Vec::with_capacity(slots.len());
+        let mut fresh_index = Vec::new();
+        for slot in slots {
+            let a = match slot {
+                Slot::Recorded(a) => a,
+                Slot::Fresh => {
+                    let position = *next_fresh.next().expect("one position per fresh event");
+                    fresh_index.push(position);
+                    Appended {
+                        position,
+                        person,
+                        duplicate: false,
+                    }
+                }
+                Slot::SameAs(i) => Appended {
+                    position: fresh_index[i],
+                    person,
+                    duplicate: true,
+                },
+            };
+            out.push(a);
+        }
+        Ok(out)
     }
 }

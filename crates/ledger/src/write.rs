@@ -15,8 +15,9 @@ use throughcare_projections::{decide, Journey};
 use crate::log::{AppendRequest, EventLog, ExpectedVersion, NewEvent};
 use crate::Error;
 
-/// How often an append is re-decided after losing a race before the caller is told.
-const MAX_ATTEMPTS: usize = 16;
+/// How often an append is re-decided after losing a race before the caller is told. Each
+/// lost race means another writer won, so N writers racing on one person need at most N.
+const MAX_ATTEMPTS: usize = 256;
 
 /// What the ledger tells a submitter.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -127,7 +128,10 @@ impl Ledger {
                     });
                 }
                 // Lost a race: someone appended for this person or claimed an identifier.
-                Err(Error::Conflict { .. }) | Err(Error::IdentityConflict { .. }) => continue,
+                Err(Error::Conflict { .. }) | Err(Error::IdentityConflict { .. }) => {
+                    tokio::task::yield_now().await;
+                    continue;
+                }
                 Err(e) => return Err(e),
             }
         }

@@ -75,7 +75,7 @@ pub async fn post_events(
         Submission::One(event) => {
             let receipt = state
                 .ledger
-                .submit(event)
+                .submit(*event)
                 .await
                 .inspect_err(|e| state.metrics.refused(e))?;
             state.metrics.recorded(receipt.duplicate);

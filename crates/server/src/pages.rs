@@ -5,7 +5,7 @@ use axum::extract::{Path, Query, State};
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use serde::Deserialize;
 use throughcare_events::Identifier;
-use throughcare_projections::Journey;
+use throughcare_projections::{FlagCode, Journey};
 
 use crate::api::parse_person;
 use crate::problem::ApiError;
@@ -18,6 +18,15 @@ fn esc(s: &str) -> String {
         .replace('>', "&gt;")
         .replace('"', "&quot;")
         .replace('\'', "&#39;")
+}
+
+/// A flag as a badge, spelt as in the API.
+fn flag(code: FlagCode) -> String {
+    let name = serde_json::to_value(code)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_string))
+        .unwrap_or_default();
+    format!("<span class=flag>{}</span>", esc(&name))
 }
 
 fn page(title: &str, body: &str) -> Html<String> {
@@ -75,7 +84,7 @@ pub async fn home(
             s = j.status,
             prison = esc(j.prison.as_deref().unwrap_or("")),
             rd = j.release_date.as_ref().map(|r| r.date.to_string()).unwrap_or_default(),
-            flags = v.active_flags.iter().map(|f| format!("<span class=flag>{}</span>", esc(&serde_json::to_value(f).unwrap_or_default().as_str().unwrap_or("").to_string()))).collect::<String>(),
+            flags = v.active_flags.iter().map(|f| flag(*f)).collect::<String>(),
         ));
     }
     let body = format!(
