@@ -67,6 +67,34 @@ pub struct Flag {
     pub cleared_at: Option<DateTime<Utc>>,
 }
 
+/// One contact made with the person.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ContactRecord {
+    pub at: DateTime<Utc>,
+    pub channel: ContactChannel,
+}
+
+impl Episode {
+    /// Sets the first contact after release and the gate meeting (a GATE contact from 12
+    /// hours before to 24 hours after release) from the contacts, by occurred time.
+    fn settle_contacts(&mut self) {
+        let Some(r) = self.released_at else { return };
+        self.first_contact_at = self
+            .contacts
+            .iter()
+            .map(|c| c.at)
+            .filter(|at| *at >= r)
+            .min();
+        self.gate_contact_at = self
+            .contacts
+            .iter()
+            .filter(|c| c.channel == ContactChannel::Gate)
+            .map(|c| c.at)
+            .filter(|at| *at >= r - Duration::hours(12) && *at <= r + Duration::hours(24))
+            .min();
+    }
+}
+
 /// The state of one referral.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
@@ -106,6 +134,24 @@ pub struct Episode {
     pub released_at: Option<DateTime<Utc>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub first_contact_at: Option<DateTime<Utc>>,
+    /// Prison the episode's first release was from, and why (for the KPIs).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub released_from: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub release_reason: Option<ReleaseReason>,
+    /// Whether a plan existed when the person was first released in this episode.
+    #[serde(default)]
+    pub plan_at_release: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub returned_to_custody_at: Option<DateTime<Utc>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gate_contact_at: Option<DateTime<Utc>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gp_registered_at: Option<DateTime<Utc>>,
+    /// Every contact.made of the episode (occurred time), so that a release reported late
+    /// still finds the contacts that followed it.
+    #[serde(default)]
+    pub contacts: Vec<ContactRecord>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub closed_at: Option<DateTime<Utc>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -176,6 +222,9 @@ pub struct Plan {
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Signpost {
+    /// The episode it was made in.
+    #[serde(default)]
+    pub episode: u32,
     pub signpost_id: String,
     pub service_type: ServiceType,
     pub org: String,
@@ -397,6 +446,7 @@ impl Journey {
         self.version = e.position;
         self.identifiers.add(e.event.data.person());
         let summary = summarise(&e.event.data);
+        let open = self.status.is_open();
         match &e.event.data {
             EventData::ReferralReceived(d) => {
                 let referral = Referral {
@@ -437,6 +487,13 @@ impl Journey {
                         first_assessed_at: None,
                         released_at: None,
                         first_contact_at: None,
+                        released_from: None,
+                        release_reason: None,
+                        plan_at_release: false,
+                        returned_to_custody_at: None,
+                        gate_contact_at: None,
+                        gp_registered_at: None,
+                        contacts: Vec::new(),
                         closed_at: None,
                         close_reason: None,
                     });
@@ -561,9 +618,16 @@ impl Journey {
                 self.release_reason = Some(d.reason);
                 self.local_authority = d.local_authority.clone();
                 self.engagement = None;
+                let has_plan = self.plan.is_some();
                 if self.status.is_open() {
                     if let Some(ep) = self.episode_mut() {
-                        ep.released_at.get_or_insert(t);
+                        if ep.released_at.is_none() {
+                            ep.released_at = Some(t);
+                            ep.released_from = Some(d.prison.to_string());
+                            ep.release_reason = Some(d.reason);
+                            ep.plan_at_release = has_plan;
+                            ep.settle_contacts();
+                        }
                     }
                 }
                 if matches!(
@@ -577,6 +641,13 @@ impl Journey {
                 }
             }
             EventData::PrisonerReturnedToCustody(d) => {
+                if let Some(ep) = self
+                    .episodes
+                    .last_mut()
+                    .filter(|ep| ep.released_at.is_some())
+                {
+                    ep.returned_to_custody_at.get_or_insert(t);
+                }
                 self.prison = Some(d.prison.to_string());
                 self.in_custody = true;
                 if matches!(
@@ -596,13 +667,14 @@ impl Journey {
                 });
             }
             EventData::ContactAttempted(_) => {}
-            EventData::ContactMade(_) => {
+            EventData::ContactMade(d) => {
                 self.last_contact_at = Some(t);
-                let released = self.released_at.is_some() && !self.in_custody;
-                if released {
-                    if let Some(ep) = self.episode_mut() {
-                        ep.first_contact_at.get_or_insert(t);
-                    }
+                if let Some(ep) = self.episode_mut().filter(|_| open) {
+                    ep.contacts.push(ContactRecord {
+                        at: t,
+                        channel: d.channel,
+                    });
+                    ep.settle_contacts();
                 }
                 if self.status == Status::SeekingContact {
                     self.engagement = Some(EngagementStatus::Engaged);
@@ -619,6 +691,7 @@ impl Journey {
                 }
             }
             EventData::SignpostingMade(d) => self.signposts.push(Signpost {
+                episode: self.episodes.len() as u32,
                 signpost_id: d.signpost_id.clone(),
                 service_type: d.service_type,
                 org: d.org.clone(),
@@ -628,6 +701,7 @@ impl Journey {
                 outcome_at: None,
             }),
             EventData::SignpostingOutcome(d) => {
+                let mut episode = None;
                 if let Some(s) = self
                     .signposts
                     .iter_mut()
@@ -635,6 +709,16 @@ impl Journey {
                 {
                     s.outcome = Some(d.outcome);
                     s.outcome_at = Some(t);
+                    episode = Some(s.episode);
+                }
+                if d.outcome == SignpostOutcome::GpRegistered {
+                    if let Some(ep) = self
+                        .episodes
+                        .iter_mut()
+                        .find(|ep| Some(ep.number) == episode)
+                    {
+                        ep.gp_registered_at.get_or_insert(t);
+                    }
                 }
             }
             EventData::SafeguardingRaised(d) => {

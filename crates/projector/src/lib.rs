@@ -7,4 +7,4 @@
 
 mod store;
 
-pub use store::{Error, Projector, ReadModels, PROJECTION_VERSION};
+pub use store::{release_day, Error, Projector, ReadModels, PROJECTION_VERSION};

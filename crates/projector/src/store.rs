@@ -5,6 +5,8 @@
 //! - `J` person            -> journey (JSON)
 //! - `X` identifier text   -> person (16 bytes)      identity index
 //! - `W` worker 0 person   -> (empty)                caseload index
+//! - `R` date person       -> (empty)                release calendar (expected or actual)
+//! - `K` prison person ep  -> episode facts (JSON)   KPI inputs, one per episode
 //! - `M` name              -> meta (checkpoint, projection version)
 
 use std::collections::{BTreeSet, HashMap};
@@ -12,14 +14,15 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
+use chrono::NaiveDate;
 use futures::StreamExt;
 use throughcare_events::{Identifier, PersonId, RecordedEvent};
 use throughcare_ledger::EventLog;
-use throughcare_projections::Journey;
+use throughcare_projections::{EpisodeFacts, Journey};
 use tokio::sync::watch;
 
 /// Bump when a fold changes: read models are then rebuilt from position 1 at start.
-pub const PROJECTION_VERSION: u64 = 1;
+pub const PROJECTION_VERSION: u64 = 2;
 
 /// Most events folded into one read-model batch.
 const CHUNK: usize = 2048;
@@ -63,7 +66,33 @@ fn index_entries(j: &Journey) -> BTreeSet<(Vec<u8>, Vec<u8>)> {
             Vec::new(),
         ));
     }
+    if let Some(date) = release_day(j) {
+        out.insert((
+            [b"R".as_slice(), date.to_string().as_bytes(), &person].concat(),
+            Vec::new(),
+        ));
+    }
+    for facts in EpisodeFacts::of(j) {
+        let key = [
+            b"K".as_slice(),
+            facts.prison.as_bytes(),
+            &person,
+            &facts.episode.to_be_bytes(),
+        ]
+        .concat();
+        out.insert((key, serde_json::to_vec(&facts).expect("facts serialize")));
+    }
     out
+}
+
+/// The day a journey belongs on the release calendar: the expected release while in
+/// custody, else the day of the last release.
+pub fn release_day(j: &Journey) -> Option<NaiveDate> {
+    match (&j.release_date, j.released_at) {
+        (Some(rd), _) if j.in_custody || j.released_at.is_none() => Some(rd.date),
+        (_, Some(r)) if !j.in_custody => Some(r.date_naive()),
+        _ => None,
+    }
 }
 
 /// Read access to the read models, cheap to clone.
@@ -119,6 +148,45 @@ impl ReadModels {
             }
         }
         Ok(out)
+    }
+
+    /// Journeys on the release calendar in `[from, to]`, by day, optionally for one prison.
+    pub fn releases(
+        &self,
+        from: NaiveDate,
+        to: NaiveDate,
+        prison: Option<&str>,
+    ) -> Result<Vec<(NaiveDate, Journey)>, Error> {
+        let start = [b"R".as_slice(), from.to_string().as_bytes()].concat();
+        let end = [b"R".as_slice(), to.to_string().as_bytes(), &[0xff; 17]].concat();
+        let mut out = Vec::new();
+        for item in self.db.range(start..end) {
+            let (k, _) = item?;
+            let day = std::str::from_utf8(&k[1..11])
+                .ok()
+                .and_then(|d| d.parse().ok())
+                .ok_or_else(|| Error::Corrupt("bad release calendar key".into()))?;
+            let person = PersonId::from_bytes(k[11..27].try_into().expect("16-byte person id"));
+            if let Some(j) = self.journey(person)? {
+                if prison.is_none() || j.prison.as_deref() == prison {
+                    out.push((day, j));
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// The KPI inputs of every episode, optionally of one prison.
+    pub fn episode_facts(&self, prison: Option<&str>) -> Result<Vec<EpisodeFacts>, Error> {
+        let prefix = [b"K".as_slice(), prison.unwrap_or("").as_bytes()].concat();
+        self.db
+            .scan_prefix(prefix)
+            .map(|item| {
+                let (_, v) = item?;
+                serde_json::from_slice(&v)
+                    .map_err(|e| Error::Corrupt(format!("episode facts: {e}")))
+            })
+            .collect()
     }
 
     /// Every journey, in person-id order (for rebuild comparisons and exports).

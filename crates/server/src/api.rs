@@ -7,11 +7,14 @@ use axum::extract::{Path, Query, Request, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
+use chrono::{Datelike, NaiveDate};
 use serde::Deserialize;
 use serde_json::{json, Value};
 use throughcare_events::{
-    validate_body, Identifier, PersonId, Problem, RecordedEvent, Submission, MAX_BODY_BYTES,
+    validate_body, Identifier, PersonId, PrisonCode, Problem, RecordedEvent, Submission,
+    MAX_BODY_BYTES,
 };
+use throughcare_projections::{contact_overdue, next_action};
 
 use crate::problem::ApiError;
 use crate::AppState;
@@ -240,31 +243,157 @@ pub async fn verify(
     Ok(Json(json!(report)))
 }
 
-/// `GET /v1/caseload/{worker_id}`: the worker's open cases.
+/// `GET /v1/caseload/{worker_id}`: the worker's open cases, most urgent first.
 pub async fn caseload(
     State(state): State<AppState>,
     Path(worker): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
     let now = state.ledger.now();
-    let cases: Vec<Value> = state
+    let mut cases: Vec<(bool, Option<i64>, Value)> = state
         .models
         .caseload(&worker)?
         .into_iter()
         .map(|j| {
             let v = j.view(now);
-            json!({
+            let overdue = contact_overdue(&j, now);
+            let days = j
+                .release_date
+                .as_ref()
+                .filter(|_| j.in_custody)
+                .map(|r| (r.date - now.date_naive()).num_days());
+            let row = json!({
                 "person_id": j.person_id,
-                "status": j.status,
+                "identifiers": j.identifiers,
+                "state": j.status,
                 "prison": j.prison,
+                "in_custody": j.in_custody,
                 "release_date": j.release_date.as_ref().map(|r| r.date),
-                "days_to_release": j.release_date.as_ref().filter(|_| j.in_custody).map(|r| (r.date - now.date_naive()).num_days()),
-                "consent_to_engage": j.consent.engage,
+                "days_to_release": days,
+                "released_at": j.released_at,
+                "consent": j.consent,
+                "next_action": next_action(&j, now),
+                "overdue_contact": overdue,
                 "last_contact_at": j.last_contact_at,
+                "support_end": v.support_end,
+                "flags": v.active_flags,
+            });
+            (overdue, days, row)
+        })
+        .collect();
+    // Overdue contact first, then the soonest release.
+    cases.sort_by_key(|(overdue, days, _)| (!overdue, days.unwrap_or(i64::MAX)));
+    let cases: Vec<Value> = cases.into_iter().map(|(_, _, v)| v).collect();
+    Ok(Json(
+        json!({ "worker_id": worker, "as_of": now, "cases": cases }),
+    ))
+}
+
+#[derive(Deserialize)]
+pub struct RangeQuery {
+    from: Option<String>,
+    to: Option<String>,
+    prison: Option<String>,
+}
+
+fn date_param(name: &str, raw: Option<&str>, default: NaiveDate) -> Result<NaiveDate, ApiError> {
+    match raw {
+        None => Ok(default),
+        Some(s) => NaiveDate::parse_from_str(s, "%Y-%m-%d").map_err(|_| {
+            ApiError::bad_request(format!("{name} must be a date as YYYY-MM-DD, not {s:?}"))
+        }),
+    }
+}
+
+/// Parses `from`, `to` and `prison`, checking the range and the prison code.
+fn range(
+    q: &RangeQuery,
+    from: NaiveDate,
+    to: NaiveDate,
+) -> Result<(NaiveDate, NaiveDate, Option<String>), ApiError> {
+    let from = date_param("from", q.from.as_deref(), from)?;
+    let to = date_param("to", q.to.as_deref(), to)?;
+    if to < from {
+        return Err(ApiError::bad_request("to must not be before from"));
+    }
+    if (to - from).num_days() > 3 * 366 {
+        return Err(ApiError::bad_request(
+            "the range may span at most three years",
+        ));
+    }
+    let prison = match &q.prison {
+        None => None,
+        Some(p) => Some(
+            PrisonCode::parse(p)
+                .map_err(|e| ApiError::bad_request(format!("prison: {e}")))?
+                .to_string(),
+        ),
+    };
+    Ok((from, to, prison))
+}
+
+/// `GET /v1/releases?from=DATE&to=DATE[&prison=WCI]`: who is released when, with the
+/// gaps a manager must close marked (no worker, no plan, no consent).
+pub async fn releases(
+    State(state): State<AppState>,
+    Query(q): Query<RangeQuery>,
+) -> Result<Json<Value>, ApiError> {
+    let now = state.ledger.now();
+    let today = now.date_naive();
+    let (from, to, prison) = range(
+        &q,
+        today - chrono::Duration::days(7),
+        today + chrono::Duration::days(90),
+    )?;
+    let rows: Vec<Value> = state
+        .models
+        .releases(from, to, prison.as_deref())?
+        .into_iter()
+        .map(|(day, j)| {
+            let v = j.view(now);
+            let released = j.released_at.is_some() && !j.in_custody;
+            json!({
+                "date": day,
+                "kind": if released { "RELEASED" } else { "EXPECTED" },
+                "date_type": j.release_date.as_ref().filter(|_| !released).map(|r| r.date_type),
+                "person_id": j.person_id,
+                "identifiers": j.identifiers,
+                "prison": j.prison,
+                "state": j.status,
+                "worker": j.worker.as_ref().map(|w| &w.worker_id),
+                "unallocated": j.status.is_open() && j.worker.is_none(),
+                "no_plan": j.status.is_open() && j.plan.is_none(),
+                "no_consent": j.status.is_open() && !j.consent.engage,
                 "flags": v.active_flags,
             })
         })
         .collect();
-    Ok(Json(json!({ "worker_id": worker, "cases": cases })))
+    Ok(Json(
+        json!({ "from": from, "to": to, "prison": prison, "as_of": now, "releases": rows }),
+    ))
+}
+
+/// `GET /v1/kpis?prison=WCI&from=DATE&to=DATE`: KPIs per prison and month, small counts
+/// suppressed, every rate beside its numerator and denominator.
+pub async fn kpis(
+    State(state): State<AppState>,
+    Query(q): Query<RangeQuery>,
+) -> Result<Json<Value>, ApiError> {
+    let now = state.ledger.now();
+    let today = now.date_naive();
+    let six_months = today
+        .checked_sub_months(chrono::Months::new(6))
+        .unwrap_or(today);
+    let (from, to, prison) = range(&q, six_months.with_day(1).unwrap_or(six_months), today)?;
+    let facts = state.models.episode_facts(prison.as_deref())?;
+    let months: Vec<Value> = throughcare_projections::kpis(facts, prison.as_deref(), from, to, now)
+        .iter()
+        .map(|m| m.published())
+        .collect();
+    Ok(Json(json!({
+        "prison": prison, "from": from, "to": to, "as_of": now,
+        "suppression": "counts from 1 to 4 are shown as \"<5\"; rates built on them are withheld",
+        "months": months,
+    })))
 }
 
 /// `GET /v1/schema/events`

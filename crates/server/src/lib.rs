@@ -44,6 +44,8 @@ pub fn app(state: AppState) -> Router {
         .route("/v1/people/{id}/events", get(api::person_events))
         .route("/v1/people/{id}/verify", get(api::verify))
         .route("/v1/caseload/{worker_id}", get(api::caseload))
+        .route("/v1/releases", get(api::releases))
+        .route("/v1/kpis", get(api::kpis))
         .route("/v1/schema/events", get(api::schema))
         .route("/healthz", get(api::healthz))
         .route("/readyz", get(api::readyz))
