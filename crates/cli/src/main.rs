@@ -9,6 +9,8 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Instant;
 
+mod demo;
+
 use anyhow::{bail, Context, Result};
 use clap::{Parser, Subcommand};
 use throughcare_ledger::{EmbeddedLog, EventLog, Ledger};
@@ -36,6 +38,12 @@ enum Command {
         /// Address to listen on (open development mode allows loopback only).
         #[arg(long, default_value = "127.0.0.1:8080", env = "THROUGHCARE_LISTEN")]
         listen: SocketAddr,
+        /// Seed a synthetic population (through the write path; idempotent).
+        #[arg(long)]
+        demo: bool,
+        /// How many synthetic people `--demo` seeds.
+        #[arg(long, default_value_t = 500, requires = "demo")]
+        people: u64,
     },
     /// Post CloudEvents (one object or an array) from FILE or - (stdin) to a server.
     Submit {
@@ -72,7 +80,12 @@ fn main() -> ExitCode {
     };
     let result = runtime.block_on(async {
         match cli.command {
-            Command::Serve { data, listen } => serve(&data, listen).await,
+            Command::Serve {
+                data,
+                listen,
+                demo,
+                people,
+            } => serve(&data, listen, demo.then_some(people)).await,
             Command::Submit { url, file } => submit(&url, &file).await,
             Command::Rebuild { data } => rebuild(&data).await,
         }
@@ -100,7 +113,7 @@ fn open(data: &Path) -> Result<(Arc<dyn EventLog>, Projector)> {
     Ok((Arc::new(log), projector))
 }
 
-async fn serve(data: &Path, listen: SocketAddr) -> Result<()> {
+async fn serve(data: &Path, listen: SocketAddr, demo: Option<u64>) -> Result<()> {
     if !listen.ip().is_loopback() {
         bail!(
             "open development mode (no --auth) may only listen on a loopback address, not {listen}"
@@ -122,6 +135,15 @@ async fn serve(data: &Path, listen: SocketAddr) -> Result<()> {
     tracing::warn!("open development mode: no authentication; listening on loopback only");
     tracing::info!(%listen, data = %data.display(), head, checkpoint = models.checkpoint(), "throughcare serving on the embedded ledger");
     println!("throughcare listening on http://{}", listener.local_addr()?);
+    if let Some(people) = demo {
+        // Seed in the background so the page answers while the population grows.
+        let ledger = ledger.clone();
+        tokio::spawn(async move {
+            if let Err(e) = demo::seed(&ledger, people).await {
+                tracing::error!(error = %e, "demo seeding failed");
+            }
+        });
+    }
     throughcare_server::serve(listener, AppState::new(ledger, models), shutdown())
         .await
         .context("server failed")?;
