@@ -1,10 +1,11 @@
-//! Server-rendered web pages: the home page (find a person, people on the ledger) and a
+//! Server-rendered web pages: the home page (find a person, the release calendar) and a
 //! person's journey timeline. Plain HTML with escaped text and no scripts from elsewhere.
 
 use axum::extract::{Path, Query, State};
 use axum::response::{Html, IntoResponse, Redirect, Response};
+use chrono::Duration;
 use serde::Deserialize;
-use throughcare_events::Identifier;
+use throughcare_events::{Identifier, PrisonCode, PILOT_PRISONS};
 use throughcare_projections::{FlagCode, Journey};
 
 use crate::api::parse_person;
@@ -20,13 +21,18 @@ fn esc(s: &str) -> String {
         .replace('\'', "&#39;")
 }
 
-/// A flag as a badge, spelt as in the API.
-fn flag(code: FlagCode) -> String {
-    let name = serde_json::to_value(code)
+/// A code (status, flag) spelt as in the API.
+fn code(value: &impl serde::Serialize) -> String {
+    let name = serde_json::to_value(value)
         .ok()
         .and_then(|v| v.as_str().map(str::to_string))
         .unwrap_or_default();
-    format!("<span class=flag>{}</span>", esc(&name))
+    esc(&name)
+}
+
+/// A flag as a badge.
+fn flag(f: FlagCode) -> String {
+    format!("<span class=flag>{}</span>", code(&f))
 }
 
 fn page(title: &str, body: &str) -> Html<String> {
@@ -35,7 +41,7 @@ fn page(title: &str, body: &str) -> Html<String> {
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <style>
 body{{font-family:system-ui,sans-serif;margin:2rem auto;max-width:70rem;padding:0 1rem;color:#212b32}}
-h1{{font-size:1.6rem}} table{{border-collapse:collapse;width:100%}} td,th{{border-bottom:1px solid #d8dde0;padding:.35rem .5rem;text-align:left;vertical-align:top}}
+h1{{font-size:1.6rem}} table{{border-collapse:collapse;width:100%}} td,th{{border-bottom:1px solid #d8dde0;padding:.35rem .5rem;text-align:left;vertical-align:top}} td:first-child{{white-space:nowrap}}
 .flag{{background:#fde8e6;color:#8a1f11;padding:.1rem .4rem;border-radius:.3rem;margin-right:.3rem;font-size:.85rem}}
 .status{{background:#e8f1f8;color:#005eb8;padding:.1rem .4rem;border-radius:.3rem}} .muted{{color:#4c6272;font-size:.9rem}}
 a{{color:#005eb8}} header{{border-bottom:4px solid #005eb8;margin-bottom:1rem}}
@@ -48,9 +54,11 @@ a{{color:#005eb8}} header{{border-bottom:4px solid #005eb8;margin-bottom:1rem}}
 #[derive(Deserialize)]
 pub struct HomeQuery {
     identifier: Option<String>,
+    prison: Option<String>,
 }
 
-/// `GET /`: find a person by any identifier; the people the ledger knows.
+/// `GET /[?prison=WCI]`: find a person by any identifier; who is released in the last week
+/// and the next four, with the gaps a manager must close.
 pub async fn home(
     State(state): State<AppState>,
     Query(q): Query<HomeQuery>,
@@ -71,30 +79,56 @@ pub async fn home(
         }
     }
     let now = state.ledger.now();
+    let today = now.date_naive();
+    let prison = q.prison.as_deref().filter(|p| PrisonCode::parse(p).is_ok());
+    let (from, to) = (today - Duration::days(7), today + Duration::days(28));
     let mut rows = String::new();
-    let mut shown = 0;
-    for j in state.models.journeys().take(200) {
-        let j = j?;
-        shown += 1;
+    let releases = state.models.releases(from, to, prison)?;
+    for (day, j) in &releases {
         let v = j.view(now);
+        let released = j.released_at.is_some() && !j.in_custody;
+        let gaps: String = [
+            (j.status.is_open() && j.worker.is_none(), "unallocated"),
+            (j.status.is_open() && j.plan.is_none(), "no plan"),
+            (j.status.is_open() && !j.consent.engage, "no consent"),
+        ]
+        .iter()
+        .filter(|(on, _)| *on)
+        .map(|(_, label)| format!("<span class=flag>{label}</span>"))
+        .collect();
         rows.push_str(&format!(
-            "<tr><td><a href=\"/people/{p}\">{p}</a></td><td>{ids}</td><td><span class=status>{s:?}</span></td><td>{prison}</td><td>{rd}</td><td>{flags}</td></tr>",
+            "<tr><td>{day}</td><td>{kind}</td><td><a href=\"/people/{p}\">{ids}</a></td><td>{prison}</td><td><span class=status>{s}</span></td><td>{worker}</td><td>{gaps}{flags}</td></tr>",
+            kind = if released { "released" } else { "expected" },
             p = j.person_id,
-            ids = esc(&j.identifiers.all().join(", ")),
-            s = j.status,
+            ids = esc(&j.identifiers.nomis.iter().next().cloned().unwrap_or_else(|| j.person_id.to_string())),
             prison = esc(j.prison.as_deref().unwrap_or("")),
-            rd = j.release_date.as_ref().map(|r| r.date.to_string()).unwrap_or_default(),
+            s = code(&j.status),
+            worker = esc(j.worker.as_ref().map(|w| w.worker_id.as_str()).unwrap_or("")),
             flags = v.active_flags.iter().map(|f| flag(*f)).collect::<String>(),
         ));
     }
+    let prisons: String = PILOT_PRISONS
+        .iter()
+        .map(|p| {
+            format!(
+                "<a href=\"/?prison={p}\">{p} {}</a> · ",
+                esc(PrisonCode::parse(p).map(|c| c.name()).unwrap_or(""))
+            )
+        })
+        .collect();
     let body = format!(
         r#"<form method="get" action="/"><label>Find a person by identifier
 <input name="identifier" placeholder="nomis:A1234BC, nhs:9434765919, crn:X123456" size="40"></label> <button>Find</button></form>{notice}
-<p class="muted">Read models at position {cp}. Showing {shown} people.</p>
-<table><thead><tr><th>Person</th><th>Identifiers</th><th>Status</th><th>Prison</th><th>Release date</th><th>Flags</th></tr></thead><tbody>{rows}</tbody></table>"#,
+<h2>Release calendar {from} to {to}{which}</h2>
+<p class="muted">Pilot prisons: {prisons}<a href="/">all</a>. Read models at position {cp}. {n} releases.
+KPIs: <a href="/v1/kpis{kq}">/v1/kpis</a>.</p>
+<table><thead><tr><th>Date</th><th></th><th>Person</th><th>Prison</th><th>Status</th><th>Worker</th><th>Gaps and flags</th></tr></thead><tbody>{rows}</tbody></table>"#,
+        which = prison.map(|p| format!(" at {p}")).unwrap_or_default(),
+        kq = prison.map(|p| format!("?prison={p}")).unwrap_or_default(),
+        n = releases.len(),
         cp = state.models.checkpoint(),
     );
-    Ok(page("People", &body).into_response())
+    Ok(page("Release calendar", &body).into_response())
 }
 
 /// `GET /people/{id}`: a person's journey and timeline.
@@ -149,7 +183,7 @@ pub async fn person(
         })
         .collect();
     let body = format!(
-        r#"<p><span class=status>{status:?}</span> {flags}</p>
+        r#"<p><span class=status>{status}</span> {flags}</p>
 <table><tbody>
 <tr><th>Identifiers</th><td>{ids}</td></tr>
 <tr><th>Prison</th><td>{prison} {custody}</td></tr>
@@ -162,7 +196,7 @@ pub async fn person(
 <h2>Timeline</h2><p class=muted>Occurred is when it happened; recorded is when the ledger learnt it.</p>
 <table><thead><tr><th>#</th><th>Occurred</th><th>Recorded</th><th>What</th><th>Source</th></tr></thead><tbody>{timeline}</tbody></table>
 <p class=muted><a href="/v1/people/{p}/journey">journey JSON</a> · <a href="/v1/people/{p}/events">recorded events</a> · <a href="/v1/people/{p}/verify">verify chain</a></p>"#,
-        status = j.status,
+        status = code(&j.status),
         ids = esc(&j.identifiers.all().join(", ")),
         prison = esc(j.prison.as_deref().unwrap_or("—")),
         custody = if j.in_custody {
