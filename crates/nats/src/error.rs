@@ -1,0 +1,52 @@
+//! Errors of the JetStream backend, and how they map onto the ledger's [`Error`].
+
+use throughcare_ledger::Error;
+
+/// Why the JetStream log could not be opened or used.
+#[derive(Debug, thiserror::Error)]
+pub enum JetStreamError {
+    /// No connection to the NATS server.
+    #[error("cannot connect to NATS at {url}: {detail}")]
+    Connect { url: String, detail: String },
+    /// The server is older than the ledger accepts.
+    #[error(
+        "nats-server {found} is too old: throughcare needs nats-server {minimum} or newer, because \
+         JetStream in 2.10.20-2.10.22 can lose acknowledged writes when the server process \
+         crashes (found by Jepsen, fixed in 2.10.23); upgrade the server"
+    )]
+    TooOld { found: String, minimum: String },
+    /// The server did not say which version it is, so the version policy cannot be applied.
+    #[error("the NATS server did not report a usable version ({reported:?}); refusing to use it")]
+    UnknownVersion { reported: String },
+    /// The server runs without JetStream.
+    #[error("the NATS server at {url} does not have JetStream enabled (start it with -js)")]
+    NoJetStream { url: String },
+    /// The stream or a KV bucket exists with a configuration that could lose or rewrite events.
+    #[error("JetStream stream {stream} is not safe for the ledger: {problems}")]
+    UnsafeStream { stream: String, problems: String },
+    /// Setting up the stream or the buckets failed.
+    #[error("cannot set up JetStream {what}: {detail}")]
+    Setup { what: String, detail: String },
+}
+
+impl From<JetStreamError> for Error {
+    fn from(e: JetStreamError) -> Self {
+        Error::Unavailable(e.to_string())
+    }
+}
+
+/// One attempt of an operation that may be retried.
+#[derive(Debug)]
+pub(crate) enum Attempt {
+    /// A transient failure (timeout, no responders while a server restarts, disconnected):
+    /// the same operation may be tried again.
+    Retry(String),
+    /// A final answer.
+    Fail(Error),
+}
+
+impl From<Error> for Attempt {
+    fn from(e: Error) -> Self {
+        Attempt::Fail(e)
+    }
+}
