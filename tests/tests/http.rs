@@ -1,12 +1,13 @@
-//! HTTP end to end against the real binary on a loopback port: a person walked from
-//! referral to GP registration, retries, reads, and every bad input of DESIGN.md refused
-//! with its documented status, leaving no trace.
+//! HTTP end to end against the real binary on a loopback port, on the embedded backend and
+//! on JetStream: a person walked from referral to GP registration, retries, reads, and
+//! every bad input of DESIGN.md refused with its documented status, leaving no trace.
 
 mod support;
 
 use chrono::{Duration, Utc};
 use serde_json::{json, Value};
 use support::{event, Client, Reply, Server};
+use throughcare_nats::testkit::NatsServer;
 
 fn at(days_ago: i64) -> String {
     (Utc::now() - Duration::days(days_ago)).to_rfc3339()
@@ -35,11 +36,34 @@ fn assert_problem(r: &Reply, status: u16, kind: &str) {
     );
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_person_walked_from_referral_to_gp_registration() {
+/// The embedded backend, or JetStream on a nats-server of its own.
+async fn on_both_backends<F, Fut>(scenario: F)
+where
+    F: Fn(Client) -> Fut,
+    Fut: std::future::Future<Output = ()>,
+{
     let dir = tempfile::tempdir().unwrap();
     let server = Server::start(dir.path());
-    let c = Client::new(&server.url);
+    scenario(Client::new(&server.url)).await;
+    drop(server);
+
+    let dir = tempfile::tempdir().unwrap();
+    let nats = NatsServer::start(&dir.path().join("nats"));
+    let server = Server::start_with(&dir.path().join("data"), &["--nats", &nats.url()]);
+    scenario(Client::new(&server.url)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_person_walked_from_referral_to_gp_registration() {
+    on_both_backends(walk_to_gp_registration).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_inputs_get_their_documented_status_and_leave_no_trace() {
+    on_both_backends(bad_inputs).await;
+}
+
+async fn walk_to_gp_registration(c: Client) {
 
     let referral = event(
         "referral.received",
@@ -185,11 +209,7 @@ async fn a_person_walked_from_referral_to_gp_registration() {
     assert_eq!(cl["cases"][0]["person_id"], person_id.as_str());
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn bad_inputs_get_their_documented_status_and_leave_no_trace() {
-    let dir = tempfile::tempdir().unwrap();
-    let server = Server::start(dir.path());
-    let c = Client::new(&server.url);
+async fn bad_inputs(c: Client) {
     let good = event(
         "referral.received",
         "ok-1",

@@ -7,13 +7,16 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 mod demo;
 
 use anyhow::{bail, Context, Result};
 use clap::{Parser, Subcommand};
 use throughcare_ledger::{EmbeddedLog, EventLog, Ledger};
+use throughcare_nats::{
+    serve_submissions, JetStreamConfig, JetStreamError, JetStreamLog, SubmitReply,
+};
 use throughcare_projector::Projector;
 use throughcare_server::AppState;
 
@@ -38,6 +41,13 @@ enum Command {
         /// Address to listen on (open development mode allows loopback only).
         #[arg(long, default_value = "127.0.0.1:8080", env = "THROUGHCARE_LISTEN")]
         listen: SocketAddr,
+        /// Keep the event log in NATS JetStream at this URL (comma-separated for a
+        /// cluster); sled under --data then holds only read models.
+        #[arg(long, env = "THROUGHCARE_NATS")]
+        nats: Option<String>,
+        /// Stream and KV replicas when --nats creates them (3 on a 3-node cluster).
+        #[arg(long, default_value_t = 1, requires = "nats")]
+        replicas: usize,
         /// Seed a synthetic population (through the write path; idempotent).
         #[arg(long)]
         demo: bool,
@@ -55,6 +65,9 @@ enum Command {
     Rebuild {
         #[arg(long, default_value = "./throughcare-data", env = "THROUGHCARE_DATA")]
         data: PathBuf,
+        /// The JetStream the log is in, if the server runs with --nats.
+        #[arg(long, env = "THROUGHCARE_NATS")]
+        nats: Option<String>,
     },
 }
 
@@ -83,11 +96,16 @@ fn main() -> ExitCode {
             Command::Serve {
                 data,
                 listen,
+                nats,
+                replicas,
                 demo,
                 people,
-            } => serve(&data, listen, demo.then_some(people)).await,
+            } => {
+                let backend = nats.map(|url| (url, replicas));
+                serve(&data, listen, backend, demo.then_some(people)).await
+            }
             Command::Submit { url, file } => submit(&url, &file).await,
-            Command::Rebuild { data } => rebuild(&data).await,
+            Command::Rebuild { data, nats } => rebuild(&data, nats.map(|u| (u, 1))).await,
         }
     });
     match result {
@@ -99,27 +117,64 @@ fn main() -> ExitCode {
     }
 }
 
-/// Opens the embedded ledger and the read models under `data`.
-fn open(data: &Path) -> Result<(Arc<dyn EventLog>, Projector)> {
+/// How long `serve --nats` keeps trying to reach NATS at start.
+const NATS_CONNECT_PATIENCE: Duration = Duration::from_secs(30);
+
+/// Opens the event log (embedded under `data`, or JetStream) and the read models.
+async fn open(
+    data: &Path,
+    nats: Option<&(String, usize)>,
+) -> Result<(Arc<dyn EventLog>, Projector)> {
     std::fs::create_dir_all(data).with_context(|| format!("cannot create {}", data.display()))?;
-    let log = EmbeddedLog::open(&data.join("ledger")).with_context(|| {
-        format!(
-            "cannot open the ledger in {} (is another throughcare using it?)",
-            data.display()
-        )
-    })?;
+    let log: Arc<dyn EventLog> = match nats {
+        None => Arc::new(EmbeddedLog::open(&data.join("ledger")).with_context(|| {
+            format!(
+                "cannot open the ledger in {} (is another throughcare using it?)",
+                data.display()
+            )
+        })?),
+        Some((url, replicas)) => {
+            let config = JetStreamConfig::new(url.clone()).replicas(*replicas);
+            let started = Instant::now();
+            loop {
+                match JetStreamLog::connect_with(config.clone()).await {
+                    Ok(log) => {
+                        tracing::info!(%url, server = %log.server_version(), replicas, "event log on NATS JetStream");
+                        break Arc::new(log);
+                    }
+                    // A server that is too old or unsafe will not become right by waiting.
+                    Err(
+                        e @ (JetStreamError::TooOld { .. }
+                        | JetStreamError::UnknownVersion { .. }
+                        | JetStreamError::UnsafeStream { .. }
+                        | JetStreamError::NoJetStream { .. }),
+                    ) => return Err(e.into()),
+                    Err(e) if started.elapsed() < NATS_CONNECT_PATIENCE => {
+                        tracing::warn!(error = %e, "NATS not reachable yet; retrying");
+                        tokio::time::sleep(Duration::from_millis(500)).await;
+                    }
+                    Err(e) => return Err(e.into()),
+                }
+            }
+        }
+    };
     let projector = Projector::open(&data.join("readmodels"))
         .with_context(|| format!("cannot open the read models in {}", data.display()))?;
-    Ok((Arc::new(log), projector))
+    Ok((log, projector))
 }
 
-async fn serve(data: &Path, listen: SocketAddr, demo: Option<u64>) -> Result<()> {
+async fn serve(
+    data: &Path,
+    listen: SocketAddr,
+    nats: Option<(String, usize)>,
+    demo: Option<u64>,
+) -> Result<()> {
     if !listen.ip().is_loopback() {
         bail!(
             "open development mode (no --auth) may only listen on a loopback address, not {listen}"
         );
     }
-    let (log, projector) = open(data)?;
+    let (log, projector) = open(data, nats.as_ref()).await?;
     let ledger = Ledger::with_system_clock(log.clone());
     let models = projector.read_models();
     let projector_log = log.clone();
@@ -133,8 +188,40 @@ async fn serve(data: &Path, listen: SocketAddr, demo: Option<u64>) -> Result<()>
         .with_context(|| format!("cannot listen on {listen}"))?;
     let head = log.head().await?;
     tracing::warn!("open development mode: no authentication; listening on loopback only");
-    tracing::info!(%listen, data = %data.display(), head, checkpoint = models.checkpoint(), "throughcare serving on the embedded ledger");
+    let backend = if nats.is_some() {
+        "NATS JetStream"
+    } else {
+        "the embedded sled ledger"
+    };
+    tracing::info!(%listen, data = %data.display(), head, checkpoint = models.checkpoint(), "throughcare serving on {backend}");
     println!("throughcare listening on http://{}", listener.local_addr()?);
+    let state = AppState::new(ledger.clone(), models.clone());
+    if let Some((url, _)) = &nats {
+        // Partners may also submit by NATS request-reply, answered exactly as over HTTP.
+        let (url, state) = (url.clone(), state.clone());
+        tokio::spawn(async move {
+            let served = serve_submissions(&url, move |content_type, body| {
+                let state = state.clone();
+                async move {
+                    let (status, content_type, body) = throughcare_server::handle_submission(
+                        &state,
+                        content_type.as_deref(),
+                        &body,
+                    )
+                    .await;
+                    SubmitReply {
+                        status,
+                        content_type,
+                        body,
+                    }
+                }
+            })
+            .await;
+            if let Err(e) = served {
+                tracing::error!(error = %e, "the NATS submit service stopped");
+            }
+        });
+    }
     if let Some(people) = demo {
         // Seed in the background so the page answers while the population grows.
         let ledger = ledger.clone();
@@ -144,7 +231,7 @@ async fn serve(data: &Path, listen: SocketAddr, demo: Option<u64>) -> Result<()>
             }
         });
     }
-    throughcare_server::serve(listener, AppState::new(ledger, models), shutdown())
+    throughcare_server::serve(listener, state, shutdown())
         .await
         .context("server failed")?;
     projector_task.abort();
@@ -227,11 +314,11 @@ async fn submit(url: &str, file: &Path) -> Result<()> {
     Ok(())
 }
 
-async fn rebuild(data: &Path) -> Result<()> {
-    if !data.join("ledger").exists() {
+async fn rebuild(data: &Path, nats: Option<(String, usize)>) -> Result<()> {
+    if nats.is_none() && !data.join("ledger").exists() {
         bail!("no ledger in {}", data.display());
     }
-    let (log, projector) = open(data)?;
+    let (log, projector) = open(data, nats.as_ref()).await?;
     let started = Instant::now();
     let n = projector.rebuild(log.as_ref()).await?;
     let secs = started.elapsed().as_secs_f64();

@@ -136,6 +136,7 @@ mod error;
 mod log;
 pub mod records;
 mod stats;
+mod submit;
 pub mod testkit;
 mod version;
 
@@ -147,4 +148,5 @@ pub use records::{
     STREAM, SUBJECT_PREFIX, SUBMISSIONS_BUCKET,
 };
 pub use stats::Stats;
+pub use submit::{serve_submissions, submit_request, SubmitReply, STATUS_HEADER, SUBMIT_SUBJECT};
 pub use version::{check_server_version, MINIMUM_SERVER_VERSION};

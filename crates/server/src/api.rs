@@ -31,7 +31,27 @@ pub async fn post_events(
     request: Request,
 ) -> Result<Response, ApiError> {
     let media = media_type(request.headers());
-    let expect_batch = match media.as_deref() {
+    let body = axum::body::to_bytes(request.into_body(), MAX_BODY_BYTES)
+        .await
+        .map_err(|_| {
+            state.metrics.invalid();
+            ApiError::invalid(vec![Problem {
+                pointer: String::new(),
+                detail: format!("body is over the limit of {MAX_BODY_BYTES} bytes (64 KiB)"),
+            }])
+        })?;
+    let (status, reply) = submit(&state, media.as_deref(), &body).await?;
+    Ok((status, Json(reply)).into_response())
+}
+
+/// Records a submission body (one CloudEvent or a batch) whatever the transport: HTTP and
+/// the NATS submit service both answer with this.
+pub async fn submit(
+    state: &AppState,
+    media: Option<&str>,
+    body: &[u8],
+) -> Result<(StatusCode, Value), ApiError> {
+    let expect_batch = match media {
         Some(SINGLE) => Some(false),
         Some(BATCH) => Some(true),
         Some("application/json") | None => None,
@@ -44,16 +64,7 @@ pub async fn post_events(
             ))
         }
     };
-    let body = axum::body::to_bytes(request.into_body(), MAX_BODY_BYTES)
-        .await
-        .map_err(|_| {
-            state.metrics.invalid();
-            ApiError::invalid(vec![Problem {
-                pointer: String::new(),
-                detail: format!("body is over the limit of {MAX_BODY_BYTES} bytes (64 KiB)"),
-            }])
-        })?;
-    let submission = validate_body(&body, state.ledger.now()).map_err(|p| {
+    let submission = validate_body(body, state.ledger.now()).map_err(|p| {
         state.metrics.invalid();
         ApiError::invalid(p)
     })?;
@@ -87,7 +98,7 @@ pub async fn post_events(
             } else {
                 StatusCode::CREATED
             };
-            Ok((status, Json(receipt)).into_response())
+            Ok((status, json!(receipt)))
         }
         Submission::Batch(events) => {
             let results = state.ledger.submit_batch(events).await.map_err(|f| {
@@ -120,15 +131,20 @@ pub async fn post_events(
             } else {
                 StatusCode::MULTI_STATUS
             };
-            Ok((status, Json(json!({ "items": items }))).into_response())
+            Ok((status, json!({ "items": items })))
         }
     }
 }
 
 fn media_type(headers: &HeaderMap) -> Option<String> {
-    let v = headers.get(header::CONTENT_TYPE)?.to_str().ok()?;
+    parse_media(headers.get(header::CONTENT_TYPE)?.to_str().ok()?)
+}
+
+/// The media type of a Content-Type value, lower-cased, without parameters.
+pub fn parse_media(content_type: &str) -> Option<String> {
     Some(
-        v.split(';')
+        content_type
+            .split(';')
             .next()
             .unwrap_or("")
             .trim()

@@ -57,6 +57,21 @@ pub fn app(state: AppState) -> Router {
         .with_state(state)
 }
 
+/// Answers one submission body from another transport (the NATS submit service) exactly
+/// as `POST /v1/events` would: (status, media type, body).
+pub async fn handle_submission(
+    state: &AppState,
+    content_type: Option<&str>,
+    body: &[u8],
+) -> (u16, &'static str, Vec<u8>) {
+    let media = content_type.and_then(api::parse_media);
+    let (status, media, value) = match api::submit(state, media.as_deref(), body).await {
+        Ok((status, value)) => (status, "application/json", value),
+        Err(e) => (e.status, "application/problem+json", e.to_json()),
+    };
+    (status.as_u16(), media, value.to_string().into_bytes())
+}
+
 /// Serves the API on `listener` until `shutdown` completes.
 pub async fn serve(
     listener: tokio::net::TcpListener,

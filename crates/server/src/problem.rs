@@ -194,8 +194,9 @@ impl From<throughcare_projector::Error> for ApiError {
     }
 }
 
-impl IntoResponse for ApiError {
-    fn into_response(self) -> Response {
+impl ApiError {
+    /// The problem+json body.
+    pub fn to_json(&self) -> Value {
         let mut body = json!({
             "type": self.type_uri(),
             "title": self.title,
@@ -207,7 +208,13 @@ impl IntoResponse for ApiError {
                 b.insert(k.clone(), v.clone());
             }
         }
-        let mut res = (self.status, body.to_string()).into_response();
+        body
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let mut res = (self.status, self.to_json().to_string()).into_response();
         res.headers_mut().insert(
             header::CONTENT_TYPE,
             HeaderValue::from_static("application/problem+json"),
