@@ -163,7 +163,7 @@ impl Ledger {
         let mut failures = Vec::new();
         let mut owners: HashMap<Identifier, Tentative> = HashMap::new();
         let mut states: HashMap<Tentative, Journey> = HashMap::new();
-        let mut created = 0usize;
+        let mut created: Vec<PersonId> = Vec::new();
         for (index, event) in events.iter().enumerate() {
             let result: Result<(), Error> = async {
                 if self.prior(event).await?.is_some() {
@@ -189,35 +189,36 @@ impl Ledger {
                 let who = match found.first() {
                     Some((_, t)) => *t,
                     None => {
-                        created += 1;
-                        Tentative::New(created)
+                        created.push((self.new_person)());
+                        Tentative::New(created.len() - 1)
                     }
                 };
+                // A person this batch would create is named by the id it would get.
+                let id_of = |t: Tentative| match t {
+                    Tentative::Existing(p) => p,
+                    Tentative::New(k) => created[k],
+                };
                 if let Some((identifier, other)) = found.iter().find(|(_, t)| *t != who) {
-                    let (owner, person) = match (other, who) {
-                        (Tentative::Existing(o), Tentative::Existing(p)) => (*o, p),
-                        _ => (PersonId(ulid::Ulid::nil()), PersonId(ulid::Ulid::nil())),
-                    };
                     return Err(Error::IdentityConflict {
                         identifier: identifier.clone(),
-                        owner,
-                        person,
+                        owner: id_of(*other),
+                        person: id_of(who),
                     });
                 }
-                for id in ids {
-                    owners.insert(id, who);
-                }
-                let journey = match states.remove(&who) {
-                    Some(j) => j,
+                let mut journey = match states.get(&who) {
+                    Some(j) => j.clone(),
                     None => match who {
                         Tentative::Existing(p) => {
                             Journey::fold(p, &self.log.read_person(p, 1).await?)
                         }
-                        Tentative::New(_) => Journey::new(PersonId(ulid::Ulid::nil())),
+                        Tentative::New(k) => Journey::new(created[k]),
                     },
                 };
-                let mut journey = journey;
+                // A refused item changes nothing for the items after it.
                 decide(&journey, event).map_err(Error::Refused)?;
+                for id in ids {
+                    owners.insert(id, who);
+                }
                 // Fold the item in as if recorded so later items see it.
                 let next = journey.version + 1;
                 journey.apply(&RecordedEvent {
