@@ -64,7 +64,6 @@ async fn bad_inputs_get_their_documented_status_and_leave_no_trace() {
 }
 
 async fn walk_to_gp_registration(c: Client) {
-
     let referral = event(
         "referral.received",
         "ev-1",

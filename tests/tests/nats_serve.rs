@@ -11,8 +11,8 @@ use std::time::Duration;
 use chrono::Utc;
 use serde_json::{json, Value};
 use support::{event, nhs_number, nomis, Client, Server};
-use throughcare_nats::testkit::NatsServer;
 use throughcare_nats::submit_request;
+use throughcare_nats::testkit::NatsServer;
 
 fn at(minutes_ago: i64) -> String {
     (Utc::now() - chrono::Duration::minutes(minutes_ago)).to_rfc3339()
@@ -25,14 +25,21 @@ async fn two_serve_processes_on_one_nats_lose_nothing_and_agree() {
     let a = Server::start_with(&dir.path().join("a"), &["--nats", &nats.url()]);
     let b = Server::start_with(&dir.path().join("b"), &["--nats", &nats.url()]);
     let (ca, cb) = (Client::new(&a.url), Client::new(&b.url));
-    let people: Vec<Value> = (0..6).map(|i| json!({"nomis": nomis(500 + i), "nhs_number": nhs_number(500 + i)})).collect();
+    let people: Vec<Value> = (0..6)
+        .map(|i| json!({"nomis": nomis(500 + i), "nhs_number": nhs_number(500 + i)}))
+        .collect();
 
     // Both processes receive the same referral for each new person at the same time: one
     // person each, one referral recorded, the other answer a duplicate.
     let mut tasks = Vec::new();
     for (i, who) in people.iter().enumerate() {
-        let referral = event("referral.received", &format!("ref-{i}"), &at(60), json!({"person": who,
-            "referral_id": format!("R-{i}"), "referrer": {"kind": "LIAISON_DIVERSION"}, "prison": "GNI", "vulnerabilities": ["ADHD"]}));
+        let referral = event(
+            "referral.received",
+            &format!("ref-{i}"),
+            &at(60),
+            json!({"person": who,
+            "referral_id": format!("R-{i}"), "referrer": {"kind": "LIAISON_DIVERSION"}, "prison": "GNI", "vulnerabilities": ["ADHD"]}),
+        );
         for c in [ca.clone(), cb.clone()] {
             let referral = referral.clone();
             tasks.push(tokio::spawn(async move { c.post(&referral).await }));
@@ -49,7 +56,12 @@ async fn two_serve_processes_on_one_nats_lose_nothing_and_agree() {
         }
     }
     for (i, who) in people.iter().enumerate() {
-        let accept = event("referral.accepted", &format!("acc-{i}"), &at(59), json!({"person": who, "referral_id": format!("R-{i}")}));
+        let accept = event(
+            "referral.accepted",
+            &format!("acc-{i}"),
+            &at(59),
+            json!({"person": who, "referral_id": format!("R-{i}")}),
+        );
         assert_eq!(ca.post(&accept).await.status, 201);
     }
 
@@ -62,10 +74,19 @@ async fn two_serve_processes_on_one_nats_lose_nothing_and_agree() {
         writers.push(tokio::spawn(async move {
             for k in 0..15u64 {
                 let who = &people[((w + k) % people.len() as u64) as usize];
-                let e = event("contact.attempted", &format!("w{w}-{k}"), &at(30), json!({"person": who, "channel": "SMS", "outcome": "MESSAGE_LEFT"}));
+                let e = event(
+                    "contact.attempted",
+                    &format!("w{w}-{k}"),
+                    &at(30),
+                    json!({"person": who, "channel": "SMS", "outcome": "MESSAGE_LEFT"}),
+                );
                 let r = c.post(&e).await;
                 assert_eq!(r.status, 201, "{r:?}");
-                acks.lock().unwrap().push((r.body["person_id"].as_str().unwrap().to_string(), format!("w{w}-{k}"), r.body["position"].as_u64().unwrap()));
+                acks.lock().unwrap().push((
+                    r.body["person_id"].as_str().unwrap().to_string(),
+                    format!("w{w}-{k}"),
+                    r.body["position"].as_u64().unwrap(),
+                ));
             }
         }));
     }
@@ -76,29 +97,53 @@ async fn two_serve_processes_on_one_nats_lose_nothing_and_agree() {
     assert_eq!(acks.len(), 12 * 15);
     let head = acks.iter().map(|a| a.2).max().unwrap();
     let positions: HashSet<u64> = acks.iter().map(|a| a.2).collect();
-    assert_eq!(positions.len(), acks.len(), "two acknowledgements share a position");
+    assert_eq!(
+        positions.len(),
+        acks.len(),
+        "two acknowledgements share a position"
+    );
 
     for person in persons.values() {
         let mut journeys = Vec::new();
         for c in [&ca, &cb] {
             let events = c.get(&format!("/v1/people/{person}/events")).await.body;
             let events = events["events"].as_array().unwrap().clone();
-            let ids: Vec<&str> = events.iter().map(|e| e["event"]["id"].as_str().unwrap()).collect();
+            let ids: Vec<&str> = events
+                .iter()
+                .map(|e| e["event"]["id"].as_str().unwrap())
+                .collect();
             let unique: HashSet<&&str> = ids.iter().collect();
-            assert_eq!(unique.len(), ids.len(), "an event recorded twice for {person}");
+            assert_eq!(
+                unique.len(),
+                ids.len(),
+                "an event recorded twice for {person}"
+            );
             // 1 referral + 1 acceptance + every acknowledged contact of this person.
             let acked = acks.iter().filter(|a| &a.0 == person).count();
             assert_eq!(events.len(), 2 + acked, "lost update for {person}");
             for a in acks.iter().filter(|a| &a.0 == person) {
-                assert!(events.iter().any(|e| e["position"] == a.2 && e["event"]["id"] == a.1.as_str()), "{a:?} missing");
+                assert!(
+                    events
+                        .iter()
+                        .any(|e| e["position"] == a.2 && e["event"]["id"] == a.1.as_str()),
+                    "{a:?} missing"
+                );
             }
-            assert_eq!(c.get(&format!("/v1/people/{person}/verify")).await.body["ok"], true);
-            let mut j = c.get(&format!("/v1/people/{person}/journey?min_position={head}")).await;
+            assert_eq!(
+                c.get(&format!("/v1/people/{person}/verify")).await.body["ok"],
+                true
+            );
+            let mut j = c
+                .get(&format!("/v1/people/{person}/journey?min_position={head}"))
+                .await;
             assert_eq!(j.status, 200, "{j:?}");
             j.body.as_object_mut().unwrap().remove("as_of");
             journeys.push(j.body);
         }
-        assert_eq!(journeys[0], journeys[1], "the two read models differ for {person}");
+        assert_eq!(
+            journeys[0], journeys[1],
+            "the two read models differ for {person}"
+        );
     }
     for (i, who) in people.iter().enumerate() {
         let id = format!("nomis:{}", who["nomis"].as_str().unwrap());
@@ -115,8 +160,13 @@ async fn partners_submit_by_nats_request_reply() {
     let nats = NatsServer::start(&dir.path().join("nats"));
     let server = Server::start_with(&dir.path().join("data"), &["--nats", &nats.url()]);
     let http = Client::new(&server.url);
-    let referral = event("referral.received", "nats-1", &at(10), json!({"person": {"nomis": "N1234AB"}, "referral_id": "R-N",
-        "referrer": {"kind": "PROBATION"}, "prison": "AYI", "vulnerabilities": ["LEARNING_DISABILITY"]}));
+    let referral = event(
+        "referral.received",
+        "nats-1",
+        &at(10),
+        json!({"person": {"nomis": "N1234AB"}, "referral_id": "R-N",
+        "referrer": {"kind": "PROBATION"}, "prison": "AYI", "vulnerabilities": ["LEARNING_DISABILITY"]}),
+    );
     let body = serde_json::to_vec(&referral).unwrap();
     let send = |ct: &'static str, body: Vec<u8>| {
         let url = nats.url();
@@ -124,7 +174,9 @@ async fn partners_submit_by_nats_request_reply() {
             // The submit service subscribes just after the HTTP listener is up.
             for _ in 0..50 {
                 match submit_request(&url, ct, body.clone(), Duration::from_secs(5)).await {
-                    Ok((status, reply)) => return (status, serde_json::from_slice::<Value>(&reply).unwrap()),
+                    Ok((status, reply)) => {
+                        return (status, serde_json::from_slice::<Value>(&reply).unwrap())
+                    }
                     Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
                 }
             }
@@ -139,7 +191,10 @@ async fn partners_submit_by_nats_request_reply() {
 
     // The same reply body as HTTP: a retry is a duplicate, over either transport.
     let (status, again) = send("application/cloudevents+json", body.clone()).await;
-    assert_eq!((status, &again["duplicate"], &again["position"]), (200, &json!(true), &json!(1)));
+    assert_eq!(
+        (status, &again["duplicate"], &again["position"]),
+        (200, &json!(true), &json!(1))
+    );
     let over_http = http.post(&referral).await;
     assert_eq!(over_http.status, 200);
     assert_eq!(over_http.body, again);
@@ -148,15 +203,24 @@ async fn partners_submit_by_nats_request_reply() {
     let mut bad = referral.clone();
     bad["id"] = json!("nats-2");
     bad["data"]["prison"] = json!("XXX");
-    let (status, problem) = send("application/cloudevents+json", serde_json::to_vec(&bad).unwrap()).await;
+    let (status, problem) = send(
+        "application/cloudevents+json",
+        serde_json::to_vec(&bad).unwrap(),
+    )
+    .await;
     assert_eq!(status, 422);
-    assert_eq!(problem["type"], "urn:throughcare:problem:invalid-submission");
+    assert_eq!(
+        problem["type"],
+        "urn:throughcare:problem:invalid-submission"
+    );
     assert_eq!(problem["errors"][0]["pointer"], "/data/prison");
     assert_eq!(problem, http.post(&bad).await.body);
     let (status, _) = send("text/plain", b"hello".to_vec()).await;
     assert_eq!(status, 415);
 
-    let j = http.get(&format!("/v1/people/{person}/journey?min_position=1")).await;
+    let j = http
+        .get(&format!("/v1/people/{person}/journey?min_position=1"))
+        .await;
     assert_eq!(j.body["status"], "REFERRED");
     assert_eq!(j.body["timeline"].as_array().unwrap().len(), 1);
 }
