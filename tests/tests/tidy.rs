@@ -72,6 +72,7 @@ fn dependencies_point_one_way() {
         ("crates/projector", "throughcare-projector"),
         ("crates/server", "throughcare-server"),
         ("crates/cli", "throughcare-cli"),
+        ("crates/bench", "throughcare-bench"),
     ];
     for (i, (dir, name)) in order.iter().enumerate() {
         let manifest = root().join(dir).join("Cargo.toml");
