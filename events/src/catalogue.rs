@@ -256,6 +256,11 @@ macro_rules! catalogue {
             pub fn from_json(kind: EventType, value: &Value, pointer: &str, problems: &mut Problems) -> Option<Self> {
                 match kind { $(EventType::$variant => $variant::from_json(value, pointer, problems).map(EventData::$variant)),* }
             }
+            /// Reads `data` of a stored event with serde alone (it was validated when it was
+            /// recorded): much cheaper than [`EventData::from_json`], with no problem list.
+            pub fn from_value(kind: EventType, value: Value) -> Result<Self, serde_json::Error> {
+                match kind { $(EventType::$variant => serde_json::from_value(value).map(EventData::$variant)),* }
+            }
             /// The JSON Schema of each type's data, for the checked-in catalogue schema.
             pub fn schemas(gen: &mut schemars::gen::SchemaGenerator) -> Vec<(EventType, schemars::schema::Schema)> {
                 vec![$((EventType::$variant, gen.subschema_for::<$variant>())),*]

@@ -8,10 +8,9 @@ use std::fmt;
 
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
 use sha2::{Digest, Sha256};
 
-use crate::envelope::Event;
+use crate::envelope::{Event, StoredEnvelope};
 use crate::ids::PersonId;
 
 /// A SHA-256 digest, shown as lower-case hex.
@@ -107,16 +106,10 @@ impl StoredBody {
             person_id: PersonId,
             recorded_at: DateTime<Utc>,
             prev: Hash,
-            event: Value,
+            event: StoredEnvelope,
         }
         let body: Body = serde_json::from_slice(bytes).map_err(|e| bad(e.to_string()))?;
-        let event = Event::from_stored(&body.event).map_err(|p| {
-            bad(p
-                .iter()
-                .map(|p| format!("{}: {}", p.pointer, p.detail))
-                .collect::<Vec<_>>()
-                .join("; "))
-        })?;
+        let event = body.event.into_event().map_err(|e| bad(e.to_string()))?;
         Ok(RecordedEvent {
             position,
             person_id: body.person_id,

@@ -93,7 +93,9 @@ impl EmbeddedLog {
     pub fn open(dir: &Path) -> Result<Self, Error> {
         let db = sled::Config::new()
             .path(dir)
-            .cache_capacity(256 * 1024 * 1024)
+            // Mostly read once in order (rebuild, subscribe); the write path keeps its own
+            // journey cache, so a small page cache keeps memory flat as the log grows.
+            .cache_capacity(64 * 1024 * 1024)
             .open()?;
         let last = db
             .scan_prefix([b'L'])

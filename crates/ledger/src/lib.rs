@@ -3,6 +3,7 @@
 //!
 //! Only this crate and the projector touch sled; only crates/nats touches NATS.
 
+mod cache;
 mod embedded;
 mod error;
 mod log;

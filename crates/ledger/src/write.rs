@@ -12,7 +12,8 @@ use throughcare_events::{
 };
 use throughcare_projections::{decide, Journey};
 
-use crate::log::{AppendRequest, EventLog, ExpectedVersion, NewEvent};
+use crate::cache::JourneyCache;
+use crate::log::{AppendRequest, Appended, EventLog, ExpectedVersion, NewEvent};
 use crate::Error;
 
 /// How often an append is re-decided after losing a race before the caller is told. Each
@@ -46,7 +47,11 @@ pub struct Ledger {
     log: Arc<dyn EventLog>,
     clock: Clock,
     new_person: IdSource,
+    journeys: Arc<JourneyCache>,
 }
+
+/// Journeys the write path keeps folded in memory.
+const CACHED_JOURNEYS: usize = 100_000;
 
 /// Result of checking one person's hash chain.
 #[derive(Debug, Clone, Serialize)]
@@ -70,6 +75,7 @@ enum Tentative {
 impl Ledger {
     pub fn new(log: Arc<dyn EventLog>, clock: Clock, new_person: IdSource) -> Self {
         Ledger {
+            journeys: Arc::new(JourneyCache::new(CACHED_JOURNEYS)),
             log,
             clock,
             new_person,
@@ -102,8 +108,7 @@ impl Ledger {
                 return Ok(receipt);
             }
             let (person, claims) = self.resolve(&event).await?;
-            let history = self.log.read_person(person, 1).await?;
-            let journey = Journey::fold(person, &history);
+            let journey = self.journey(person).await?;
             let decided = decide(&journey, &event).map_err(Error::Refused)?;
             let recorded_at = self.now();
             let request = AppendRequest {
@@ -115,11 +120,13 @@ impl Ledger {
                     .map(|event| NewEvent { event, recorded_at })
                     .collect(),
             };
+            let events: Vec<Event> = request.events.iter().map(|e| e.event.clone()).collect();
             match self.log.append(request).await {
                 Ok(appended) => {
                     let a = appended
                         .first()
                         .ok_or_else(|| Error::Corrupt("append returned nothing".into()))?;
+                    self.remember(&journey, &appended, events, recorded_at);
                     return Ok(Receipt {
                         id: event.id.clone(),
                         person_id: a.person,
@@ -138,6 +145,51 @@ impl Ledger {
         Err(Error::Unavailable(format!(
             "gave up after {MAX_ATTEMPTS} attempts: the person is being written by others"
         )))
+    }
+
+    /// The person's journey: the cached fold plus whatever was recorded since.
+    async fn journey(&self, person: PersonId) -> Result<Arc<Journey>, Error> {
+        let cached = self.journeys.get(person);
+        let from = cached.as_ref().map_or(0, |j| j.version) + 1;
+        let newer = self.log.read_person(person, from).await?;
+        if newer.is_empty() {
+            if let Some(j) = cached {
+                return Ok(j);
+            }
+        }
+        let mut journey = cached.map_or_else(|| Journey::new(person), |j| (*j).clone());
+        for e in &newer {
+            journey.apply(e);
+        }
+        let journey = Arc::new(journey);
+        self.journeys.put(journey.clone());
+        Ok(journey)
+    }
+
+    /// Folds what was just appended into the cached journey (hashes do not matter to the
+    /// fold), so the person's next submission reads nothing back.
+    fn remember(
+        &self,
+        journey: &Journey,
+        appended: &[Appended],
+        events: Vec<Event>,
+        recorded_at: DateTime<Utc>,
+    ) {
+        if appended.iter().any(|a| a.duplicate) {
+            return;
+        }
+        let mut next = journey.clone();
+        for (a, event) in appended.iter().zip(events) {
+            next.apply(&RecordedEvent {
+                position: a.position,
+                person_id: a.person,
+                recorded_at,
+                prev: Hash::ZERO,
+                hash: Hash::ZERO,
+                event,
+            });
+        }
+        self.journeys.put(Arc::new(next));
     }
 
     /// Records a batch. The whole batch is checked first (idempotency, identity and
@@ -208,9 +260,7 @@ impl Ledger {
                 let mut journey = match states.get(&who) {
                     Some(j) => j.clone(),
                     None => match who {
-                        Tentative::Existing(p) => {
-                            Journey::fold(p, &self.log.read_person(p, 1).await?)
-                        }
+                        Tentative::Existing(p) => (*self.journey(p).await?).clone(),
                         Tentative::New(k) => Journey::new(created[k]),
                     },
                 };

@@ -197,7 +197,7 @@ pub async fn journey(
     State(state): State<AppState>,
     Path(id): Path<String>,
     Query(q): Query<JourneyQuery>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Response, ApiError> {
     let person = parse_person(&id)?;
     if let Some(min) = q.min_position {
         if !state.models.wait_for(min, FRESHNESS_WAIT).await {
@@ -212,7 +212,7 @@ pub async fn journey(
         .models
         .journey(person)?
         .ok_or_else(|| ApiError::not_found(format!("no journey for person {person}")))?;
-    Ok(Json(json!(j.view(state.ledger.now()))))
+    Ok(Json(j.view(state.ledger.now())).into_response())
 }
 
 fn recorded_json(e: &RecordedEvent) -> Value {
