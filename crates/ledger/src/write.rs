@@ -109,7 +109,18 @@ impl Ledger {
             }
             let (person, claims) = self.resolve(&event).await?;
             let journey = self.journey(person).await?;
-            let decided = decide(&journey, &event).map_err(Error::Refused)?;
+            let decided = match decide(&journey, &event) {
+                Ok(decided) => decided,
+                Err(refusal) => {
+                    // A concurrent writer (another task or process) may have recorded this
+                    // very submission since the check above, and the state now reflects
+                    // it: that is a retry, not a refusal.
+                    if let Some(receipt) = self.prior(&event).await? {
+                        return Ok(receipt);
+                    }
+                    return Err(Error::Refused(refusal));
+                }
+            };
             let recorded_at = self.now();
             let request = AppendRequest {
                 person,
