@@ -1,11 +1,9 @@
 //! The JetStream backend in the benchmarks: a nats-server of our own (the binary from
 //! `scripts/nats-server.sh`, on a free 127.0.0.1 port, a temporary store, killed by the
 //! process id we started), with or without `jetstream { sync_interval: always }`, and the
-//! write path over `throughcare_nats::JetStreamLog`.
-//!
-//! The raw baseline (async-nats publishing the same bytes, up to 1024 acks in flight) is
-//! not measured here: only crates/nats may import async-nats, so it needs a function there
-//! (see the report row's note).
+//! write path over `throughcare_nats::JetStreamLog`, beside its raw baseline on the same
+//! server: async-nats publishing the same stored bytes with up to 1024 acks in flight
+//! ([`throughcare_nats::raw_publish_baseline`]; only crates/nats may import async-nats).
 
 use std::fs::File;
 use std::net::{TcpListener, TcpStream};
@@ -14,9 +12,10 @@ use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use anyhow::{bail, Context, Result};
+use anyhow::{bail, ensure, Context, Result};
+use throughcare_events::StoredBody;
 use throughcare_ledger::EventLog;
-use throughcare_nats::{JetStreamConfig, JetStreamLog};
+use throughcare_nats::{raw_publish_baseline, JetStreamConfig, JetStreamLog};
 
 /// The script that provides the pinned nats-server (honours `NATS_SERVER_BIN`).
 const SCRIPT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../scripts/nats-server.sh");
@@ -112,4 +111,123 @@ pub async fn connect(url: &str) -> Result<Arc<dyn EventLog>> {
             .await
             .with_context(|| format!("connect the JetStream backend to {url}"))?;
     Ok(Arc::new(log))
+}
+
+/// Acknowledgements the raw baseline keeps in flight (issue 5: "up to 1024").
+pub const RAW_IN_FLIGHT: usize = 1024;
+
+/// The raw baseline's messages from a write-path run's stored values (hash ++ stored body,
+/// in position order): exactly the stored body the ledger published as each payload, on
+/// `baseline.person.<ULID>`, one subject per person as the ledger's stream has.
+pub fn baseline_messages(stored: &[(u64, Vec<u8>)]) -> Result<Vec<(String, Vec<u8>)>> {
+    stored
+        .iter()
+        .map(|(position, value)| {
+            let body = value
+                .get(32..)
+                .with_context(|| format!("stored value of position {position} is too short"))?;
+            let event = StoredBody::decode(*position, body)
+                .with_context(|| format!("decode the stored body of position {position}"))?;
+            Ok((
+                format!("baseline.person.{}", event.person_id),
+                body.to_vec(),
+            ))
+        })
+        .collect()
+}
+
+/// Publishes `messages` `reps` times with bare async-nats (each time to a fresh stream on
+/// the server at `url`, deleted afterwards) and returns each run's events/s.
+pub async fn raw_baseline(
+    url: &str,
+    messages: &[(String, Vec<u8>)],
+    reps: usize,
+) -> Result<Vec<f64>> {
+    let mut rates = Vec::with_capacity(reps);
+    for _ in 0..reps.max(1) {
+        let (acked, elapsed) = raw_publish_baseline(url, messages, RAW_IN_FLIGHT)
+            .await
+            .context("raw async-nats publish baseline")?;
+        ensure!(
+            acked == messages.len() as u64,
+            "the raw baseline acknowledged {acked} of {} messages",
+            messages.len()
+        );
+        rates.push(acked as f64 / elapsed.as_secs_f64());
+    }
+    Ok(rates)
+}
+
+/// Appends `people` synthetic ten-event journeys to `log` (any backend) the way
+/// [`crate::data::generate_log`] does for the embedded one: one append per person
+/// (expected `NoStream`, claiming the person id, NOMIS and NHS number), `concurrency`
+/// appends in flight. Returns the events written.
+pub async fn generate(log: Arc<dyn EventLog>, people: u64, concurrency: usize) -> Result<u64> {
+    use crate::data::{journey, nhs, nomis, person_id, validated};
+    use futures::stream::{self, StreamExt};
+    use throughcare_events::Identifier;
+    use throughcare_ledger::{AppendRequest, ExpectedVersion, NewEvent};
+
+    let now = chrono::Utc::now();
+    let results: Vec<Result<usize>> = stream::iter(0..people)
+        .map(|n| {
+            let log = log.clone();
+            async move {
+                let person = person_id(0, n);
+                let events = journey("g0", n, now)
+                    .iter()
+                    .map(|v| {
+                        validated(v, now).map(|event| NewEvent {
+                            event,
+                            recorded_at: now,
+                        })
+                    })
+                    .collect::<Result<Vec<_>>>()?;
+                let claims: Vec<Identifier> = vec![
+                    Identifier::Person(person),
+                    format!("nomis:{}", nomis(n))
+                        .parse()
+                        .map_err(|e| anyhow::anyhow!("{e}"))?,
+                    format!("nhs:{}", nhs(n))
+                        .parse()
+                        .map_err(|e| anyhow::anyhow!("{e}"))?,
+                ];
+                let appended = log
+                    .append(AppendRequest {
+                        person,
+                        expected: ExpectedVersion::NoStream,
+                        claims,
+                        events,
+                    })
+                    .await?;
+                Ok(appended.len())
+            }
+        })
+        .buffer_unordered(concurrency.max(1))
+        .collect()
+        .await;
+    let mut total = 0u64;
+    for r in results {
+        total += r? as u64;
+    }
+    let head = log.head().await?;
+    ensure!(
+        head == total,
+        "generated {total} events but the head is {head}"
+    );
+    Ok(total)
+}
+
+/// `EventLog::read_all(1)` consumed to the end (read + `StoredBody::decode` + header
+/// checks, no fold): the events read and the time it took.
+pub async fn read_all(log: &dyn EventLog) -> Result<(u64, Duration)> {
+    use futures::StreamExt;
+    let began = Instant::now();
+    let mut events = log.read_all(1);
+    let mut n = 0u64;
+    while let Some(e) = events.next().await {
+        e?;
+        n += 1;
+    }
+    Ok((n, began.elapsed()))
 }

@@ -6,9 +6,12 @@
 //! ```
 //!
 //! 1. append: the full write path with many concurrent persons beside sled `apply_batch` +
-//!    `flush` of the same stored bytes in groups;
+//!    `flush` of the same stored bytes in groups; on JetStream (default sync and
+//!    `sync_interval: always`) beside async-nats publishing the same stored bytes to the
+//!    same nats-server with up to 1024 acks in flight;
 //! 2. rebuild: `Projector::rebuild` beside reading + decoding the same log, with the peak
-//!    RSS of each size measured in a child process of its own;
+//!    RSS of each size measured in a child process of its own; on JetStream (one size,
+//!    in this process) beside `read_all` + decode of the same stream;
 //! 3. query: `GET /v1/people/{id}/journey` with 16 clients beside `/healthz` on the same
 //!    server;
 //! 4. freshness: acknowledgement to `min_position` satisfied, beside the same GET repeated.
@@ -99,6 +102,12 @@ struct Plan {
     append_reps: usize,
     /// (submitters, persons each) on JetStream (sync_interval: always is slow).
     jetstream_append: (usize, usize),
+    /// Events of the JetStream log that rebuild is measured on (default sync).
+    #[cfg_attr(not(feature = "jetstream"), allow(dead_code))]
+    jetstream_rebuild_events: u64,
+    /// Raw publish baselines per JetStream rep (each on a fresh stream; the median counts).
+    #[cfg_attr(not(feature = "jetstream"), allow(dead_code))]
+    jetstream_raw_reps: usize,
     /// Log sizes in events for rebuild (the last one also serves query and freshness).
     rebuild_events: Vec<u64>,
     query_clients: usize,
@@ -116,6 +125,8 @@ impl Plan {
             append: vec![(64, 8)],
             append_reps: 1,
             jetstream_append: (64, 2),
+            jetstream_raw_reps: 3,
+            jetstream_rebuild_events: 2_000,
             rebuild_events: vec![2_000, 20_000],
             query_clients: 16,
             query_warmup: Duration::from_millis(300),
@@ -131,6 +142,8 @@ impl Plan {
             append: vec![(64, 32), (256, 16)],
             append_reps: 3,
             jetstream_append: (64, 8),
+            jetstream_raw_reps: 5,
+            jetstream_rebuild_events: 100_000,
             rebuild_events: vec![100_000, 1_000_000],
             query_clients: 16,
             query_warmup: Duration::from_secs(2),
@@ -229,6 +242,7 @@ fn run(cli: &Cli, runtime: &tokio::runtime::Runtime) -> Result<()> {
         .unwrap_or_else(|| run_dir.join(format!("log-{largest}")));
     if wanted(Section::Rebuild) {
         rows.extend(bench_rebuild(&plan, &run_dir)?);
+        rows.push(runtime.block_on(bench_rebuild_jetstream(&plan, &run_dir)));
     } else if (wanted(Section::Query) || wanted(Section::Freshness)) && cli.dataset.is_none() {
         eprintln!("preparing the {largest}-event data set for query/freshness");
         run_child(Job::Generate, &dataset, largest / PER_PERSON, 0)?;
@@ -345,13 +359,10 @@ async fn bench_append(plan: &Plan, run_dir: &Path) -> Result<Vec<Row>> {
     Ok(rows)
 }
 
-/// What the JetStream rows say about the raw baseline they lack.
-#[cfg_attr(not(feature = "jetstream"), allow(dead_code))]
-const JETSTREAM_RAW_TODO: &str =
-    "TODO async-nats publish of the same bytes, <=1024 acks in flight (needs a function in crates/nats)";
-
-/// The write path on JetStream, with and without `sync_interval: always`, each rep on a
-/// fresh nats-server; a row that cannot be measured says why.
+/// The JetStream write path, with and without `sync_interval: always`, each rep on a fresh
+/// nats-server, beside the raw baseline on the same server right after it: async-nats
+/// publishing the same stored bytes to per-person subjects of a stream of its own, up to
+/// [`jetstream::RAW_IN_FLIGHT`] acks in flight. A row that cannot be measured says why.
 #[cfg(feature = "jetstream")]
 async fn bench_append_jetstream(plan: &Plan, run_dir: &Path) -> Vec<Row> {
     let (tasks, persons) = plan.jetstream_append;
@@ -363,9 +374,9 @@ async fn bench_append_jetstream(plan: &Plan, run_dir: &Path) -> Vec<Row> {
             "default sync"
         };
         let name = format!("JetStream write path ({sync}), {tasks} persons at once");
-        let measured: Result<(Vec<f64>, Vec<f64>, Vec<f64>)> = async {
+        let measured: Result<JetStreamAppend> = async {
             let bin = jetstream::server_binary()?;
-            let (mut rates, mut p50, mut p99) = (Vec::new(), Vec::new(), Vec::new());
+            let mut m = JetStreamAppend::default();
             for rep in 0..plan.append_reps {
                 eprintln!(
                     "append: JetStream ({sync}), {tasks} submitters x {persons} persons x 10 events (rep {})",
@@ -376,34 +387,68 @@ async fn bench_append_jetstream(plan: &Plan, run_dir: &Path) -> Vec<Row> {
                 let log = jetstream::connect(&server.url()).await?;
                 let tag = format!("j{sync_always}{rep}");
                 let run = append::write_path(log, &tag, tasks, persons).await?;
-                rates.push(run.events_per_sec());
-                p50.push(percentile(&run.latencies_ms, 50.0));
-                p99.push(percentile(&run.latencies_ms, 99.0));
+                m.rates.push(run.events_per_sec());
+                m.p50.push(percentile(&run.latencies_ms, 50.0));
+                m.p99.push(percentile(&run.latencies_ms, 99.0));
+                let messages = jetstream::baseline_messages(&run.stored)?;
+                m.payload_bytes = messages.iter().map(|(_, p)| p.len()).sum();
+                eprintln!(
+                    "append: raw async-nats publish of the same {} events ({sync}), {} times",
+                    messages.len(),
+                    plan.jetstream_raw_reps
+                );
+                let raw =
+                    jetstream::raw_baseline(&server.url(), &messages, plan.jetstream_raw_reps)
+                        .await?;
+                m.raw_rates.push(median(raw.clone()));
+                m.raw_all.extend(raw);
                 drop(server);
                 std::fs::remove_dir_all(&dir).ok();
             }
-            Ok((rates, p50, p99))
+            Ok(m)
         }
         .await;
         rows.push(match measured {
-            Ok((rates, p50, p99)) => {
-                let mut row =
-                    Row::new("append", name, median(rates.clone()), "events/s").detail(json!({
-                        "submitters": tasks,
-                        "events_per_rep": tasks * persons * PER_PERSON as usize,
-                        "reps": plan.append_reps,
-                        "write_path_events_per_sec": rates,
-                        "submit_latency_p50_ms": median(p50),
-                        "submit_latency_p99_ms": median(p99),
-                        "sync_interval_always": sync_always,
-                    }));
-                row.baseline_name = Some(JETSTREAM_RAW_TODO.into());
-                row
-            }
+            Ok(m) => Row::new("append", name, median(m.rates.clone()), "events/s")
+                .beside(
+                    format!(
+                        "async-nats publish, same bytes, <={} acks in flight",
+                        jetstream::RAW_IN_FLIGHT
+                    ),
+                    median(m.raw_rates.clone()),
+                )
+                .target(Target::RatioAtLeast { min: 0.6 })
+                .detail(json!({
+                    "submitters": tasks,
+                    "events_per_rep": tasks * persons * PER_PERSON as usize,
+                    "reps": plan.append_reps,
+                    "write_path_events_per_sec": m.rates,
+                    "submit_latency_p50_ms": median(m.p50),
+                    "submit_latency_p99_ms": median(m.p99),
+                    "sync_interval_always": sync_always,
+                    "raw_events_per_sec": m.raw_rates,
+                    "raw_events_per_sec_every_run": m.raw_all,
+                    "raw_runs_per_rep": plan.jetstream_raw_reps,
+                    "raw_max_in_flight": jetstream::RAW_IN_FLIGHT,
+                    "raw_payload_bytes_per_rep": m.payload_bytes,
+                })),
             Err(e) => Row::not_measured("append", name, format!("JetStream: not measured ({e:#})")),
         });
     }
     rows
+}
+
+/// What the JetStream append rows collect over their reps.
+#[cfg(feature = "jetstream")]
+#[derive(Default)]
+struct JetStreamAppend {
+    rates: Vec<f64>,
+    p50: Vec<f64>,
+    p99: Vec<f64>,
+    /// The median raw rate of each rep.
+    raw_rates: Vec<f64>,
+    raw_all: Vec<f64>,
+    payload_bytes: usize,
 }
 
 #[cfg(not(feature = "jetstream"))]
@@ -488,12 +533,67 @@ fn bench_rebuild(plan: &Plan, run_dir: &Path) -> Result<Vec<Row>> {
             .target(Target::RatioAtMost { max: 2.0 }),
         );
     }
-    rows.push(Row::not_measured(
+    Ok(rows)
+}
+
+/// `Projector::rebuild` over a `JetStreamLog` (default sync) beside `read_all` + decode of
+/// the same stream, both in this process (no peak RSS: the log lives in the nats-server).
+/// The log is written through `JetStreamLog::append` first, untimed.
+#[cfg(feature = "jetstream")]
+async fn bench_rebuild_jetstream(plan: &Plan, run_dir: &Path) -> Row {
+    let events = plan.jetstream_rebuild_events;
+    let name = format!("Projector::rebuild on JetStream, {events} events");
+    let measured: Result<Row> = async {
+        let bin = jetstream::server_binary()?;
+        let dir = run_dir.join("nats-rebuild");
+        let server = jetstream::NatsServer::start(&bin, &dir, false)?;
+        let log = jetstream::connect(&server.url()).await?;
+        eprintln!("rebuild: generating {events} events on JetStream");
+        let began = Instant::now();
+        let generated = jetstream::generate(log.clone(), events / PER_PERSON, 256).await?;
+        let generate_secs = began.elapsed().as_secs_f64();
+        eprintln!("  generated {generated} events in {generate_secs:.1}s");
+        eprintln!("rebuild: read_all baseline on JetStream at {events}");
+        let (read, read_time) = jetstream::read_all(log.as_ref()).await?;
+        eprintln!("rebuild: Projector::rebuild on JetStream at {events}");
+        let projector = throughcare_projector::Projector::open(&dir.join("readmodels"))?;
+        let began = Instant::now();
+        let folded = projector.rebuild(log.as_ref()).await?;
+        let rebuild_time = began.elapsed();
+        for n in [read, folded] {
+            anyhow::ensure!(n == generated, "saw {n} events, not {generated}");
+        }
+        drop(projector);
+        drop(log);
+        drop(server);
+        std::fs::remove_dir_all(&dir).ok();
+        let rate = |d: Duration| generated as f64 / d.as_secs_f64();
+        Ok(
+            Row::new("rebuild", name.clone(), rate(rebuild_time), "events/s")
+                .beside("read_all on JetStream (read + decode)", rate(read_time))
+                .target(Target::RatioAtLeast { min: 0.5 })
+                .detail(json!({
+                    "events": generated,
+                    "people": generated / PER_PERSON,
+                    "generate_secs": generate_secs,
+                    "rebuild_secs": rebuild_time.as_secs_f64(),
+                    "read_all_secs": read_time.as_secs_f64(),
+                })),
+        )
+    }
+    .await;
+    measured.unwrap_or_else(|e| {
+        Row::not_measured("rebuild", name, format!("JetStream: not measured ({e:#})"))
+    })
+}
+
+#[cfg(not(feature = "jetstream"))]
+async fn bench_rebuild_jetstream(_plan: &Plan, _run_dir: &Path) -> Row {
+    Row::not_measured(
         "rebuild",
         "Projector::rebuild on JetStream",
-        "JetStream rebuild: not measured (needs a JetStream log of 100k/1M events; no bulk loader yet)",
-    ));
-    Ok(rows)
+        "JetStream: not measured (built without the jetstream feature)",
+    )
 }
 
 async fn bench_query(plan: &Plan, dataset: &Path, query: bool, fresh: bool) -> Result<Vec<Row>> {

@@ -129,6 +129,7 @@
 //! store ([`testkit::NatsServer`]) or as a 3-node cluster ([`testkit::NatsCluster`]), and
 //! panics with the install line when there is no binary.
 
+mod baseline;
 mod cache;
 mod config;
 pub mod consume;
@@ -140,6 +141,7 @@ mod submit;
 pub mod testkit;
 mod version;
 
+pub use baseline::{raw_publish_baseline, BASELINE_SUBJECTS};
 pub use config::JetStreamConfig;
 pub use error::JetStreamError;
 pub use log::JetStreamLog;

@@ -263,7 +263,9 @@ impl Projector {
         self.db.clear()?;
         self.db.insert(VERSION, &PROJECTION_VERSION.to_be_bytes())?;
         self.checkpoint.send_replace(0);
-        let mut events = log.read_all(1).ready_chunks(CHUNK);
+        // A finite stream: wait for full chunks (a network log yields events a few at a
+        // time, and every chunk rewrites each journey it touches once).
+        let mut events = log.read_all(1).chunks(CHUNK);
         let mut n = 0;
         while let Some(chunk) = events.next().await {
             let chunk: Vec<RecordedEvent> = chunk.into_iter().collect::<Result<_, _>>()?;
