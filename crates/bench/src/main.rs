@@ -281,6 +281,10 @@ fn run(cli: &Cli, runtime: &tokio::runtime::Runtime) -> Result<()> {
             "rows": rows,
             "table": table,
         });
+        if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+            std::fs::create_dir_all(parent)
+                .with_context(|| format!("create {}", parent.display()))?;
+        }
         std::fs::write(path, serde_json::to_vec_pretty(&doc)?)
             .with_context(|| format!("write {}", path.display()))?;
         eprintln!("wrote {}", path.display());
