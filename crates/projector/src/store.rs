@@ -212,7 +212,9 @@ impl Projector {
     pub fn open(dir: &Path) -> Result<Self, Error> {
         let db = sled::Config::new()
             .path(dir)
-            .cache_capacity(128 * 1024 * 1024)
+            // Journeys outgrow any fixed cache on a large service; the OS page cache serves
+            // what sled evicts, and a small cache keeps memory flat as the log grows.
+            .cache_capacity(64 * 1024 * 1024)
             .open()?;
         let stored_version = db.get(VERSION)?.map(|v| u64_from(&v));
         if stored_version != Some(PROJECTION_VERSION) {
