@@ -206,35 +206,14 @@ pub fn event(kind: &str, id: &str, time: &str, data: Value) -> Value {
     })
 }
 
-/// Ten digits passing Modulus 11, derived from `seed` (synthetic NHS numbers).
+/// A synthetic NHS number (passes Modulus 11), unique per `seed`.
 pub fn nhs_number(seed: u64) -> String {
-    let mut n = seed;
-    loop {
-        let nine: Vec<u8> = format!("{:09}", 400_000_000 + n % 500_000_000)
-            .bytes()
-            .map(|b| b - b'0')
-            .collect();
-        if let Some(c) = throughcare_events::nhs_check_digit(&nine) {
-            return nine
-                .iter()
-                .chain(std::iter::once(&c))
-                .map(|d| char::from(b'0' + d))
-                .collect();
-        }
-        n += 1;
-    }
+    throughcare_demo::nhs_number(seed)
 }
 
-/// A synthetic NOMIS number from `seed`: letter, 4 digits, 2 letters.
+/// A synthetic NOMIS number, unique per `seed`.
 pub fn nomis(seed: u64) -> String {
-    let l = |k: u64| char::from(b'A' + (k % 26) as u8);
-    format!(
-        "{}{:04}{}{}",
-        l(seed / 10_000),
-        seed % 10_000,
-        l(seed / 260_000 + 7),
-        l(seed / 7 + 3)
-    )
+    throughcare_demo::nomis(seed)
 }
 
 impl Client {
