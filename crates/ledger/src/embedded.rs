@@ -272,11 +272,14 @@ impl EventLog for EmbeddedLog {
     }
 
     async fn lookup_identifier(&self, identifier: &Identifier) -> Result<Option<PersonId>, Error> {
-        Ok(self
-            .inner
-            .db
-            .get(key_identifier(identifier))?
-            .map(|v| person_from(&v)))
+        let Some(v) = self.inner.db.get(key_identifier(identifier))? else {
+            return Ok(None);
+        };
+        // A claim is acknowledged with its append: wait for that, as every read does.
+        if let Some(position) = v.get(16..24) {
+            self.wait_durable(u64_from(position)).await?;
+        }
+        Ok(Some(person_from(&v)))
     }
 
     async fn lookup_submission(

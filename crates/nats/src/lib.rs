@@ -121,6 +121,13 @@
 //! another server. Note that JetStream acknowledges before fsync unless the server runs
 //! with `jetstream { sync_interval: always }`; see the project's server config.
 //!
+//! # Partner submissions over NATS
+//!
+//! [`serve_submissions`] answers request-reply on `throughcare.submit` (queue group, so
+//! several `serve` processes share the load) with a handler the binary passes in: the
+//! same code as `POST /v1/events`, so the reply body is the same. [`submit_request`] is the
+//! partner's side. [`raw_publish_baseline`] exists only for the benchmark.
+//!
 //! # Servers for tests
 //!
 //! `scripts/nats-server.sh` prints the path of a nats-server: `$NATS_SERVER_BIN` if set,
