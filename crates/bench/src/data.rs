@@ -210,12 +210,29 @@ pub fn validated(value: &Value, now: DateTime<Utc>) -> Result<Event> {
 }
 
 /// Appends `people` synthetic journeys (ten events each) to a new embedded log in `dir`
-/// through `EmbeddedLog::append`, one append per person (expected NoStream, claiming the
-/// person id, NOMIS and NHS number), up to 1024 appends in flight so the writer's group
-/// commits are large. Returns the events written.
+/// with up to 1024 appends in flight, so the writer's group commits are large. Returns the
+/// events written.
 pub async fn generate_log(dir: &Path, series: u16, people: u64) -> Result<u64> {
     let log = Arc::new(EmbeddedLog::open(dir).context("open the log to generate")?);
     let started = Instant::now();
+    let total = append_journeys(log, series, people, 1024).await?;
+    eprintln!(
+        "  generated {total} events for {people} people in {:.1}s",
+        started.elapsed().as_secs_f64()
+    );
+    Ok(total)
+}
+
+/// Appends `people` synthetic journeys (ten events each) to `log` (any backend) through
+/// `EventLog::append`: one append per person (expected NoStream, claiming the person id,
+/// NOMIS and NHS number), `concurrency` appends in flight. Returns the events written and
+/// checks the head agrees.
+pub async fn append_journeys(
+    log: Arc<dyn EventLog>,
+    series: u16,
+    people: u64,
+    concurrency: usize,
+) -> Result<u64> {
     let now = Utc::now();
     let tag = format!("g{series}");
     let results: Vec<Result<usize>> = stream::iter(0..people)
@@ -253,7 +270,7 @@ pub async fn generate_log(dir: &Path, series: u16, people: u64) -> Result<u64> {
                 Ok(appended.len())
             }
         })
-        .buffer_unordered(1024)
+        .buffer_unordered(concurrency.max(1))
         .collect()
         .await;
     let mut total = 0u64;
@@ -264,10 +281,6 @@ pub async fn generate_log(dir: &Path, series: u16, people: u64) -> Result<u64> {
     anyhow::ensure!(
         head == total,
         "generated {total} events but the head is {head}"
-    );
-    eprintln!(
-        "  generated {total} events for {people} people in {:.1}s",
-        started.elapsed().as_secs_f64()
     );
     Ok(total)
 }

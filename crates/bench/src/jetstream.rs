@@ -158,64 +158,10 @@ pub async fn raw_baseline(
     Ok(rates)
 }
 
-/// Appends `people` synthetic ten-event journeys to `log` (any backend) the way
-/// [`crate::data::generate_log`] does for the embedded one: one append per person
-/// (expected `NoStream`, claiming the person id, NOMIS and NHS number), `concurrency`
-/// appends in flight. Returns the events written.
+/// Appends `people` synthetic ten-event journeys to a JetStream log (see
+/// [`crate::data::append_journeys`]). Returns the events written.
 pub async fn generate(log: Arc<dyn EventLog>, people: u64, concurrency: usize) -> Result<u64> {
-    use crate::data::{journey, nhs, nomis, person_id, validated};
-    use futures::stream::{self, StreamExt};
-    use throughcare_events::Identifier;
-    use throughcare_ledger::{AppendRequest, ExpectedVersion, NewEvent};
-
-    let now = chrono::Utc::now();
-    let results: Vec<Result<usize>> = stream::iter(0..people)
-        .map(|n| {
-            let log = log.clone();
-            async move {
-                let person = person_id(0, n);
-                let events = journey("g0", n, now)
-                    .iter()
-                    .map(|v| {
-                        validated(v, now).map(|event| NewEvent {
-                            event,
-                            recorded_at: now,
-                        })
-                    })
-                    .collect::<Result<Vec<_>>>()?;
-                let claims: Vec<Identifier> = vec![
-                    Identifier::Person(person),
-                    format!("nomis:{}", nomis(n))
-                        .parse()
-                        .map_err(|e| anyhow::anyhow!("{e}"))?,
-                    format!("nhs:{}", nhs(n))
-                        .parse()
-                        .map_err(|e| anyhow::anyhow!("{e}"))?,
-                ];
-                let appended = log
-                    .append(AppendRequest {
-                        person,
-                        expected: ExpectedVersion::NoStream,
-                        claims,
-                        events,
-                    })
-                    .await?;
-                Ok(appended.len())
-            }
-        })
-        .buffer_unordered(concurrency.max(1))
-        .collect()
-        .await;
-    let mut total = 0u64;
-    for r in results {
-        total += r? as u64;
-    }
-    let head = log.head().await?;
-    ensure!(
-        head == total,
-        "generated {total} events but the head is {head}"
-    );
-    Ok(total)
+    crate::data::append_journeys(log, 0, people, concurrency).await
 }
 
 /// `EventLog::read_all(1)` consumed to the end (read + `StoredBody::decode` + header
