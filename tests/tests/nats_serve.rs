@@ -173,7 +173,7 @@ async fn partners_submit_by_nats_request_reply() {
         async move {
             // The submit service subscribes just after the HTTP listener is up.
             for _ in 0..50 {
-                match submit_request(&url, ct, body.clone(), Duration::from_secs(5)).await {
+                match submit_request(&url, ct, body.clone(), None, Duration::from_secs(5)).await {
                     Ok((status, reply)) => {
                         return (status, serde_json::from_slice::<Value>(&reply).unwrap())
                     }

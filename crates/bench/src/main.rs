@@ -2,7 +2,8 @@
 //! the same run (absolute figures on shared 2-core machines drift; ratios drift less).
 //!
 //! ```text
-//! throughcare-bench [--quick] [--json FILE] [--dir DIR] [--only append,rebuild,query,freshness]
+//! throughcare-bench [--quick] [--json FILE] [--dir DIR]
+//!                   [--only append,rebuild,query,freshness,query-auth,write-auth]
 //! ```
 //!
 //! 1. append: the full write path with many concurrent persons beside sled `apply_batch` +
@@ -14,12 +15,16 @@
 //!    in this process) beside `read_all` + decode of the same stream;
 //! 3. query: `GET /v1/people/{id}/journey` with 16 clients beside `/healthz` on the same
 //!    server;
-//! 4. freshness: acknowledgement to `min_position` satisfied, beside the same GET repeated.
+//! 4. freshness: acknowledgement to `min_position` satisfied, beside the same GET repeated;
+//! 5. query-auth: the journey GETs with `--auth` (AUDITOR token; WORKER token on its own
+//!    caseload) beside the same in open mode, the access log on in both;
+//! 6. write-auth: `POST /v1/events` over HTTP with a PARTNER token beside open mode.
 //!
 //! `--quick` (CI) uses small sizes and finishes well under a minute; the full mode is what
 //! the targets of issue 5 are stated for.
 
 mod append;
+mod auth;
 mod data;
 #[cfg(feature = "jetstream")]
 mod jetstream;
@@ -57,7 +62,8 @@ struct Cli {
     /// at the end). It must be on a real disk: the benchmarks fsync.
     #[arg(long, value_name = "DIR")]
     dir: Option<PathBuf>,
-    /// Run only these sections (comma-separated: append, rebuild, query, freshness).
+    /// Run only these sections (comma-separated: append, rebuild, query, freshness,
+    /// query-auth, write-auth).
     #[arg(long, value_delimiter = ',', value_name = "SECTIONS")]
     only: Vec<Section>,
     /// Query and freshness on this existing data directory (one a run made with --keep:
@@ -77,6 +83,8 @@ enum Section {
     Rebuild,
     Query,
     Freshness,
+    QueryAuth,
+    WriteAuth,
 }
 
 #[derive(Subcommand)]
@@ -116,6 +124,15 @@ struct Plan {
     query_reps: usize,
     fresh_writers: usize,
     fresh_samples: usize,
+    /// Journey GETs with auth beside open mode (`query_clients` clients): warm-up and
+    /// measured time of each load, and reps (each measures both modes, alternating which
+    /// goes first).
+    auth_query_warmup: Duration,
+    auth_query_measure: Duration,
+    auth_query_reps: usize,
+    /// (HTTP clients, persons each) of `POST /v1/events` with auth beside open mode.
+    http_write: (usize, usize),
+    http_write_reps: usize,
 }
 
 impl Plan {
@@ -134,6 +151,11 @@ impl Plan {
             query_reps: 1,
             fresh_writers: 8,
             fresh_samples: 300,
+            auth_query_warmup: Duration::from_millis(200),
+            auth_query_measure: Duration::from_secs(1),
+            auth_query_reps: 1,
+            http_write: (32, 2),
+            http_write_reps: 1,
         }
     }
     fn full() -> Plan {
@@ -151,6 +173,11 @@ impl Plan {
             query_reps: 2,
             fresh_writers: 16,
             fresh_samples: 3_000,
+            auth_query_warmup: Duration::from_secs(2),
+            auth_query_measure: Duration::from_secs(10),
+            auth_query_reps: 2,
+            http_write: (64, 16),
+            http_write_reps: 3,
         }
     }
 }
@@ -243,8 +270,10 @@ fn run(cli: &Cli, runtime: &tokio::runtime::Runtime) -> Result<()> {
     if wanted(Section::Rebuild) {
         rows.extend(bench_rebuild(&plan, &run_dir)?);
         rows.push(runtime.block_on(bench_rebuild_jetstream(&plan, &run_dir)));
-    } else if (wanted(Section::Query) || wanted(Section::Freshness)) && cli.dataset.is_none() {
-        eprintln!("preparing the {largest}-event data set for query/freshness");
+    } else if (wanted(Section::Query) || wanted(Section::Freshness) || wanted(Section::QueryAuth))
+        && cli.dataset.is_none()
+    {
+        eprintln!("preparing the {largest}-event data set for query/freshness/query-auth");
         run_child(Job::Generate, &dataset, largest / PER_PERSON, 0)?;
         run_child(Job::Rebuild, &dataset, 0, 0)?;
     }
@@ -259,6 +288,17 @@ fn run(cli: &Cli, runtime: &tokio::runtime::Runtime) -> Result<()> {
             wanted(Section::Query),
             wanted(Section::Freshness),
         ))?);
+    }
+    if wanted(Section::QueryAuth) || wanted(Section::WriteAuth) {
+        let clients = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?;
+        if wanted(Section::QueryAuth) {
+            rows.extend(clients.block_on(auth::bench_query_auth(&plan, &dataset, &run_dir))?);
+        }
+        if wanted(Section::WriteAuth) {
+            rows.extend(clients.block_on(auth::bench_write_auth(&plan, &run_dir))?);
+        }
     }
 
     let table = report::table(&rows);

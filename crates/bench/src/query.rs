@@ -2,9 +2,11 @@
 //! `throughcare serve` wires it (embedded log, projector following the log, read models)
 //! on 127.0.0.1:0, on a runtime of its own; clients on another runtime with keep-alive
 //! HTTP/1.1 connections and a minimal client, so the client costs little of the 2 cores.
+//! The server runs in open mode or with an auth file (`--auth`), and logs reads to the
+//! embedded access log either way.
 
 use std::net::SocketAddr;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -15,9 +17,9 @@ use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;
 use tokio::sync::oneshot;
 
-use throughcare_ledger::{EmbeddedLog, EventLog, Ledger};
+use throughcare_ledger::{AccessLog, EmbeddedLog, EventLog, Ledger};
 use throughcare_projector::Projector;
-use throughcare_server::AppState;
+use throughcare_server::{AppState, Authenticator};
 
 use crate::data;
 use crate::rebuild::{ledger_dir, readmodels_dir};
@@ -25,14 +27,24 @@ use crate::rebuild::{ledger_dir, readmodels_dir};
 /// A server running on its own runtime and threads.
 pub struct Server {
     pub addr: SocketAddr,
+    /// The server's access log (to count the entries a load made).
+    pub access: Arc<dyn AccessLog>,
     stop: Option<oneshot::Sender<()>>,
     thread: Option<std::thread::JoinHandle<Result<()>>>,
 }
 
 impl Server {
-    /// Serves the data directory `data` (ledger + read models) as `throughcare serve`.
+    /// Serves the data directory `data` (ledger + read models) as `throughcare serve` in
+    /// open mode.
     pub fn start(data: &Path) -> Result<Server> {
+        Server::start_with(data, None)
+    }
+
+    /// As [`Server::start`], with `--auth auth_file` when given (every request then needs
+    /// a principal's bearer token).
+    pub fn start_with(data: &Path, auth_file: Option<&Path>) -> Result<Server> {
         let data = data.to_path_buf();
+        let auth_file: Option<PathBuf> = auth_file.map(Path::to_path_buf);
         let (addr_tx, addr_rx) = std::sync::mpsc::channel();
         let (stop_tx, stop_rx) = oneshot::channel::<()>();
         let thread = std::thread::Builder::new()
@@ -43,7 +55,9 @@ impl Server {
                     .thread_name("server-worker")
                     .build()?;
                 runtime.block_on(async move {
-                    let log: Arc<dyn EventLog> = Arc::new(EmbeddedLog::open(&ledger_dir(&data))?);
+                    let embedded = EmbeddedLog::open(&ledger_dir(&data))?;
+                    let access: Arc<dyn AccessLog> = Arc::new(embedded.access_log());
+                    let log: Arc<dyn EventLog> = Arc::new(embedded);
                     let projector = Projector::open(&readmodels_dir(&data))?;
                     let ledger = Ledger::with_system_clock(log.clone());
                     let models = projector.read_models();
@@ -53,9 +67,14 @@ impl Server {
                             eprintln!("bench server: projector stopped: {e}");
                         }
                     });
+                    let access_handle = access.clone();
+                    let mut state = AppState::new(ledger, models, access);
+                    if let Some(file) = &auth_file {
+                        state = state.with_auth(Authenticator::load(file).await?);
+                    }
                     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-                    let _ = addr_tx.send(listener.local_addr()?);
-                    throughcare_server::serve(listener, AppState::new(ledger, models), async {
+                    let _ = addr_tx.send((listener.local_addr()?, access_handle));
+                    throughcare_server::serve(listener, state, None, async {
                         let _ = stop_rx.await;
                     })
                     .await?;
@@ -63,11 +82,22 @@ impl Server {
                     Ok(())
                 })
             })?;
-        let addr = addr_rx
-            .recv_timeout(Duration::from_secs(120))
-            .context("the bench server did not start")?;
+        let (addr, access) = match addr_rx.recv_timeout(Duration::from_secs(120)) {
+            Ok(started) => started,
+            // The thread ended before listening: its error says why.
+            Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => {
+                return Err(match thread.join() {
+                    Ok(Err(e)) => e.context("the bench server did not start"),
+                    _ => anyhow::anyhow!("the bench server did not start"),
+                })
+            }
+            Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {
+                bail!("the bench server did not start within 120 s")
+            }
+        };
         Ok(Server {
             addr,
+            access,
             stop: Some(stop_tx),
             thread: Some(thread),
         })
@@ -100,15 +130,23 @@ impl Drop for Server {
 pub struct Conn {
     stream: BufReader<TcpStream>,
     line: String,
+    /// The `Authorization` header line sent with every request, if any.
+    authorization: Option<String>,
 }
 
 impl Conn {
     pub async fn open(addr: SocketAddr) -> Result<Conn> {
+        Conn::open_as(addr, None).await
+    }
+
+    /// A connection whose every request carries `Authorization: Bearer <bearer>`.
+    pub async fn open_as(addr: SocketAddr, bearer: Option<&str>) -> Result<Conn> {
         let stream = TcpStream::connect(addr).await?;
         stream.set_nodelay(true)?;
         Ok(Conn {
             stream: BufReader::new(stream),
             line: String::new(),
+            authorization: bearer.map(|t| format!("Authorization: Bearer {t}\r\n")),
         })
     }
 
@@ -120,6 +158,9 @@ impl Conn {
         body: Option<(&str, &[u8])>,
     ) -> Result<(u16, Vec<u8>)> {
         let mut head = format!("{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n");
+        if let Some(a) = &self.authorization {
+            head.push_str(a);
+        }
         if let Some((content_type, bytes)) = body {
             head.push_str(&format!(
                 "Content-Type: {content_type}\r\nContent-Length: {}\r\n",
@@ -183,6 +224,8 @@ pub async fn wait_ready(addr: SocketAddr, patience: Duration) -> Result<u64> {
 
 /// Latencies and throughput of one load run.
 pub struct Load {
+    /// Requests sent in all, warm-up included.
+    pub requests: u64,
     /// Milliseconds, sorted.
     pub latencies_ms: Vec<f64>,
     pub requests_per_sec: f64,
@@ -210,18 +253,32 @@ pub async fn load(
     measure: Duration,
     path: Arc<dyn Fn(u64) -> String + Send + Sync>,
 ) -> Result<Load> {
+    load_as(addr, None, clients, warmup, measure, path).await
+}
+
+/// As [`load`], every request with `Authorization: Bearer <bearer>` when given.
+pub async fn load_as(
+    addr: SocketAddr,
+    bearer: Option<Arc<str>>,
+    clients: usize,
+    warmup: Duration,
+    measure: Duration,
+    path: Arc<dyn Fn(u64) -> String + Send + Sync>,
+) -> Result<Load> {
     let began = Instant::now();
     let counted_from = began + warmup;
     let end = counted_from + measure;
     let mut handles = Vec::new();
     for c in 0..clients {
         let path = path.clone();
+        let bearer = bearer.clone();
         handles.push(tokio::spawn(async move {
-            let mut conn = Conn::open(addr).await?;
+            let mut conn = Conn::open_as(addr, bearer.as_deref()).await?;
             let mut rng =
                 Rng(0x9E37_79B9_7F4A_7C15 ^ (c as u64 + 1).wrapping_mul(0xD1B5_4A32_D192_ED03));
             let mut samples = Vec::new();
             let mut bytes = 0u64;
+            let mut sent = 0u64;
             loop {
                 let p = path(rng.next());
                 let t0 = Instant::now();
@@ -229,6 +286,7 @@ pub async fn load(
                     break;
                 }
                 let (status, body) = conn.request("GET", &p, None).await?;
+                sent += 1;
                 ensure!(
                     status == 200,
                     "GET {p} answered {status}: {}",
@@ -240,18 +298,21 @@ pub async fn load(
                     bytes += body.len() as u64;
                 }
             }
-            Ok::<_, anyhow::Error>((samples, bytes))
+            Ok::<_, anyhow::Error>((samples, bytes, sent))
         }));
     }
     let mut latencies_ms = Vec::new();
     let mut bytes = 0u64;
+    let mut requests = 0u64;
     for h in handles {
-        let (samples, b) = h.await??;
+        let (samples, b, sent) = h.await??;
         latencies_ms.extend(samples);
         bytes += b;
+        requests += sent;
     }
     latencies_ms.sort_by(f64::total_cmp);
     Ok(Load {
+        requests,
         requests_per_sec: latencies_ms.len() as f64 / measure.as_secs_f64(),
         mean_body_bytes: bytes as f64 / latencies_ms.len().max(1) as f64,
         latencies_ms,

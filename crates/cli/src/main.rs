@@ -1,5 +1,5 @@
 //! The `throughcare` binary: `serve` the ledger and its HTTP API, `submit` CloudEvents to
-//! a running server, `rebuild` read models from the log.
+//! a running server, `rebuild` read models from the log, make a bearer `token`.
 //!
 //! Errors end the process with a non-zero exit and one readable line on stderr.
 
@@ -13,12 +13,12 @@ mod demo;
 
 use anyhow::{bail, Context, Result};
 use clap::{Parser, Subcommand};
-use throughcare_ledger::{EmbeddedLog, EventLog, Ledger};
+use throughcare_ledger::{AccessLog, EmbeddedLog, EventLog, Ledger};
 use throughcare_nats::{
-    serve_submissions, JetStreamConfig, JetStreamError, JetStreamLog, SubmitReply,
+    serve_submissions, JetStreamConfig, JetStreamError, JetStreamLog, SubmitReply, SubmitRequest,
 };
 use throughcare_projector::Projector;
-use throughcare_server::AppState;
+use throughcare_server::{AppState, Authenticator, Role};
 
 #[derive(Parser)]
 #[command(
@@ -41,6 +41,25 @@ enum Command {
         /// Address to listen on (open development mode allows loopback only).
         #[arg(long, default_value = "127.0.0.1:8080", env = "THROUGHCARE_LISTEN")]
         listen: SocketAddr,
+        /// Principals (TOML: [[principal]] blocks, optional [jwt] and [metrics]). Without
+        /// it the server runs in open development mode, on loopback only.
+        #[arg(long, env = "THROUGHCARE_AUTH")]
+        auth: Option<PathBuf>,
+        /// TLS certificate chain (PEM); with --tls-key the server speaks HTTPS.
+        #[arg(long, requires = "tls_key", env = "THROUGHCARE_TLS_CERT")]
+        tls_cert: Option<PathBuf>,
+        /// TLS private key (PEM).
+        #[arg(long, requires = "tls_cert", env = "THROUGHCARE_TLS_KEY")]
+        tls_key: Option<PathBuf>,
+        /// A proxy in front terminates TLS: allow plain HTTP on a non-loopback address.
+        #[arg(long, conflicts_with = "tls_cert")]
+        behind_tls_proxy: bool,
+        /// NATS credentials of the ledger's own connection: a .creds file or an nkey seed.
+        #[arg(long, requires = "nats", env = "THROUGHCARE_NATS_CREDS")]
+        nats_creds: Option<PathBuf>,
+        /// CA certificate (PEM) to verify the NATS server's TLS certificate.
+        #[arg(long, requires = "nats", env = "THROUGHCARE_NATS_TLS_CA")]
+        nats_tls_ca: Option<PathBuf>,
         /// Keep the event log in NATS JetStream at this URL (comma-separated for a
         /// cluster); sled under --data then holds only read models.
         #[arg(long, env = "THROUGHCARE_NATS")]
@@ -59,7 +78,32 @@ enum Command {
     Submit {
         #[arg(long, default_value = "http://127.0.0.1:8080", env = "THROUGHCARE_URL")]
         url: String,
+        /// Bearer token (when the server runs with --auth).
+        #[arg(long, env = "THROUGHCARE_TOKEN", hide_env_values = true)]
+        token: Option<String>,
         file: PathBuf,
+    },
+    /// Make a new bearer token: prints the token once, then the [[principal]] block to
+    /// paste into the --auth file (which keeps only the token's SHA-256).
+    Token {
+        /// Who, as the access log names it.
+        #[arg(long)]
+        name: String,
+        /// PARTNER, WORKER, MANAGER, COMMISSIONER or AUDITOR.
+        #[arg(long)]
+        role: String,
+        /// WORKER: the worker id of its caseload.
+        #[arg(long)]
+        worker_id: Option<String>,
+        /// MANAGER / COMMISSIONER: a prison code (repeat for several).
+        #[arg(long = "prison")]
+        prisons: Vec<String>,
+        /// PARTNER: a CloudEvents source it may use (repeat for several).
+        #[arg(long = "source")]
+        sources: Vec<String>,
+        /// Event types it may submit, e.g. throughcare.referral.* (repeat; default all).
+        #[arg(long = "type")]
+        types: Vec<String>,
     },
     /// Rebuild the read models from the log (the server must be stopped).
     Rebuild {
@@ -96,16 +140,54 @@ fn main() -> ExitCode {
             Command::Serve {
                 data,
                 listen,
+                auth,
+                tls_cert,
+                tls_key,
+                behind_tls_proxy,
                 nats,
+                nats_creds,
+                nats_tls_ca,
                 replicas,
                 demo,
                 people,
             } => {
-                let backend = nats.map(|url| (url, replicas));
-                serve(&data, listen, backend, demo.then_some(people)).await
+                let backend = nats.map(|url| {
+                    let mut config = JetStreamConfig::new(url).replicas(replicas);
+                    if let Some(c) = nats_creds {
+                        config = config.creds(c);
+                    }
+                    if let Some(ca) = nats_tls_ca {
+                        config = config.tls_ca(ca);
+                    }
+                    config
+                });
+                let tls = tls_cert.zip(tls_key);
+                let options = ServeOptions {
+                    listen,
+                    auth,
+                    tls,
+                    behind_tls_proxy,
+                    demo: demo.then_some(people),
+                };
+                serve(&data, backend, options).await
             }
-            Command::Submit { url, file } => submit(&url, &file).await,
-            Command::Rebuild { data, nats } => rebuild(&data, nats.map(|u| (u, 1))).await,
+            Command::Submit { url, token, file } => submit(&url, token.as_deref(), &file).await,
+            Command::Token {
+                name,
+                role,
+                worker_id,
+                prisons,
+                sources,
+                types,
+            } => token(
+                &name,
+                &role,
+                worker_id.as_deref(),
+                &prisons,
+                &sources,
+                &types,
+            ),
+            Command::Rebuild { data, nats } => rebuild(&data, nats.map(JetStreamConfig::new)).await,
         }
     });
     match result {
@@ -121,33 +203,51 @@ fn main() -> ExitCode {
 const NATS_CONNECT_PATIENCE: Duration = Duration::from_secs(30);
 
 /// Opens the event log (embedded under `data`, or JetStream) and the read models.
-async fn open(
-    data: &Path,
-    nats: Option<&(String, usize)>,
-) -> Result<(Arc<dyn EventLog>, Projector)> {
+/// The event log and the access log, on the same backend.
+struct Logs {
+    events: Arc<dyn EventLog>,
+    access: Arc<dyn AccessLog>,
+}
+
+async fn open(data: &Path, nats: Option<&JetStreamConfig>) -> Result<(Logs, Projector)> {
     std::fs::create_dir_all(data).with_context(|| format!("cannot create {}", data.display()))?;
-    let log: Arc<dyn EventLog> = match nats {
-        None => Arc::new(EmbeddedLog::open(&data.join("ledger")).with_context(|| {
-            format!(
-                "cannot open the ledger in {} (is another throughcare using it?)",
-                data.display()
-            )
-        })?),
-        Some((url, replicas)) => {
-            let config = JetStreamConfig::new(url.clone()).replicas(*replicas);
+    let logs = match nats {
+        None => {
+            let log = EmbeddedLog::open(&data.join("ledger")).with_context(|| {
+                format!(
+                    "cannot open the ledger in {} (is another throughcare using it?)",
+                    data.display()
+                )
+            })?;
+            let access = log.access_log();
+            Logs {
+                access: Arc::new(access),
+                events: Arc::new(log),
+            }
+        }
+        Some(config) => {
+            let (url, replicas) = (&config.url, config.replicas);
             let started = Instant::now();
             loop {
                 match JetStreamLog::connect_with(config.clone()).await {
                     Ok(log) => {
                         tracing::info!(%url, server = %log.server_version(), replicas, "event log on NATS JetStream");
-                        break Arc::new(log);
+                        let access = log
+                            .access_log()
+                            .await
+                            .context("cannot open the access log stream THROUGHCARE_ACCESS")?;
+                        break Logs {
+                            access: Arc::new(access),
+                            events: Arc::new(log),
+                        };
                     }
                     // A server that is too old or unsafe will not become right by waiting.
                     Err(
                         e @ (JetStreamError::TooOld { .. }
                         | JetStreamError::UnknownVersion { .. }
                         | JetStreamError::UnsafeStream { .. }
-                        | JetStreamError::NoJetStream { .. }),
+                        | JetStreamError::NoJetStream { .. }
+                        | JetStreamError::Unauthorized { .. }),
                     ) => return Err(e.into()),
                     Err(e) if started.elapsed() < NATS_CONNECT_PATIENCE => {
                         tracing::warn!(error = %e, "NATS not reachable yet; retrying");
@@ -160,21 +260,50 @@ async fn open(
     };
     let projector = Projector::open(&data.join("readmodels"))
         .with_context(|| format!("cannot open the read models in {}", data.display()))?;
-    Ok((log, projector))
+    Ok((logs, projector))
 }
 
-async fn serve(
-    data: &Path,
+/// What `serve` was asked to do, beyond where the data lives.
+struct ServeOptions {
     listen: SocketAddr,
-    nats: Option<(String, usize)>,
+    auth: Option<PathBuf>,
+    tls: Option<(PathBuf, PathBuf)>,
+    behind_tls_proxy: bool,
     demo: Option<u64>,
-) -> Result<()> {
-    if !listen.ip().is_loopback() {
-        bail!(
-            "open development mode (no --auth) may only listen on a loopback address, not {listen}"
-        );
+}
+
+/// Refuses an exposed listener without access control or transport security.
+fn check_binding(o: &ServeOptions) -> Result<()> {
+    let listen = o.listen;
+    if listen.ip().is_loopback() {
+        return Ok(());
     }
-    let (log, projector) = open(data, nats.as_ref()).await?;
+    if o.auth.is_none() {
+        bail!("listening on {listen} needs --auth FILE: open development mode (no --auth) may only listen on a loopback address");
+    }
+    if o.tls.is_none() && !o.behind_tls_proxy {
+        bail!("listening on {listen} needs TLS: give --tls-cert FILE --tls-key FILE, or --behind-tls-proxy when a proxy in front terminates TLS");
+    }
+    Ok(())
+}
+
+async fn serve(data: &Path, nats: Option<JetStreamConfig>, o: ServeOptions) -> Result<()> {
+    check_binding(&o)?;
+    // Check what can be checked before opening anything.
+    let auth = match &o.auth {
+        Some(path) => Some(
+            Authenticator::load(path)
+                .await
+                .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?,
+        ),
+        None => None,
+    };
+    let tls = match &o.tls {
+        Some((cert, key)) => Some(throughcare_server::tls::load(cert, key)?),
+        None => None,
+    };
+    let (logs, projector) = open(data, nats.as_ref()).await?;
+    let log = logs.events.clone();
     let ledger = Ledger::with_system_clock(log.clone());
     let models = projector.read_models();
     let projector_log = log.clone();
@@ -183,30 +312,44 @@ async fn serve(
             tracing::error!(error = %e, "projector stopped");
         }
     });
-    let listener = tokio::net::TcpListener::bind(listen)
+    let listener = tokio::net::TcpListener::bind(o.listen)
         .await
-        .with_context(|| format!("cannot listen on {listen}"))?;
+        .with_context(|| format!("cannot listen on {}", o.listen))?;
     let head = log.head().await?;
-    tracing::warn!("open development mode: no authentication; listening on loopback only");
+    let mut state = AppState::new(ledger.clone(), models.clone(), logs.access.clone())
+        .with_secure_cookies(tls.is_some() || o.behind_tls_proxy);
+    match auth {
+        Some(auth) => {
+            tracing::info!(principals = auth.principals(), "access control on: every request needs a principal");
+            state = state.with_auth(auth);
+        }
+        None => tracing::warn!(
+            "OPEN DEVELOPMENT MODE: no --auth, so every caller may read and write everything; listening on loopback only. Never use this with real data."
+        ),
+    }
     let backend = if nats.is_some() {
         "NATS JetStream"
     } else {
         "the embedded sled ledger"
     };
-    tracing::info!(%listen, data = %data.display(), head, checkpoint = models.checkpoint(), "throughcare serving on {backend}");
-    println!("throughcare listening on http://{}", listener.local_addr()?);
-    let state = AppState::new(ledger.clone(), models.clone());
-    if let Some((url, _)) = &nats {
+    tracing::info!(listen = %o.listen, data = %data.display(), head, checkpoint = models.checkpoint(), "throughcare serving on {backend}");
+    let scheme = if tls.is_some() { "https" } else { "http" };
+    println!(
+        "throughcare listening on {scheme}://{}",
+        listener.local_addr()?
+    );
+    if let Some(config) = &nats {
         // Partners may also submit by NATS request-reply, answered exactly as over HTTP.
-        let (url, state) = (url.clone(), state.clone());
+        let (config, state) = (config.clone(), state.clone());
         tokio::spawn(async move {
-            let served = serve_submissions(&url, move |content_type, body| {
+            let served = serve_submissions(&config, move |request: SubmitRequest| {
                 let state = state.clone();
                 async move {
                     let (status, content_type, body) = throughcare_server::handle_submission(
                         &state,
-                        content_type.as_deref(),
-                        &body,
+                        request.authorization.as_deref(),
+                        request.content_type.as_deref(),
+                        &request.body,
                     )
                     .await;
                     SubmitReply {
@@ -222,7 +365,7 @@ async fn serve(
             }
         });
     }
-    if let Some(people) = demo {
+    if let Some(people) = o.demo {
         // Seed in the background so the page answers while the population grows.
         let ledger = ledger.clone();
         tokio::spawn(async move {
@@ -231,11 +374,40 @@ async fn serve(
             }
         });
     }
-    throughcare_server::serve(listener, state, shutdown())
+    throughcare_server::serve(listener, state, tls, shutdown())
         .await
         .context("server failed")?;
     projector_task.abort();
     tracing::info!("stopped");
+    Ok(())
+}
+
+/// Prints a fresh token once and the block that lets it in.
+fn token(
+    name: &str,
+    role: &str,
+    worker_id: Option<&str>,
+    prisons: &[String],
+    sources: &[String],
+    types: &[String],
+) -> Result<()> {
+    let role = Role::parse(&role.to_ascii_uppercase()).ok_or_else(|| {
+        anyhow::anyhow!(
+            "--role must be PARTNER, WORKER, MANAGER, COMMISSIONER or AUDITOR, not {role:?}"
+        )
+    })?;
+    match role {
+        Role::Partner if sources.is_empty() => bail!("a PARTNER needs at least one --source"),
+        Role::Worker if worker_id.is_none() => bail!("a WORKER needs --worker-id"),
+        Role::Manager if prisons.is_empty() => bail!("a MANAGER needs at least one --prison"),
+        _ => {}
+    }
+    let prisons: Vec<String> = prisons.iter().map(|p| p.to_ascii_uppercase()).collect();
+    let (token, sha256) = throughcare_server::auth::new_token();
+    let block = throughcare_server::auth::principal_block(
+        name, role, &sha256, worker_id, &prisons, sources, types,
+    );
+    println!("{token}\n\n{block}");
     Ok(())
 }
 
@@ -251,7 +423,7 @@ async fn shutdown() {
     let _ = ctrl_c.await;
 }
 
-async fn submit(url: &str, file: &Path) -> Result<()> {
+async fn submit(url: &str, token: Option<&str>, file: &Path) -> Result<()> {
     let body = if file == Path::new("-") {
         let mut s = Vec::new();
         std::io::Read::read_to_end(&mut std::io::stdin(), &mut s).context("cannot read stdin")?;
@@ -266,10 +438,14 @@ async fn submit(url: &str, file: &Path) -> Result<()> {
         "application/cloudevents+json"
     };
     let endpoint = format!("{}/v1/events", url.trim_end_matches('/'));
-    let response = reqwest::Client::new()
+    let mut request = reqwest::Client::new()
         .post(&endpoint)
         .header("content-type", content_type)
-        .body(body)
+        .body(body);
+    if let Some(t) = token {
+        request = request.bearer_auth(t);
+    }
+    let response = request
         .send()
         .await
         .with_context(|| format!("cannot reach {endpoint}"))?;
@@ -314,13 +490,13 @@ async fn submit(url: &str, file: &Path) -> Result<()> {
     Ok(())
 }
 
-async fn rebuild(data: &Path, nats: Option<(String, usize)>) -> Result<()> {
+async fn rebuild(data: &Path, nats: Option<JetStreamConfig>) -> Result<()> {
     if nats.is_none() && !data.join("ledger").exists() {
         bail!("no ledger in {}", data.display());
     }
-    let (log, projector) = open(data, nats.as_ref()).await?;
+    let (logs, projector) = open(data, nats.as_ref()).await?;
     let started = Instant::now();
-    let n = projector.rebuild(log.as_ref()).await?;
+    let n = projector.rebuild(logs.events.as_ref()).await?;
     let secs = started.elapsed().as_secs_f64();
     println!(
         "rebuilt read models from {n} events in {secs:.2}s ({:.0} events/s)",

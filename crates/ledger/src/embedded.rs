@@ -38,6 +38,8 @@ struct Inner {
     jobs: mpsc::Sender<Job>,
     /// The last durable position; readers never look past it.
     durable: watch::Receiver<u64>,
+    /// The access log in the same database (its own tree and writer thread).
+    access: crate::access::EmbeddedAccessLog,
 }
 
 struct Job {
@@ -102,6 +104,7 @@ impl EmbeddedLog {
             .next_back()
             .transpose()?
             .map_or(0, |(k, _)| u64_from(&k[1..]));
+        let access = crate::access::EmbeddedAccessLog::open(&db, dir)?;
         let (tx, rx) = mpsc::channel(4 * MAX_GROUP);
         let (durable_tx, durable_rx) = watch::channel(last);
         // sled's flush writes with sync_file_range, which neither flushes the drive's write
@@ -127,8 +130,15 @@ impl EmbeddedLog {
                 db,
                 jobs: tx,
                 durable: durable_rx,
+                access,
             }),
         })
+    }
+
+    /// The access log kept in this database: the sled tree `access`, with its own writer
+    /// thread (one per database; every clone hands out the same log).
+    pub fn access_log(&self) -> crate::access::EmbeddedAccessLog {
+        self.inner.access.clone()
     }
 
     fn durable(&self) -> u64 {

@@ -3,12 +3,17 @@
 //!
 //! Only this crate and the projector touch sled; only crates/nats touches NATS.
 
+pub mod access;
 mod cache;
 mod embedded;
 mod error;
 mod log;
 mod write;
 
+pub use access::{
+    AccessChainReport, AccessEntry, AccessFilter, AccessLog, AccessRecord, AccessWhat,
+    EmbeddedAccessLog, Outcome, Purpose,
+};
 pub use embedded::EmbeddedLog;
 pub use error::Error;
 pub use log::{AppendRequest, Appended, EventLog, ExpectedVersion, NewEvent, PriorSubmission};

@@ -1,6 +1,26 @@
-//! How to reach NATS and how patient to be with it.
+//! How to reach NATS, as whom, and how patient to be with it.
+//!
+//! Every connection this crate opens (the log's, the submit service's) is built by
+//! [`JetStreamConfig::connect_options`] so that credentials and TLS apply everywhere.
+//!
+//! `--nats-creds FILE` holds one of two things, told apart by content:
+//!
+//! - a NATS `.creds` file as `nsc` writes it (`-----BEGIN NATS USER JWT-----` ... and the
+//!   user's nkey seed), for servers in operator/JWT mode;
+//! - just a user nkey seed (one line `SU...`, as `nk -gen user` or `nsc generate nkey
+//!   --user` prints), for a plain server config whose users are listed by public nkey
+//!   (`deploy/nats-accounts.conf`).
+//!
+//! Anything else is refused with [`JetStreamError::Credentials`] before connecting, and a
+//! server that refuses the connection answers [`JetStreamError::Unauthorized`] at once
+//! (never a retry loop).
 
+use std::path::{Path, PathBuf};
 use std::time::Duration;
+
+use async_nats::{ConnectError, ConnectErrorKind, ConnectOptions};
+
+use crate::JetStreamError;
 
 /// Settings of a [`crate::JetStreamLog`].
 #[derive(Debug, Clone)]
@@ -23,6 +43,11 @@ pub struct JetStreamConfig {
     /// How many persons' histories `read_person` keeps in memory (0: none). Events never
     /// change, so a cached history only needs what came after it: one get when nothing did.
     pub history_cache: usize,
+    /// Credentials of this process's NATS user: a `.creds` file (JWT + nkey seed) or a
+    /// file holding just a user nkey seed (`SU...`). `None`: connect without credentials.
+    pub creds: Option<PathBuf>,
+    /// PEM file of the CA that signed the server's certificate; when set, TLS is required.
+    pub tls_ca: Option<PathBuf>,
 }
 
 impl JetStreamConfig {
@@ -35,6 +60,8 @@ impl JetStreamConfig {
             retry_for: Duration::from_secs(30),
             client_name: "throughcare".into(),
             history_cache: 4096,
+            creds: None,
+            tls_ca: None,
         }
     }
 
@@ -66,5 +93,200 @@ impl JetStreamConfig {
     pub fn client_name(mut self, name: impl Into<String>) -> Self {
         self.client_name = name.into();
         self
+    }
+
+    /// Connects as the user of this `.creds` or nkey seed file (`--nats-creds`).
+    pub fn creds(mut self, path: impl Into<PathBuf>) -> Self {
+        self.creds = Some(path.into());
+        self
+    }
+
+    /// Requires TLS, trusting the CA certificates in this PEM file (`--nats-tls-ca`).
+    pub fn tls_ca(mut self, path: impl Into<PathBuf>) -> Self {
+        self.tls_ca = Some(path.into());
+        self
+    }
+
+    /// The server URLs of [`JetStreamConfig::url`] (comma-separated for a cluster).
+    pub(crate) fn servers(&self) -> Vec<String> {
+        self.url
+            .split(',')
+            .map(str::trim)
+            .filter(|u| !u.is_empty())
+            .map(str::to_string)
+            .collect()
+    }
+
+    /// Connect options carrying this configuration's credentials and TLS settings (and
+    /// nothing else: callers add names, timeouts and reconnect policy).
+    pub(crate) async fn connect_options(&self) -> Result<ConnectOptions, JetStreamError> {
+        let mut options = ConnectOptions::new();
+        if let Some(path) = &self.creds {
+            options = match load_credentials(path).await? {
+                Credentials::Jwt(contents) => {
+                    options
+                        .credentials(&contents)
+                        .map_err(|e| JetStreamError::Credentials {
+                            path: path.clone(),
+                            detail: format!("not a usable .creds file: {e}"),
+                        })?
+                }
+                Credentials::Seed(seed) => options.nkey(seed),
+            };
+        }
+        if let Some(ca) = &self.tls_ca {
+            if let Err(e) = tokio::fs::metadata(ca).await {
+                return Err(JetStreamError::Credentials {
+                    path: ca.clone(),
+                    detail: format!("cannot read the TLS CA certificate file: {e}"),
+                });
+            }
+            options = options.add_root_certificates(ca.clone()).require_tls(true);
+        }
+        Ok(options)
+    }
+
+    /// What a failed connect means: the server refusing these credentials is
+    /// [`JetStreamError::Unauthorized`] (waiting will not help); anything else is
+    /// [`JetStreamError::Connect`].
+    pub(crate) fn connect_error(&self, e: ConnectError) -> JetStreamError {
+        match e.kind() {
+            ConnectErrorKind::AuthorizationViolation | ConnectErrorKind::Authentication => {
+                let given = match &self.creds {
+                    Some(path) => format!("the credentials in {}", path.display()),
+                    None => "no credentials (pass --nats-creds FILE)".to_string(),
+                };
+                JetStreamError::Unauthorized {
+                    url: self.url.clone(),
+                    detail: format!("{e}; this process connected with {given}"),
+                }
+            }
+            _ => JetStreamError::Connect {
+                url: self.url.clone(),
+                detail: e.to_string(),
+            },
+        }
+    }
+}
+
+/// What a credentials file turned out to hold.
+enum Credentials {
+    /// A `.creds` file: user JWT and nkey seed (operator/JWT mode).
+    Jwt(String),
+    /// A bare user nkey seed (`SU...`).
+    Seed(String),
+}
+
+const JWT_MARKER: &str = "BEGIN NATS USER JWT";
+
+/// Reads `path` and tells a `.creds` file from a bare user seed; refuses anything else,
+/// naming what it found (never the secret itself).
+async fn load_credentials(path: &Path) -> Result<Credentials, JetStreamError> {
+    let refuse = |detail: String| JetStreamError::Credentials {
+        path: path.to_path_buf(),
+        detail,
+    };
+    let contents = tokio::fs::read_to_string(path)
+        .await
+        .map_err(|e| refuse(format!("cannot read it: {e}")))?;
+    if contents.contains(JWT_MARKER) {
+        return Ok(Credentials::Jwt(contents));
+    }
+    let lines: Vec<&str> = contents
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .collect();
+    match lines.as_slice() {
+        [seed] if seed.starts_with("SU") => match nkeys::KeyPair::from_seed(seed) {
+            Ok(_) => Ok(Credentials::Seed(seed.to_string())),
+            Err(e) => Err(refuse(format!(
+                "it looks like a user nkey seed but is not a valid one ({e})"
+            ))),
+        },
+        [seed] if seed.starts_with('S') && seed.len() == 58 => Err(refuse(format!(
+            "it holds an nkey seed of another kind ({}...), not a user seed (SU...)",
+            seed.chars().take(2).collect::<String>()
+        ))),
+        [key] if key.starts_with('U') && key.len() == 56 => Err(refuse(
+            "it holds a public user nkey (U...); the connection needs the user's seed (SU...), \
+             which stays on this machine while the public key goes in the server config"
+                .into(),
+        )),
+        [] => Err(refuse("it is empty".into())),
+        _ => Err(refuse(
+            "it is neither a NATS .creds file (with -----BEGIN NATS USER JWT-----) nor a file \
+             holding just a user nkey seed (one line starting SU)"
+                .into(),
+        )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn write(dir: &Path, name: &str, contents: &str) -> PathBuf {
+        let path = dir.join(name);
+        std::fs::write(&path, contents).unwrap();
+        path
+    }
+
+    #[tokio::test]
+    async fn tells_a_creds_file_from_a_bare_seed() {
+        let dir = tempfile::tempdir().unwrap();
+        let seed = nkeys::KeyPair::new_user().seed().unwrap();
+        // The layout nsc writes (the JWT is not checked here; the server checks it).
+        let creds = format!(
+            "-----BEGIN NATS USER JWT-----\n\
+             eyJ0eXAiOiJKV1QiLCJhbGciOiJlZDI1NTE5LW5rZXkifQ.eyJzdWIiOiJVIn0.c2ln\n\
+             ------END NATS USER JWT------\n\n\
+             ************************* IMPORTANT *************************\n\
+             NKEY Seed printed below can be used to sign and prove identity.\n\n\
+             -----BEGIN USER NKEY SEED-----\n{seed}\n------END USER NKEY SEED------\n"
+        );
+        let path = write(dir.path(), "user.creds", &creds);
+        assert!(matches!(
+            load_credentials(&path).await,
+            Ok(Credentials::Jwt(_))
+        ));
+        assert!(JetStreamConfig::new("nats://127.0.0.1:4222")
+            .creds(&path)
+            .connect_options()
+            .await
+            .is_ok());
+        // A seed with surrounding blank lines and CRLF, as editors leave it.
+        let path = write(dir.path(), "user.nk", &format!("\r\n{seed}\r\n\r\n"));
+        match load_credentials(&path).await {
+            Ok(Credentials::Seed(s)) => assert_eq!(s, seed),
+            _ => panic!("a bare seed"),
+        }
+        // A .creds file whose seed section is damaged is refused before connecting.
+        let broken = creds.replace(&seed, "SUNOTASEED");
+        let path = write(dir.path(), "broken.creds", &broken);
+        let err = JetStreamConfig::new("nats://127.0.0.1:4222")
+            .creds(&path)
+            .connect_options()
+            .await
+            .err()
+            .expect("refused");
+        assert!(
+            matches!(&err, JetStreamError::Credentials { detail, .. } if detail.contains(".creds")),
+            "{err}"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_missing_tls_ca_is_refused_before_connecting() {
+        let err = JetStreamConfig::new("nats://127.0.0.1:4222")
+            .tls_ca("/nonexistent/ca.pem")
+            .connect_options()
+            .await
+            .err()
+            .expect("refused");
+        assert!(
+            matches!(&err, JetStreamError::Credentials { .. }) && err.is_permanent(),
+            "{err}"
+        );
     }
 }

@@ -8,6 +8,20 @@ pub enum JetStreamError {
     /// No connection to the NATS server.
     #[error("cannot connect to NATS at {url}: {detail}")]
     Connect { url: String, detail: String },
+    /// The server refused this process's credentials (or their absence). Waiting will not
+    /// help: fix `--nats-creds` or the server's user list.
+    #[error(
+        "the NATS server at {url} refused the connection ({detail}); check --nats-creds and \
+         that the server's config lists this user (see deploy/ACCESS.md)"
+    )]
+    Unauthorized { url: String, detail: String },
+    /// A credentials or TLS CA file that cannot be used (unreadable, or neither a `.creds`
+    /// file nor a user nkey seed). Nothing was sent to the server.
+    #[error("cannot connect to NATS with {}: {detail}", path.display())]
+    Credentials {
+        path: std::path::PathBuf,
+        detail: String,
+    },
     /// The server is older than the ledger accepts.
     #[error(
         "nats-server {found} is too old: throughcare needs nats-server {minimum} or newer, because \
@@ -27,6 +41,18 @@ pub enum JetStreamError {
     /// Setting up the stream or the buckets failed.
     #[error("cannot set up JetStream {what}: {detail}")]
     Setup { what: String, detail: String },
+}
+
+impl JetStreamError {
+    /// True for errors that retrying cannot cure (a refused credential, an unusable
+    /// credentials file, an old or unsafe server): report them at once. Only
+    /// [`JetStreamError::Connect`] and [`JetStreamError::Setup`] may be transient.
+    pub fn is_permanent(&self) -> bool {
+        !matches!(
+            self,
+            JetStreamError::Connect { .. } | JetStreamError::Setup { .. }
+        )
+    }
 }
 
 impl From<JetStreamError> for Error {

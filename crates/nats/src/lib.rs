@@ -136,6 +136,7 @@
 //! store ([`testkit::NatsServer`]) or as a 3-node cluster ([`testkit::NatsCluster`]), and
 //! panics with the install line when there is no binary.
 
+mod access;
 mod baseline;
 mod cache;
 mod config;
@@ -148,6 +149,7 @@ mod submit;
 pub mod testkit;
 mod version;
 
+pub use access::{access_subject, JetStreamAccessLog, ACCESS_STREAM, ACCESS_SUBJECT_PREFIX};
 pub use baseline::{raw_publish_baseline, BASELINE_SUBJECTS};
 pub use config::JetStreamConfig;
 pub use error::JetStreamError;
@@ -157,5 +159,7 @@ pub use records::{
     STREAM, SUBJECT_PREFIX, SUBMISSIONS_BUCKET,
 };
 pub use stats::Stats;
-pub use submit::{serve_submissions, submit_request, SubmitReply, STATUS_HEADER, SUBMIT_SUBJECT};
+pub use submit::{
+    serve_submissions, submit_request, SubmitReply, SubmitRequest, STATUS_HEADER, SUBMIT_SUBJECT,
+};
 pub use version::{check_server_version, MINIMUM_SERVER_VERSION};

@@ -9,7 +9,7 @@ use std::time::Duration;
 use async_nats::jetstream::{
     self, context::PublishErrorKind, kv, message::PublishMessage, message::StreamMessage, stream,
 };
-use async_nats::{header, Client, ConnectOptions, HeaderMap};
+use async_nats::{header, Client, HeaderMap};
 use async_trait::async_trait;
 use bytes::Bytes;
 use futures::stream::BoxStream;
@@ -234,7 +234,9 @@ impl JetStreamLog {
     /// the KV buckets.
     pub async fn connect_with(config: JetStreamConfig) -> Result<Self, JetStreamError> {
         let url = config.url.clone();
-        let client = ConnectOptions::new()
+        let client = config
+            .connect_options()
+            .await?
             .name(&config.client_name)
             .connection_timeout(config.request_timeout)
             .request_timeout(Some(config.request_timeout))
@@ -250,20 +252,17 @@ impl JetStreamLog {
                     async_nats::Event::Disconnected => {
                         tracing::warn!("NATS connection lost; reconnecting")
                     }
+                    // A permissions violation or a refused reconnect: the server's
+                    // config does not give this user what the ledger needs.
+                    async_nats::Event::ServerError(e) => {
+                        tracing::error!(error = %e, "the NATS server reported an error")
+                    }
                     other => tracing::info!(event = %other, "NATS connection event"),
                 }
             })
-            .connect(
-                url.split(',')
-                    .map(str::trim)
-                    .filter(|u| !u.is_empty())
-                    .collect::<Vec<_>>(),
-            )
+            .connect(config.servers())
             .await
-            .map_err(|e| JetStreamError::Connect {
-                url: url.clone(),
-                detail: e.to_string(),
-            })?;
+            .map_err(|e| config.connect_error(e))?;
         let info = client.server_info();
         check_server_version(&info.version)?;
         if !info.jetstream {

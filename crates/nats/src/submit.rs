@@ -1,11 +1,18 @@
 //! The partner submission service on NATS request-reply: requests on `throughcare.submit`
-//! carry the same CloudEvents body as `POST /v1/events` and get the same reply body. The
-//! transport lives here (the only crate importing async-nats); what to do with a body is
-//! the caller's handler, so HTTP and NATS share one code path.
+//! carry the same CloudEvents body as `POST /v1/events`, with the caller's credential in
+//! an `Authorization: Bearer <token>` header, and get the same reply body. The transport
+//! lives here (the only crate importing async-nats); what to do with a request is the
+//! caller's handler, so HTTP and NATS share one code path and one access check.
 //!
 //! A reply carries the HTTP-equivalent status in the `Throughcare-Status` header and the
 //! media type in `Content-Type` (`application/json` or `application/problem+json`).
 //! Several `serve` processes subscribe in one queue group, so each request is handled once.
+//!
+//! Replies go only to reply subjects under `_INBOX` (`_INBOX.…` or `_INBOX_…`, the inbox
+//! prefixes `deploy/nats-accounts.conf` gives partners). The service's user may publish to
+//! `throughcare.person.>` and `$JS.API.>`, so a request whose reply subject named one of
+//! those would otherwise make the service write its reply into the ledger or call the
+//! JetStream API on the sender's behalf; such a request is dropped unanswered.
 
 use std::future::Future;
 use std::sync::Arc;
@@ -14,7 +21,7 @@ use std::time::Duration;
 use async_nats::HeaderMap;
 use futures::StreamExt;
 
-use crate::JetStreamError;
+use crate::{JetStreamConfig, JetStreamError};
 
 /// The subject partners send submissions to.
 pub const SUBMIT_SUBJECT: &str = "throughcare.submit";
@@ -22,6 +29,16 @@ pub const SUBMIT_SUBJECT: &str = "throughcare.submit";
 const QUEUE_GROUP: &str = "throughcare-submit";
 /// Header with the HTTP-equivalent status of a reply.
 pub const STATUS_HEADER: &str = "Throughcare-Status";
+
+/// One request on [`SUBMIT_SUBJECT`], as the handler sees it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SubmitRequest {
+    /// The request's `Content-Type` header.
+    pub content_type: Option<String>,
+    /// The request's `Authorization` header, whole (e.g. `Bearer abc`).
+    pub authorization: Option<String>,
+    pub body: Vec<u8>,
+}
 
 /// What the handler answers: status, media type, body.
 pub struct SubmitReply {
@@ -37,19 +54,49 @@ fn unavailable(what: &str, url: &str, e: impl std::fmt::Display) -> JetStreamErr
     }
 }
 
-/// Answers requests on [`SUBMIT_SUBJECT`] with `handler(content_type, body)` until the
-/// connection closes. Each request is handled in its own task.
-pub async fn serve_submissions<F, Fut>(url: &str, handler: F) -> Result<(), JetStreamError>
+/// A header's first value, its name compared case-insensitively.
+fn header(headers: Option<&HeaderMap>, name: &str) -> Option<String> {
+    headers?
+        .iter()
+        .find(|(k, _)| AsRef::<str>::as_ref(*k).eq_ignore_ascii_case(name))
+        .and_then(|(_, values)| values.first())
+        .map(|v| v.as_str().to_string())
+}
+
+/// Whether the service may answer on `subject`: only reply inboxes.
+fn is_reply_inbox(subject: &str) -> bool {
+    subject.starts_with("_INBOX.") || subject.starts_with("_INBOX_")
+}
+
+/// Answers requests on [`SUBMIT_SUBJECT`] with `handler(request)` until the connection
+/// closes, connecting with `config`'s URL, credentials and TLS settings. Each request is
+/// handled in its own task. A refused credential is [`JetStreamError::Unauthorized`].
+pub async fn serve_submissions<F, Fut>(
+    config: &JetStreamConfig,
+    handler: F,
+) -> Result<(), JetStreamError>
 where
-    F: Fn(Option<String>, Vec<u8>) -> Fut + Send + Sync + 'static,
+    F: Fn(SubmitRequest) -> Fut + Send + Sync + 'static,
     Fut: Future<Output = SubmitReply> + Send + 'static,
 {
-    let client = async_nats::ConnectOptions::new()
-        .name("throughcare-submit")
+    let url = config.url.as_str();
+    let client = config
+        .connect_options()
+        .await?
+        .name(format!("{}-submit", config.client_name))
+        .connection_timeout(config.request_timeout)
         .max_reconnects(None)
-        .connect(url.split(',').map(str::trim).collect::<Vec<_>>())
+        .reconnect_delay_callback(|attempts| {
+            Duration::from_millis((attempts as u64 * 100).min(2_000))
+        })
+        .event_callback(|event| async move {
+            if let async_nats::Event::ServerError(e) = event {
+                tracing::error!(error = %e, "the NATS server reported an error to the submit service");
+            }
+        })
+        .connect(config.servers())
         .await
-        .map_err(|e| unavailable("connect", url, e))?;
+        .map_err(|e| config.connect_error(e))?;
     let mut requests = client
         .queue_subscribe(SUBMIT_SUBJECT, QUEUE_GROUP.into())
         .await
@@ -64,14 +111,22 @@ where
             tracing::warn!("a submission without a reply subject was ignored");
             continue;
         };
+        if !is_reply_inbox(&reply_to) {
+            tracing::warn!(
+                reply = %reply_to,
+                "a submission whose reply subject is not an _INBOX was dropped unanswered"
+            );
+            continue;
+        }
         let (client, handler) = (client.clone(), handler.clone());
         tokio::spawn(async move {
-            let content_type = message
-                .headers
-                .as_ref()
-                .and_then(|h| h.get("Content-Type"))
-                .map(|v| v.as_str().to_string());
-            let reply = handler(content_type, message.payload.to_vec()).await;
+            let headers = message.headers.as_ref();
+            let request = SubmitRequest {
+                content_type: header(headers, "Content-Type"),
+                authorization: header(headers, "Authorization"),
+                body: message.payload.to_vec(),
+            };
+            let reply = handler(request).await;
             let mut headers = HeaderMap::new();
             headers.insert(STATUS_HEADER, reply.status.to_string().as_str());
             headers.insert("Content-Type", reply.content_type);
@@ -86,11 +141,14 @@ where
     Ok(())
 }
 
-/// A partner's side: sends one body to [`SUBMIT_SUBJECT`] and returns (status, body).
+/// A partner's side, for tests and tools on an open server: sends one body to
+/// [`SUBMIT_SUBJECT`] (with `Authorization: Bearer <token>` when a token is given) and
+/// returns (status, body).
 pub async fn submit_request(
     url: &str,
     content_type: &str,
     body: Vec<u8>,
+    bearer: Option<&str>,
     timeout: Duration,
 ) -> Result<(u16, Vec<u8>), JetStreamError> {
     let client = async_nats::ConnectOptions::new()
@@ -100,6 +158,9 @@ pub async fn submit_request(
         .map_err(|e| unavailable("connect", url, e))?;
     let mut headers = HeaderMap::new();
     headers.insert("Content-Type", content_type);
+    if let Some(token) = bearer {
+        headers.insert("Authorization", format!("Bearer {token}").as_str());
+    }
     let reply = client
         .request_with_headers(SUBMIT_SUBJECT, headers, body.into())
         .await
@@ -111,4 +172,20 @@ pub async fn submit_request(
         .and_then(|v| v.as_str().parse().ok())
         .ok_or_else(|| unavailable("reply", url, "the reply has no Throughcare-Status header"))?;
     Ok((status, reply.payload.to_vec()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn replies_only_to_inboxes() {
+        assert!(is_reply_inbox("_INBOX.abc.def"));
+        assert!(is_reply_inbox("_INBOX_partner.abc"));
+        assert!(!is_reply_inbox(
+            "throughcare.person.01JD0000000000000000000000"
+        ));
+        assert!(!is_reply_inbox("$JS.API.STREAM.DELETE.THROUGHCARE"));
+        assert!(!is_reply_inbox("_INBOXES"));
+    }
 }

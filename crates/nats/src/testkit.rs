@@ -61,6 +61,8 @@ pub struct NatsServer {
     store: PathBuf,
     log: PathBuf,
     extra: Vec<String>,
+    /// `-c FILE`, instead of `-js -sd STORE`.
+    config: Option<PathBuf>,
     child: Option<Child>,
 }
 
@@ -70,8 +72,21 @@ impl NatsServer {
         Self::start_with(store, free_port(), &[])
     }
 
+    /// Starts a server on a free port with the settings of `config` (`-c FILE`: accounts,
+    /// users, permissions). The command line binds 127.0.0.1 on the chosen port, overriding
+    /// `listen`; the file itself must enable JetStream with `store_dir` set to `store`
+    /// (nats-server refuses `-sd` next to a `store_dir`), and must bind no other port (no
+    /// `http:`, no `cluster`). The server's log goes to `store/nats-server.log`.
+    pub fn start_with_config(store: &Path, config: &Path) -> NatsServer {
+        Self::launch(store, free_port(), &[], Some(config.to_path_buf()))
+    }
+
     /// Starts a server on `port` with extra command-line arguments (e.g. cluster routes).
     pub fn start_with(store: &Path, port: u16, extra: &[&str]) -> NatsServer {
+        Self::launch(store, port, extra, None)
+    }
+
+    fn launch(store: &Path, port: u16, extra: &[&str], config: Option<PathBuf>) -> NatsServer {
         std::fs::create_dir_all(store).expect("create the store dir");
         let mut server = NatsServer {
             bin: nats_server_binary(),
@@ -79,6 +94,7 @@ impl NatsServer {
             log: store.join("nats-server.log"),
             store: store.to_path_buf(),
             extra: extra.iter().map(|s| s.to_string()).collect(),
+            config,
             child: None,
         };
         server.spawn();
@@ -91,16 +107,13 @@ impl NatsServer {
             .append(true)
             .open(&self.log)
             .expect("open the server log");
-        let child = Command::new(&self.bin)
-            .args([
-                "-a",
-                "127.0.0.1",
-                "-p",
-                &self.port.to_string(),
-                "-js",
-                "-sd",
-            ])
-            .arg(&self.store)
+        let mut command = Command::new(&self.bin);
+        command.args(["-a", "127.0.0.1", "-p", &self.port.to_string()]);
+        match &self.config {
+            Some(config) => command.arg("-c").arg(config),
+            None => command.args(["-js", "-sd"]).arg(&self.store),
+        };
+        let child = command
             .args(&self.extra)
             .stdin(Stdio::null())
             .stdout(log.try_clone().expect("clone the log handle"))

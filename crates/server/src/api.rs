@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use axum::body::Body;
-use axum::extract::{Path, Query, Request, State};
+use axum::extract::{Extension, Request, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
@@ -16,11 +16,16 @@ use throughcare_events::{
 };
 use throughcare_projections::{contact_overdue, next_action};
 
+use crate::access::policy::{can_read, check_submission, is_staff, may_break_glass};
+use crate::access::{Caller, LogNote, ScopedJourney};
+use crate::auth::{Principal, Role};
+use crate::extract::{Path, Query};
 use crate::problem::ApiError;
 use crate::AppState;
+use throughcare_ledger::{AccessWhat, Purpose};
 
 /// How long a query with `min_position` waits for the read models before a 503.
-const FRESHNESS_WAIT: Duration = Duration::from_secs(2);
+pub const FRESHNESS_WAIT: Duration = Duration::from_secs(2);
 
 const SINGLE: &str = "application/cloudevents+json";
 const BATCH: &str = "application/cloudevents-batch+json";
@@ -28,6 +33,7 @@ const BATCH: &str = "application/cloudevents-batch+json";
 /// `POST /v1/events`: one CloudEvent or a batch.
 pub async fn post_events(
     State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
     request: Request,
 ) -> Result<Response, ApiError> {
     let media = media_type(request.headers());
@@ -40,17 +46,109 @@ pub async fn post_events(
                 detail: format!("body is over the limit of {MAX_BODY_BYTES} bytes (64 KiB)"),
             }])
         })?;
-    let (status, reply) = submit(&state, media.as_deref(), &body).await?;
-    Ok((status, Json(reply)).into_response())
+    match submit(&state, &caller.principal, media.as_deref(), &body).await {
+        Ok((status, reply)) => Ok((status, Json(reply)).into_response()),
+        Err(refusal) => {
+            let mut response = refusal.error.into_response();
+            if refusal.by_policy {
+                response.extensions_mut().insert(LogNote {
+                    what: Some(AccessWhat::Submit),
+                    denied: true,
+                    ..LogNote::default()
+                });
+            }
+            Ok(response)
+        }
+    }
+}
+
+/// A submission not recorded: the error, and whether access rules refused it (those
+/// refusals go in the access log; recorded events are their own record).
+#[derive(Debug)]
+pub struct SubmitRefusal {
+    pub error: ApiError,
+    pub by_policy: bool,
+}
+
+impl From<ApiError> for SubmitRefusal {
+    fn from(error: ApiError) -> Self {
+        SubmitRefusal {
+            error,
+            by_policy: false,
+        }
+    }
+}
+
+impl From<throughcare_ledger::Error> for SubmitRefusal {
+    fn from(e: throughcare_ledger::Error) -> Self {
+        ApiError::from(e).into()
+    }
+}
+
+/// Staff submit with the source the server fills in for them: a CloudEvent (or each of a
+/// batch) without `source` gets `urn:throughcare:staff:<name>`. Anything that is not a
+/// JSON object or array is left for validation to describe.
+fn fill_staff_source(p: &Principal, body: &[u8]) -> Option<Vec<u8>> {
+    let mut value: Value = serde_json::from_slice(body).ok()?;
+    let source = Value::String(p.staff_source());
+    let fill = |v: &mut Value| {
+        if let Some(o) = v.as_object_mut() {
+            o.entry("source").or_insert_with(|| source.clone());
+        }
+    };
+    match &mut value {
+        Value::Array(items) => items.iter_mut().for_each(fill),
+        v => fill(v),
+    }
+    serde_json::to_vec(&value).ok()
+}
+
+/// Staff may record events only about people they can read; an unknown person and one
+/// outside their scope get the same answer.
+async fn check_staff_scope(
+    state: &AppState,
+    p: &Principal,
+    event: &throughcare_events::Event,
+    pointer: &str,
+) -> Result<(), SubmitRefusal> {
+    let person = event.data.person();
+    let mut found = person.person_id;
+    if found.is_none() {
+        for identifier in person.identifiers() {
+            if let Some(id) = state.ledger.log().lookup_identifier(&identifier).await? {
+                found = Some(id);
+                break;
+            }
+        }
+    }
+    let readable = match found {
+        Some(id) => state
+            .models
+            .journey(id)
+            .map_err(ApiError::from)?
+            .is_some_and(|j| can_read(p, &j)),
+        None => false,
+    };
+    if readable {
+        return Ok(());
+    }
+    Err(SubmitRefusal {
+        error: ApiError::invalid(vec![Problem {
+            pointer: format!("{pointer}/data/person"),
+            detail: "no person known to the ledger and allocated to you (or held at your prisons) matches this reference; staff record events only about people they can read".into(),
+        }]),
+        by_policy: true,
+    })
 }
 
 /// Records a submission body (one CloudEvent or a batch) whatever the transport: HTTP and
 /// the NATS submit service both answer with this.
 pub async fn submit(
     state: &AppState,
+    principal: &Principal,
     media: Option<&str>,
     body: &[u8],
-) -> Result<(StatusCode, Value), ApiError> {
+) -> Result<(StatusCode, Value), SubmitRefusal> {
     let expect_batch = match media {
         Some(SINGLE) => Some(false),
         Some(BATCH) => Some(true),
@@ -61,27 +159,54 @@ pub async fn submit(
                 "unsupported-media-type",
                 "Unsupported media type",
                 format!("content type {other:?} is not accepted; send {SINGLE} or {BATCH}"),
-            ))
+            )
+            .into())
         }
     };
+    let filled = is_staff(principal)
+        .then(|| fill_staff_source(principal, body))
+        .flatten();
+    let body = filled.as_deref().unwrap_or(body);
     let submission = validate_body(body, state.ledger.now()).map_err(|p| {
         state.metrics.invalid();
         ApiError::invalid(p)
     })?;
+    // Who may submit what is checked for every item before anything is recorded.
+    let items: Vec<(&throughcare_events::Event, String)> = match &submission {
+        Submission::One(e) => vec![(e.as_ref(), String::new())],
+        Submission::Batch(events) => events
+            .iter()
+            .enumerate()
+            .map(|(i, e)| (e, format!("/{i}")))
+            .collect(),
+    };
+    for (event, pointer) in &items {
+        check_submission(principal, &event.source, event.event_type()).map_err(|error| {
+            SubmitRefusal {
+                error,
+                by_policy: true,
+            }
+        })?;
+        if is_staff(principal) {
+            check_staff_scope(state, principal, event, pointer).await?;
+        }
+    }
     match (expect_batch, &submission) {
         (Some(true), Submission::One(_)) => {
             state.metrics.invalid();
             return Err(ApiError::invalid(vec![Problem {
                 pointer: String::new(),
                 detail: format!("{BATCH} must be a JSON array of CloudEvents"),
-            }]));
+            }])
+            .into());
         }
         (Some(false), Submission::Batch(_)) => {
             state.metrics.invalid();
             return Err(ApiError::invalid(vec![Problem {
                 pointer: String::new(),
                 detail: format!("{SINGLE} must be one CloudEvent object; send arrays as {BATCH}"),
-            }]));
+            }])
+            .into());
         }
         _ => {}
     }
@@ -105,7 +230,7 @@ pub async fn submit(
                 for item in &f {
                     state.metrics.refused(&item.error);
                 }
-                ApiError::batch(f)
+                SubmitRefusal::from(ApiError::batch(f))
             })?;
             let mut all_ok = true;
             let items: Vec<Value> = results
@@ -160,8 +285,9 @@ pub struct PeopleQuery {
 /// `GET /v1/people?identifier=nomis:A1234BC`
 pub async fn find_person(
     State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
     Query(q): Query<PeopleQuery>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Response, ApiError> {
     let raw = q.identifier.ok_or_else(|| {
         ApiError::bad_request(
             "query parameter identifier is required, e.g. ?identifier=nomis:A1234BC",
@@ -170,15 +296,31 @@ pub async fn find_person(
     let identifier: Identifier = raw
         .parse()
         .map_err(|e: String| ApiError::bad_request(format!("identifier: {e}")))?;
-    let person = state
-        .ledger
-        .log()
-        .lookup_identifier(&identifier)
-        .await?
-        .ok_or_else(|| ApiError::not_found(format!("no person has identifier {identifier}")))?;
-    Ok(Json(
-        json!({ "person_id": person, "identifier": identifier.to_string() }),
-    ))
+    let unknown = || ApiError::not_found(format!("no person has identifier {identifier}"));
+    let Some(person) = state.ledger.log().lookup_identifier(&identifier).await? else {
+        return Err(unknown());
+    };
+    // Scope: someone the caller may not read is answered as no one.
+    let p = &caller.principal;
+    let journey = state.models.journey(person)?;
+    let in_scope =
+        p.open_mode || p.role == Role::Auditor || journey.as_ref().is_some_and(|j| can_read(p, j));
+    let glass = !in_scope
+        && journey.is_some()
+        && caller.purpose == Purpose::Emergency
+        && may_break_glass(p);
+    let mut response = if in_scope || glass {
+        Json(json!({ "person_id": person, "identifier": identifier.to_string() })).into_response()
+    } else {
+        unknown().into_response()
+    };
+    response.extensions_mut().insert(LogNote {
+        what: Some(AccessWhat::ReadIdentity),
+        person: Some(person),
+        denied: !(in_scope || glass),
+        review: glass,
+    });
+    Ok(response)
 }
 
 pub fn parse_person(raw: &str) -> Result<PersonId, ApiError> {
@@ -197,6 +339,7 @@ pub async fn journey(
     State(state): State<AppState>,
     Path(id): Path<String>,
     Query(q): Query<JourneyQuery>,
+    scoped: Option<Extension<ScopedJourney>>,
 ) -> Result<Response, ApiError> {
     let person = parse_person(&id)?;
     if let Some(min) = q.min_position {
@@ -208,10 +351,14 @@ pub async fn journey(
             .with("checkpoint", json!(state.models.checkpoint())));
         }
     }
+    // The guard read the journey for the scope check after the same wait.
+    if let Some(Extension(ScopedJourney(j))) = scoped {
+        return Ok(Json(j.view(state.ledger.now())).into_response());
+    }
     let j = state
         .models
         .journey(person)?
-        .ok_or_else(|| ApiError::not_found(format!("no journey for person {person}")))?;
+        .ok_or_else(|| ApiError::unknown_person(person))?;
     Ok(Json(j.view(state.ledger.now())).into_response())
 }
 
@@ -234,9 +381,7 @@ pub async fn person_events(
     let person = parse_person(&id)?;
     let events = state.ledger.history(person).await?;
     if events.is_empty() {
-        return Err(ApiError::not_found(format!(
-            "no events for person {person}"
-        )));
+        return Err(ApiError::unknown_person(person));
     }
     Ok(Json(json!({
         "person_id": person,
@@ -252,9 +397,7 @@ pub async fn verify(
     let person = parse_person(&id)?;
     let report = state.ledger.verify(person).await?;
     if report.events == 0 {
-        return Err(ApiError::not_found(format!(
-            "no events for person {person}"
-        )));
+        return Err(ApiError::unknown_person(person));
     }
     Ok(Json(json!(report)))
 }
@@ -262,6 +405,7 @@ pub async fn verify(
 /// `GET /v1/caseload/{worker_id}`: the worker's open cases, most urgent first.
 pub async fn caseload(
     State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
     Path(worker): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
     let now = state.ledger.now();
@@ -269,6 +413,8 @@ pub async fn caseload(
         .models
         .caseload(&worker)?
         .into_iter()
+        // A manager sees the worker's cases at its own prisons only.
+        .filter(|j| can_read(&caller.principal, j))
         .map(|j| {
             let v = j.view(now);
             let overdue = contact_overdue(&j, now);
@@ -351,6 +497,7 @@ fn range(
 /// gaps a manager must close marked (no worker, no plan, no consent).
 pub async fn releases(
     State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
     Query(q): Query<RangeQuery>,
 ) -> Result<Json<Value>, ApiError> {
     let now = state.ledger.now();
@@ -364,6 +511,8 @@ pub async fn releases(
         .models
         .releases(from, to, prison.as_deref())?
         .into_iter()
+        // A manager sees its own prisons only.
+        .filter(|(_, j)| can_read(&caller.principal, j))
         .map(|(day, j)| {
             let v = j.view(now);
             let released = j.released_at.is_some() && !j.in_custody;
@@ -392,6 +541,7 @@ pub async fn releases(
 /// suppressed, every rate beside its numerator and denominator.
 pub async fn kpis(
     State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
     Query(q): Query<RangeQuery>,
 ) -> Result<Json<Value>, ApiError> {
     let now = state.ledger.now();
@@ -400,7 +550,12 @@ pub async fn kpis(
         .checked_sub_months(chrono::Months::new(6))
         .unwrap_or(today);
     let (from, to, prison) = range(&q, six_months.with_day(1).unwrap_or(six_months), today)?;
-    let facts = state.models.episode_facts(prison.as_deref())?;
+    let mut facts = state.models.episode_facts(prison.as_deref())?;
+    let p = &caller.principal;
+    if !p.open_mode && matches!(p.role, Role::Manager | Role::Commissioner) {
+        // Only the caller's prisons (a commissioner with none listed sees all).
+        facts.retain(|f| p.covers_prison(&f.prison));
+    }
     let months: Vec<Value> = throughcare_projections::kpis(facts, prison.as_deref(), from, to, now)
         .iter()
         .map(|m| m.published())

@@ -1,20 +1,32 @@
-//! throughcare-server: the HTTP API (axum) and the web pages.
+//! throughcare-server: the HTTP API (axum), the web pages, access control and the access
+//! log.
 //!
-//! `app(state)` builds the router so tests can drive it without a port; the binary serves
-//! it on a listener. Errors are RFC 9457 problem+json, mapped in one place (`problem.rs`).
+//! `app(state)` builds the router from the route table (`access::routes`) so tests can
+//! drive it without a port; the binary serves it on a listener, with TLS when given.
+//! Every route passes the access guard (`access::guard`). Errors are RFC 9457
+//! problem+json, mapped in one place (`problem.rs`).
 
+pub mod access;
+mod access_api;
 mod api;
+pub mod auth;
+mod error;
+mod extract;
 mod metrics;
+pub mod openapi;
 mod pages;
 mod problem;
+pub mod tls;
 
 use std::sync::Arc;
 
-use axum::routing::{get, post};
 use axum::Router;
-use throughcare_ledger::Ledger;
+use throughcare_ledger::{AccessLog, AccessRecord, AccessWhat, Ledger, Outcome};
 use throughcare_projector::ReadModels;
 
+pub use access::REQUEST_ID;
+pub use auth::{Authenticator, Principal, Role};
+pub use error::Error;
 pub use problem::ApiError;
 
 /// What every handler can reach.
@@ -22,63 +34,160 @@ pub use problem::ApiError;
 pub struct AppState {
     pub ledger: Ledger,
     pub models: ReadModels,
+    /// The principals; `None` is open development mode.
+    pub auth: Option<Arc<Authenticator>>,
+    pub access: Arc<dyn AccessLog>,
+    /// Whether cookies get `Secure` (served over TLS, directly or behind a proxy).
+    pub secure_cookies: bool,
+    sessions: Arc<access::session::Sessions>,
+    routes: Arc<access::RouteIndex>,
     metrics: Arc<metrics::Metrics>,
 }
 
 impl AppState {
-    pub fn new(ledger: Ledger, models: ReadModels) -> Self {
+    /// State in open development mode (no `--auth`); reads are still logged.
+    pub fn new(ledger: Ledger, models: ReadModels, access: Arc<dyn AccessLog>) -> Self {
         AppState {
             ledger,
             models,
+            auth: None,
+            access,
+            secure_cookies: false,
+            sessions: Arc::default(),
+            routes: Arc::default(),
             metrics: Arc::default(),
         }
     }
+
+    /// Requires a principal from `auth` on every non-open route.
+    pub fn with_auth(mut self, auth: Authenticator) -> Self {
+        self.auth = Some(Arc::new(auth));
+        self
+    }
+
+    pub fn with_secure_cookies(mut self, secure: bool) -> Self {
+        self.secure_cookies = secure;
+        self
+    }
 }
 
-/// The whole HTTP surface.
+/// The whole HTTP surface, built from the route table.
 pub fn app(state: AppState) -> Router {
-    Router::new()
-        .route("/v1/events", post(api::post_events))
-        .route("/v1/people", get(api::find_person))
-        .route("/v1/people/{id}/journey", get(api::journey))
-        .route("/v1/people/{id}/events", get(api::person_events))
-        .route("/v1/people/{id}/verify", get(api::verify))
-        .route("/v1/caseload/{worker_id}", get(api::caseload))
-        .route("/v1/releases", get(api::releases))
-        .route("/v1/kpis", get(api::kpis))
-        .route("/v1/schema/events", get(api::schema))
-        .route("/healthz", get(api::healthz))
-        .route("/readyz", get(api::readyz))
-        .route("/metrics", get(api::metrics))
-        .route("/", get(pages::home))
-        .route("/people/{id}", get(pages::person))
+    let mut router = Router::new();
+    for route in access::routes::routes() {
+        router = router.route(route.path, (route.handler)());
+    }
+    router
         .fallback(api::not_found)
+        .method_not_allowed_fallback(extract::method_not_allowed)
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            access::guard,
+        ))
         .layer(axum::extract::DefaultBodyLimit::disable())
         .with_state(state)
 }
 
-/// Answers one submission body from another transport (the NATS submit service) exactly
-/// as `POST /v1/events` would: (status, media type, body).
+/// Answers one submission from another transport (the NATS submit service) exactly as
+/// `POST /v1/events` would: the same credential check, the same rules, the same reply:
+/// (status, media type, body). `authorization` is the request's `Authorization` value.
 pub async fn handle_submission(
     state: &AppState,
+    authorization: Option<&str>,
     content_type: Option<&str>,
     body: &[u8],
 ) -> (u16, &'static str, Vec<u8>) {
-    let media = content_type.and_then(api::parse_media);
-    let (status, media, value) = match api::submit(state, media.as_deref(), body).await {
-        Ok((status, value)) => (status, "application/json", value),
-        Err(e) => (e.status, "application/problem+json", e.to_json()),
+    const ROUTE: &str = "NATS throughcare.submit";
+    let request_id = ulid::Ulid::new().to_string();
+    let principal = match &state.auth {
+        None => Ok(Principal::open_mode()),
+        Some(auth) => {
+            let token = authorization.and_then(|v| {
+                let (scheme, token) = v.trim().split_once(' ')?;
+                scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
+            });
+            match token {
+                None => Err("send the header Authorization: Bearer <token>".to_string()),
+                Some(t) => auth.authenticate(t).await.map_err(|e| e.to_string()),
+            }
+        }
     };
-    (status.as_u16(), media, value.to_string().into_bytes())
+    let media = content_type.and_then(api::parse_media);
+    let outcome = match principal {
+        Err(detail) => {
+            let mut error = ApiError::new(
+                axum::http::StatusCode::UNAUTHORIZED,
+                "unauthenticated",
+                "Authentication required",
+                detail,
+            );
+            error.www_authenticate = true;
+            Err((
+                None,
+                api::SubmitRefusal {
+                    error,
+                    by_policy: true,
+                },
+            ))
+        }
+        Ok(p) => match api::submit(state, &p, media.as_deref(), body).await {
+            Ok(ok) => Ok(ok),
+            Err(refusal) => Err((Some(p), refusal)),
+        },
+    };
+    match outcome {
+        Ok((status, value)) => (
+            status.as_u16(),
+            "application/json",
+            value.to_string().into_bytes(),
+        ),
+        Err((principal, refusal)) => {
+            let e = refusal.error;
+            if refusal.by_policy {
+                let record = AccessRecord {
+                    at: state.ledger.now(),
+                    who: principal
+                        .as_ref()
+                        .map_or("anonymous".into(), |p| p.name.clone()),
+                    role: principal
+                        .as_ref()
+                        .map_or("NONE".into(), |p| p.role.to_string()),
+                    what: AccessWhat::Submit,
+                    person_id: None,
+                    purpose: None,
+                    reason: None,
+                    outcome: Outcome::Denied,
+                    review: false,
+                    route: ROUTE.into(),
+                    status: e.status.as_u16(),
+                    request_id,
+                };
+                if let Err(err) = state.access.append(record).await {
+                    tracing::error!(error = %err, "access log append failed");
+                }
+            }
+            (
+                e.status.as_u16(),
+                "application/problem+json",
+                e.to_json().to_string().into_bytes(),
+            )
+        }
+    }
 }
 
-/// Serves the API on `listener` until `shutdown` completes.
+/// Serves the API on `listener` until `shutdown` completes, over TLS when `tls` is given.
 pub async fn serve(
     listener: tokio::net::TcpListener,
     state: AppState,
+    tls: Option<tls::TlsConfig>,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(listener, app(state))
-        .with_graceful_shutdown(shutdown)
-        .await
+    match tls {
+        Some(tls) => tls::serve_tls(listener, app(state), tls, shutdown).await,
+        None => {
+            axum::serve(listener, app(state))
+                .with_graceful_shutdown(shutdown)
+                .await
+        }
+    }
 }

@@ -1,14 +1,22 @@
-//! Server-rendered web pages: the home page (find a person, the release calendar) and a
-//! person's journey timeline. Plain HTML with escaped text and no scripts from elsewhere.
+//! Server-rendered web pages: sign-in and sign-out, the home page for the caller's role
+//! (a worker's caseload, a manager's release calendar, a commissioner's KPIs, an
+//! auditor's search and calendar) and a person's journey timeline. Plain HTML with
+//! escaped text and no scripts from elsewhere; what a page shows follows the same rules
+//! as the API (`crate::access::policy`).
 
-use axum::extract::{Path, Query, State};
+use axum::extract::{Extension, State};
+use axum::http::{header, StatusCode};
 use axum::response::{Html, IntoResponse, Redirect, Response};
-use chrono::Duration;
+use chrono::{Datelike, Duration};
 use serde::Deserialize;
 use throughcare_events::{Identifier, PrisonCode, PILOT_PRISONS};
-use throughcare_projections::{FlagCode, Journey};
+use throughcare_projections::{contact_overdue, next_action, FlagCode, Journey};
 
+use crate::access::policy::can_read;
+use crate::access::{session, Caller, ScopedJourney};
 use crate::api::parse_person;
+use crate::auth::{Principal, Role};
+use crate::extract::{Form, Path, Query};
 use crate::problem::ApiError;
 use crate::AppState;
 
@@ -36,6 +44,24 @@ fn flag(f: FlagCode) -> String {
 }
 
 fn page(title: &str, body: &str) -> Html<String> {
+    page_for(None, title, body)
+}
+
+/// A page with the signed-in caller's name and a sign-out button in the header.
+fn page_for(who: Option<&Principal>, title: &str, body: &str) -> Html<String> {
+    let account = match who {
+        Some(p) if !p.open_mode => format!(
+            r#"<form method="post" action="/sign-out" class="account">Signed in as {} ({}) <button>Sign out</button></form>"#,
+            esc(&p.name),
+            p.role
+        ),
+        Some(_) => {
+            "<p class=\"account flag\">Open development mode: no sign-in, loopback only</p>".into()
+        }
+        None => String::new(),
+    };
+    let body = format!("{account}{body}");
+    let body = body.as_str();
     Html(format!(
         r#"<!doctype html><html lang="en"><head><meta charset="utf-8"><title>{t} · throughcare</title>
 <meta name="viewport" content="width=device-width, initial-scale=1">
@@ -44,7 +70,7 @@ body{{font-family:system-ui,sans-serif;margin:2rem auto;max-width:70rem;padding:
 h1{{font-size:1.6rem}} table{{border-collapse:collapse;width:100%}} td,th{{border-bottom:1px solid #d8dde0;padding:.35rem .5rem;text-align:left;vertical-align:top}} td:first-child{{white-space:nowrap}}
 .flag{{background:#fde8e6;color:#8a1f11;padding:.1rem .4rem;border-radius:.3rem;margin-right:.3rem;font-size:.85rem}}
 .status{{background:#e8f1f8;color:#005eb8;padding:.1rem .4rem;border-radius:.3rem}} .muted{{color:#4c6272;font-size:.9rem}}
-a{{color:#005eb8}} header{{border-bottom:4px solid #005eb8;margin-bottom:1rem}}
+a{{color:#005eb8}} .account{{float:right;font-size:.9rem}} label{{display:block;margin:.5rem 0}} header{{border-bottom:4px solid #005eb8;margin-bottom:1rem}}
 </style></head><body><header><p><a href="/">throughcare</a> <span class="muted">continuity of care from prison to community · synthetic data only</span></p></header>
 <h1>{t}</h1>{body}</body></html>"#,
         t = esc(title)
@@ -61,12 +87,25 @@ pub struct HomeQuery {
 /// and the next four, with the gaps a manager must close.
 pub async fn home(
     State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
     Query(q): Query<HomeQuery>,
 ) -> Result<Response, ApiError> {
+    let who = caller.principal.as_ref();
+    match who.role {
+        _ if who.open_mode => {}
+        Role::Worker => return worker_home(&state, who).await,
+        Role::Commissioner => return commissioner_home(&state, who).await,
+        Role::Manager | Role::Auditor | Role::Partner => {}
+    }
     let mut notice = String::new();
     if let Some(raw) = q.identifier.filter(|s| !s.trim().is_empty()) {
         match raw.trim().parse::<Identifier>() {
-            Ok(id) => match state.ledger.log().lookup_identifier(&id).await? {
+            // Someone the caller may not read is not found, as over the API.
+            Ok(id) => match readable(
+                &state,
+                who,
+                state.ledger.log().lookup_identifier(&id).await?,
+            )? {
                 Some(p) => return Ok(Redirect::to(&format!("/people/{p}")).into_response()),
                 None => {
                     notice = format!(
@@ -83,7 +122,12 @@ pub async fn home(
     let prison = q.prison.as_deref().filter(|p| PrisonCode::parse(p).is_ok());
     let (from, to) = (today - Duration::days(7), today + Duration::days(28));
     let mut rows = String::new();
-    let releases = state.models.releases(from, to, prison)?;
+    let releases: Vec<_> = state
+        .models
+        .releases(from, to, prison)?
+        .into_iter()
+        .filter(|(_, j)| can_read(who, j))
+        .collect();
     for (day, j) in &releases {
         let v = j.view(now);
         let released = j.released_at.is_some() && !j.in_custody;
@@ -109,6 +153,7 @@ pub async fn home(
     }
     let prisons: String = PILOT_PRISONS
         .iter()
+        .filter(|p| who.open_mode || who.role == Role::Auditor || who.covers_prison(p))
         .map(|p| {
             format!(
                 "<a href=\"/?prison={p}\">{p} {}</a> · ",
@@ -128,19 +173,197 @@ KPIs: <a href="/v1/kpis{kq}">/v1/kpis</a>.</p>
         n = releases.len(),
         cp = state.models.checkpoint(),
     );
-    Ok(page("Release calendar", &body).into_response())
+    Ok(page_for(Some(who), "Release calendar", &body).into_response())
+}
+
+/// The person, if the caller may read them.
+fn readable(
+    state: &AppState,
+    who: &Principal,
+    person: Option<throughcare_events::PersonId>,
+) -> Result<Option<throughcare_events::PersonId>, ApiError> {
+    let Some(p) = person else { return Ok(None) };
+    if who.open_mode || who.role == Role::Auditor {
+        return Ok(Some(p));
+    }
+    Ok(state
+        .models
+        .journey(p)?
+        .filter(|j| can_read(who, j))
+        .map(|_| p))
+}
+
+/// A worker's home: its caseload, overdue contact first.
+async fn worker_home(state: &AppState, who: &Principal) -> Result<Response, ApiError> {
+    let now = state.ledger.now();
+    let worker = who.worker_id.clone().unwrap_or_default();
+    let mut cases = state.models.caseload(&worker)?;
+    cases.sort_by_key(|j| {
+        (
+            !contact_overdue(j, now),
+            j.release_date.as_ref().map(|r| r.date),
+        )
+    });
+    let rows: String = cases
+        .iter()
+        .map(|j| {
+            let v = j.view(now);
+            format!(
+                "<tr><td><a href=\"/people/{p}\">{ids}</a></td><td><span class=status>{s}</span></td><td>{rd}</td><td>{next}</td><td>{overdue}{flags}</td></tr>",
+                p = j.person_id,
+                ids = esc(&j.identifiers.nomis.iter().next().cloned().unwrap_or_else(|| j.person_id.to_string())),
+                s = code(&j.status),
+                rd = j.release_date.as_ref().map(|r| r.date.to_string()).unwrap_or_else(|| "—".into()),
+                next = code(&next_action(j, now)),
+                overdue = if contact_overdue(j, now) { "<span class=flag>contact overdue</span>" } else { "" },
+                flags = v.active_flags.iter().map(|f| flag(*f)).collect::<String>(),
+            )
+        })
+        .collect();
+    let body = format!(
+        r#"<p class="muted">{n} open cases allocated to {w}.</p>
+<table><thead><tr><th>Person</th><th>Status</th><th>Release date</th><th>Next action</th><th>Flags</th></tr></thead><tbody>{rows}</tbody></table>"#,
+        n = cases.len(),
+        w = esc(&worker),
+    );
+    Ok(page_for(Some(who), "My caseload", &body).into_response())
+}
+
+/// A commissioner's home: this year's KPIs for its prisons, suppressed as over the API.
+async fn commissioner_home(state: &AppState, who: &Principal) -> Result<Response, ApiError> {
+    let now = state.ledger.now();
+    let today = now.date_naive();
+    let from = today.with_day(1).unwrap_or(today) - Duration::days(180);
+    let mut facts = state.models.episode_facts(None)?;
+    facts.retain(|f| who.covers_prison(&f.prison));
+    let months = throughcare_projections::kpis(facts, None, from, today, now);
+    let cell = |v: &serde_json::Value| match v {
+        serde_json::Value::Object(o) => o
+            .get("rate")
+            .filter(|r| !r.is_null())
+            .map(|r| {
+                format!(
+                    "{r} ({} / {})",
+                    o.get("numerator").unwrap_or(&serde_json::Value::Null),
+                    o.get("denominator").unwrap_or(&serde_json::Value::Null)
+                )
+            })
+            .unwrap_or_else(|| "withheld".into()),
+        other => other.to_string(),
+    };
+    let rows: String = months
+        .iter()
+        .map(|m| {
+            let p = m.published();
+            format!(
+                "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+                esc(p["prison"].as_str().unwrap_or("")),
+                esc(p["month"].as_str().unwrap_or("")),
+                esc(&cell(&p["referrals_total"])),
+                esc(&cell(&p["released_with_plan"])),
+                esc(&cell(&p["contacted_within_72h_of_release"])),
+                esc(&cell(&p["gp_registered_within_28d_of_release"])),
+            )
+        })
+        .collect();
+    let body = format!(
+        r#"<p class="muted">Counts from 1 to 4 are shown as "&lt;5" and the rates built on them are withheld. Full figures: <a href="/v1/kpis">/v1/kpis</a>.</p>
+<table><thead><tr><th>Prison</th><th>Month</th><th>Referrals</th><th>Released with a plan</th><th>Contacted within 72 h</th><th>GP-registered within 28 days</th></tr></thead><tbody>{rows}</tbody></table>"#
+    );
+    Ok(page_for(Some(who), "Service KPIs", &body).into_response())
+}
+
+#[derive(Deserialize)]
+pub struct SignIn {
+    token: String,
+}
+
+/// `GET /sign-in`: one field, a bearer token or a JWT.
+pub async fn sign_in_form(State(state): State<AppState>) -> Response {
+    sign_in_page(&state, StatusCode::OK, "")
+}
+
+fn sign_in_page(state: &AppState, status: StatusCode, error: &str) -> Response {
+    let body = if state.auth.is_none() {
+        r#"<p>This server runs in open development mode: no sign-in is needed. <a href="/">Continue</a>.</p>"#.to_string()
+    } else {
+        let error = if error.is_empty() {
+            String::new()
+        } else {
+            format!(
+                r##"<div class="flag" role="alert" id="error-summary"><p>{}</p><a href="#token">Check the token</a></div>"##,
+                esc(error)
+            )
+        };
+        format!(
+            r#"{error}<form method="post" action="/sign-in"><label for="token">Your access token or identity-provider token (JWT)</label>
+<input id="token" name="token" type="password" autocomplete="off" size="60" required> <button>Sign in</button></form>
+<p class="muted">The token is checked once; the browser keeps only a session cookie, which ends when you sign out or after 8 hours.</p>"#
+        )
+    };
+    (status, page("Sign in", &body)).into_response()
+}
+
+/// `POST /sign-in`: checks the token and starts a session.
+pub async fn sign_in(State(state): State<AppState>, Form(form): Form<SignIn>) -> Response {
+    let Some(auth) = &state.auth else {
+        return Redirect::to("/").into_response();
+    };
+    match auth.authenticate(form.token.trim()).await {
+        Ok(principal) => {
+            let id = state.sessions.start(principal, session::SESSION_TTL);
+            (
+                [(
+                    header::SET_COOKIE,
+                    session::set_cookie(&id, state.secure_cookies),
+                )],
+                Redirect::to("/"),
+            )
+                .into_response()
+        }
+        Err(e) => sign_in_page(
+            &state,
+            StatusCode::UNAUTHORIZED,
+            &format!("That token was not accepted: {e}"),
+        ),
+    }
+}
+
+/// `POST /sign-out`: ends the session.
+pub async fn sign_out(State(state): State<AppState>, headers: axum::http::HeaderMap) -> Response {
+    if let Some(id) = headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find_map(session::from_cookie_header)
+    {
+        state.sessions.end(id);
+    }
+    (
+        [(
+            header::SET_COOKIE,
+            session::clear_cookie(state.secure_cookies),
+        )],
+        Redirect::to("/sign-in"),
+    )
+        .into_response()
 }
 
 /// `GET /people/{id}`: a person's journey and timeline.
 pub async fn person(
     State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
     Path(id): Path<String>,
+    scoped: Option<Extension<ScopedJourney>>,
 ) -> Result<Response, ApiError> {
     let person = parse_person(&id)?;
-    let j: Journey = state
-        .models
-        .journey(person)?
-        .ok_or_else(|| ApiError::not_found(format!("no journey for person {person}")))?;
+    let j: Journey = match scoped {
+        Some(Extension(ScopedJourney(j))) => j.as_ref().clone(),
+        None => state
+            .models
+            .journey(person)?
+            .ok_or_else(|| ApiError::unknown_person(person))?,
+    };
     let v = j.view(state.ledger.now());
     let mut timeline = String::new();
     for t in j.timeline.iter().rev() {
@@ -225,5 +448,15 @@ pub async fn person(
         episodes = j.episodes.len(),
         p = j.person_id,
     );
-    Ok(page(&format!("Journey of {}", j.person_id), &body).into_response())
+    let glass = if caller.review {
+        "<p class=flag role=alert>Emergency access: this read is recorded for review.</p>"
+    } else {
+        ""
+    };
+    Ok(page_for(
+        Some(&caller.principal),
+        &format!("Journey of {}", j.person_id),
+        &format!("{glass}{body}"),
+    )
+    .into_response())
 }

@@ -19,6 +19,8 @@ pub struct ApiError {
     /// Extension members (errors, current_state, allowed_events, items...).
     pub extra: Value,
     pub retry_after: Option<u64>,
+    /// Adds `WWW-Authenticate: Bearer` (401 answers).
+    pub www_authenticate: bool,
 }
 
 impl ApiError {
@@ -35,6 +37,7 @@ impl ApiError {
             detail: detail.into(),
             extra: json!({}),
             retry_after: None,
+            www_authenticate: false,
         }
     }
 
@@ -54,6 +57,12 @@ impl ApiError {
 
     pub fn not_found(detail: impl Into<String>) -> Self {
         ApiError::new(StatusCode::NOT_FOUND, "not-found", "Not found", detail)
+    }
+
+    /// The answer for a person the ledger does not know *or the caller may not see*:
+    /// one body for both, so that scope never reveals who exists.
+    pub fn unknown_person(person: throughcare_events::PersonId) -> Self {
+        ApiError::not_found(format!("no person {person} is known to the ledger"))
     }
 
     pub fn invalid(problems: Vec<Problem>) -> Self {
@@ -219,6 +228,12 @@ impl IntoResponse for ApiError {
             header::CONTENT_TYPE,
             HeaderValue::from_static("application/problem+json"),
         );
+        if self.www_authenticate {
+            res.headers_mut().insert(
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_static("Bearer realm=\"throughcare\""),
+            );
+        }
         if let Some(s) = self.retry_after {
             res.headers_mut()
                 .insert(header::RETRY_AFTER, HeaderValue::from(s));

@@ -1,0 +1,742 @@
+//! [`JetStreamAccessLog`]: the access log ([`AccessLog`]) on the JetStream stream
+//! `THROUGHCARE_ACCESS`, one hash chain even when several `serve` processes append to it.
+//!
+//! # Layout
+//!
+//! Stream `THROUGHCARE_ACCESS`, subjects `throughcare.access.<person ULID>` (or
+//! `throughcare.access.none` for entries about no person), file storage, `deny_delete`,
+//! `deny_purge`, no limits. One entry is one message: its payload is exactly the entry's
+//! stored bytes (see [`throughcare_ledger::access`]), its `Nats-Msg-Id` is the entry's
+//! hash in hex, and its stream sequence is the entry's `seq` (the stream holds nothing
+//! else, so sequences run 1, 2, 3, ... like seqs must).
+//!
+//! # One chain, several writers
+//!
+//! An entry's `seq` and `prev` are fixed before it is published, so the publish must land
+//! exactly in the slot they assume. Each publish carries `Nats-Expected-Last-Sequence` =
+//! `seq - 1`; an entry pipelined behind another of ours also carries
+//! `Nats-Expected-Last-Msg-Id` = that entry's hash. The second header is what makes
+//! pipelining safe: if the entry before it lost its slot to another process, the stream's
+//! last sequence may still be `seq - 1` (the other process's message took `seq - 1`), but
+//! its last msg-id is not ours, so the server refuses this one too rather than store an
+//! entry whose `prev` names a hash that is not in the stream. The first entry of a group
+//! carries only the expected sequence; its `prev` is the hash of the message this process
+//! read (or stored) at that sequence, and stream messages never change.
+//!
+//! A refused entry (JetStream error 10071 wrong last sequence, or 10070 wrong last
+//! msg-id) goes again: the writer re-reads the stream's last message (stream info, then a
+//! get of that sequence), rebuilds the entry on top of it and publishes it again.
+//!
+//! # Group commit
+//!
+//! One task per [`JetStreamAccessLog`] takes every queued record (up to [`MAX_GROUP`]),
+//! seals them into a chain on top of the last entry it knows, publishes them back to back
+//! without waiting, then awaits the acks and answers each caller once its entry's ack (or,
+//! when an ack was lost, a read of its slot) shows it stored. Nothing is reported stored
+//! before JetStream has acknowledged it.
+//!
+//! # Lost acks
+//!
+//! A publish whose ack times out may still have been stored. Its slot is read: our hash
+//! there means stored. An empty slot means not yet: the entry is published again, and if
+//! it is rebuilt on the same last entry it has the very same bytes and msg-id, so a late
+//! arrival of the first copy makes the second a duplicate (dedupe window) or a refusal
+//! (expected sequence), never a second entry; if another process took the slot meanwhile,
+//! the first copy can never be stored anywhere else (its expected sequence is gone).
+//!
+//! # Reads
+//!
+//! `query` reads with an ordered consumer from `after_seq + 1`, filtered on the person's
+//! subject when the filter names one, until it has `limit` matches or the consumer has
+//! nothing pending; `verify` reads every message the same way.
+//!
+//! One caveat of older servers: nats-server releases that ignore an expected last sequence
+//! of 0 cannot stop two processes from both storing a "first" entry of an empty stream at
+//! the same instant (`verify` would report the break); the pinned 2.15.1 enforces it.
+
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_nats::jetstream::consumer::{pull, DeliverPolicy};
+use async_nats::jetstream::{self, context::PublishErrorKind, message::PublishMessage, stream};
+use async_nats::{header, Client, ConnectOptions, HeaderMap};
+use async_trait::async_trait;
+use bytes::Bytes;
+use futures::StreamExt;
+use throughcare_events::{Hash, PersonId};
+use throughcare_ledger::access::ChainCheck;
+use throughcare_ledger::{
+    AccessChainReport, AccessEntry, AccessFilter, AccessLog, AccessRecord, Error,
+};
+use tokio::sync::{mpsc, oneshot};
+use tokio::time::Instant;
+
+use crate::config::JetStreamConfig;
+use crate::error::JetStreamError;
+use crate::log::JetStreamLog;
+use crate::version::check_server_version;
+
+/// The access log's stream.
+pub const ACCESS_STREAM: &str = "THROUGHCARE_ACCESS";
+/// Subjects are this prefix plus a person's ULID or `none`.
+pub const ACCESS_SUBJECT_PREFIX: &str = "throughcare.access.";
+/// Most entries published in one pipelined group.
+pub const MAX_GROUP: usize = 256;
+
+/// The subject of entries about `person` (`throughcare.access.none` for none).
+pub fn access_subject(person: Option<PersonId>) -> String {
+    match person {
+        Some(p) => format!("{ACCESS_SUBJECT_PREFIX}{p}"),
+        None => format!("{ACCESS_SUBJECT_PREFIX}none"),
+    }
+}
+
+/// The JetStream access log. Cloning shares the connection and the writer task.
+#[derive(Clone)]
+pub struct JetStreamAccessLog {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    stream: stream::Stream,
+    config: JetStreamConfig,
+    jobs: mpsc::Sender<Job>,
+    conflicts: Arc<AtomicU64>,
+}
+
+struct Job {
+    record: AccessRecord,
+    reply: oneshot::Sender<Result<AccessEntry, Error>>,
+    since: Instant,
+    /// The entry last published for this record and not known to be stored (its ack was
+    /// lost or refused): if it turns up as the stream's last message it was stored.
+    attempt: Option<AccessEntry>,
+}
+
+fn unavailable(what: &str, detail: impl std::fmt::Display) -> Error {
+    Error::Unavailable(format!("{what}: {detail}"))
+}
+
+fn stream_config(config: &JetStreamConfig) -> stream::Config {
+    stream::Config {
+        name: ACCESS_STREAM.into(),
+        description: Some(
+            "throughcare access log: who read what about whom, hash-chained, never deleted"
+                .into(),
+        ),
+        subjects: vec![format!("{ACCESS_SUBJECT_PREFIX}*")],
+        storage: stream::StorageType::File,
+        retention: stream::RetentionPolicy::Limits,
+        num_replicas: config.replicas,
+        deny_delete: true,
+        deny_purge: true,
+        allow_direct: true,
+        duplicate_window: config.duplicate_window.unwrap_or_default(),
+        ..Default::default()
+    }
+}
+
+/// What makes an existing stream unfit to hold the access log.
+fn stream_problems(c: &stream::Config) -> Vec<String> {
+    let mut p = Vec::new();
+    let subject = format!("{ACCESS_SUBJECT_PREFIX}*");
+    if !c
+        .subjects
+        .iter()
+        .any(|s| *s == subject || s == "throughcare.access.>")
+    {
+        p.push(format!(
+            "its subjects {:?} do not include {subject}",
+            c.subjects
+        ));
+    }
+    if c.storage != stream::StorageType::File {
+        p.push("it is not file-backed".into());
+    }
+    if !c.deny_delete {
+        p.push("deny_delete is off".into());
+    }
+    if !c.deny_purge {
+        p.push("deny_purge is off".into());
+    }
+    if c.retention != stream::RetentionPolicy::Limits {
+        p.push("its retention is not Limits (entries would be removed)".into());
+    }
+    if c.max_age > Duration::ZERO
+        || c.max_messages > 0
+        || c.max_bytes > 0
+        || c.max_messages_per_subject > 0
+    {
+        p.push("it has limits that would discard entries".into());
+    }
+    p
+}
+
+/// Whether a JetStream API error is worth retrying (503 no leader yet / restarting, 408).
+fn transient_api(e: &jetstream::Error) -> bool {
+    matches!(e.code(), 503 | 408)
+}
+
+fn source_api_error<'a>(e: &'a (dyn std::error::Error + 'static)) -> Option<&'a jetstream::Error> {
+    let mut cur = e.source();
+    while let Some(s) = cur {
+        if let Some(api) = s.downcast_ref::<jetstream::Error>() {
+            return Some(api);
+        }
+        cur = s.source();
+    }
+    None
+}
+
+/// The hash a message's msg-id says its entry has.
+fn msg_id_hash(headers: Option<&HeaderMap>) -> Option<Hash> {
+    headers
+        .and_then(|h| h.get(header::NATS_MESSAGE_ID))
+        .and_then(|v| Hash::from_hex(v.as_str()))
+}
+
+async fn ensure_stream(
+    js: &jetstream::Context,
+    config: stream::Config,
+    deadline: Instant,
+) -> Result<stream::Stream, JetStreamError> {
+    let name = config.name.clone();
+    let mut pause = Duration::from_millis(50);
+    loop {
+        let err = match js.get_or_create_stream(config.clone()).await {
+            Ok(s) => return Ok(s),
+            Err(e) => e,
+        };
+        let transient = match err.kind() {
+            jetstream::context::CreateStreamErrorKind::TimedOut
+            | jetstream::context::CreateStreamErrorKind::JetStreamUnavailable => true,
+            jetstream::context::CreateStreamErrorKind::JetStream(api) => transient_api(&api),
+            _ => false,
+        };
+        if !transient || Instant::now() + pause > deadline {
+            return Err(JetStreamError::Setup {
+                what: format!("stream {name}"),
+                detail: err.to_string(),
+            });
+        }
+        tokio::time::sleep(pause).await;
+        pause = (pause * 2).min(Duration::from_secs(1));
+    }
+}
+
+impl JetStreamLog {
+    /// The access log on this log's connection (so `serve` keeps one connection). Each
+    /// call starts another writer task; they share the one chain as separate processes
+    /// would, so call it once and clone the result.
+    pub async fn access_log(&self) -> Result<JetStreamAccessLog, JetStreamError> {
+        JetStreamAccessLog::open(self.inner.client.clone(), self.inner.config.clone()).await
+    }
+}
+
+impl JetStreamAccessLog {
+    /// Connects on its own connection (settings as for [`JetStreamLog::connect_with`]) and
+    /// opens the access log.
+    pub async fn connect_with(config: JetStreamConfig) -> Result<Self, JetStreamError> {
+        let url = config.url.clone();
+        let client = ConnectOptions::new()
+            .name(&config.client_name)
+            .connection_timeout(config.request_timeout)
+            .request_timeout(Some(config.request_timeout))
+            .max_reconnects(None)
+            .reconnect_delay_callback(|attempts| {
+                Duration::from_millis((attempts as u64 * 100).min(2_000))
+            })
+            .connect(
+                url.split(',')
+                    .map(str::trim)
+                    .filter(|u| !u.is_empty())
+                    .collect::<Vec<_>>(),
+            )
+            .await
+            .map_err(|e| JetStreamError::Connect {
+                url: url.clone(),
+                detail: e.to_string(),
+            })?;
+        Self::open(client, config).await
+    }
+
+    /// Opens the access log on an existing connection: applies the server version policy,
+    /// creates (or checks) the stream and starts the writer task. Needs a Tokio runtime.
+    pub async fn open(client: Client, config: JetStreamConfig) -> Result<Self, JetStreamError> {
+        let info = client.server_info();
+        check_server_version(&info.version)?;
+        if !info.jetstream {
+            return Err(JetStreamError::NoJetStream {
+                url: config.url.clone(),
+            });
+        }
+        let js = jetstream::ContextBuilder::new()
+            .timeout(config.request_timeout)
+            .build(client.clone());
+        let deadline = Instant::now() + config.retry_for;
+        let stream = ensure_stream(&js, stream_config(&config), deadline).await?;
+        let problems = stream_problems(&stream.cached_info().config);
+        if !problems.is_empty() {
+            return Err(JetStreamError::UnsafeStream {
+                stream: ACCESS_STREAM.into(),
+                problems: problems.join("; "),
+            });
+        }
+        let (tx, rx) = mpsc::channel(4 * MAX_GROUP);
+        let conflicts = Arc::new(AtomicU64::new(0));
+        let writer = Writer {
+            client,
+            js,
+            stream: stream.clone(),
+            config: config.clone(),
+            conflicts: conflicts.clone(),
+        };
+        tokio::spawn(writer.run(rx));
+        Ok(JetStreamAccessLog {
+            inner: Arc::new(Inner {
+                stream,
+                config,
+                jobs: tx,
+                conflicts,
+            }),
+        })
+    }
+
+    /// How many times this log's writer found that another writer had taken the slot its
+    /// entries expected, and rebuilt them on top.
+    pub fn conflicts(&self) -> u64 {
+        self.inner.conflicts.load(Ordering::Relaxed)
+    }
+
+    /// Reads messages from `from` on (only `subject`'s when given) and hands each to
+    /// `take` (seq, subject, msg-id hash, payload) until it returns `false` or nothing is
+    /// pending. Resumes after interruptions for up to `retry_for`.
+    async fn scan(
+        &self,
+        subject: Option<String>,
+        from: u64,
+        mut take: impl FnMut(u64, &str, Option<Hash>, &[u8]) -> Result<bool, Error>,
+    ) -> Result<(), Error> {
+        let config = &self.inner.config;
+        let mut next = from.max(1);
+        let mut failing_since: Option<Instant> = None;
+        let mut pause = Duration::from_millis(50);
+        loop {
+            let why = match self.scan_from(subject.as_deref(), &mut next, &mut take).await {
+                Ok(()) => return Ok(()),
+                Err(Scan::Fail(e)) => return Err(e),
+                Err(Scan::Retry(why)) => why,
+            };
+            let since = *failing_since.get_or_insert_with(Instant::now);
+            if since.elapsed() + pause > config.retry_for {
+                return Err(unavailable("reading the access log", why));
+            }
+            tracing::debug!(next, why = %why, "access log read interrupted; resuming");
+            tokio::time::sleep(pause).await;
+            pause = (pause * 2).min(Duration::from_secs(1));
+        }
+    }
+
+    async fn scan_from(
+        &self,
+        subject: Option<&str>,
+        next: &mut u64,
+        take: &mut impl FnMut(u64, &str, Option<Hash>, &[u8]) -> Result<bool, Error>,
+    ) -> Result<(), Scan> {
+        let consumer = self
+            .inner
+            .stream
+            .create_consumer(pull::OrderedConfig {
+                filter_subject: subject.unwrap_or_default().to_string(),
+                deliver_policy: DeliverPolicy::ByStartSequence {
+                    start_sequence: *next,
+                },
+                ..Default::default()
+            })
+            .await
+            .map_err(|e| Scan::Retry(format!("cannot create an ordered consumer: {e}")))?;
+        if consumer.cached_info().num_pending == 0 {
+            return Ok(());
+        }
+        let mut messages = consumer
+            .messages()
+            .await
+            .map_err(|e| Scan::Retry(format!("cannot start an ordered consumer: {e}")))?;
+        // The consumer sends heartbeats; a read that hears nothing for this long is
+        // restarted rather than left hanging.
+        let patience = self.inner.config.request_timeout * 3;
+        loop {
+            let msg = match tokio::time::timeout(patience, messages.next()).await {
+                Err(_) => return Err(Scan::Retry("no message or heartbeat in time".into())),
+                Ok(None) => return Err(Scan::Retry("the consumer ended".into())),
+                Ok(Some(Err(e))) => return Err(Scan::Retry(e.to_string())),
+                Ok(Some(Ok(msg))) => msg,
+            };
+            let info = msg
+                .info()
+                .map_err(|e| Scan::Retry(format!("a message without its position: {e}")))?;
+            let (seq, pending) = (info.stream_sequence, info.pending);
+            if seq < *next {
+                continue;
+            }
+            *next = seq + 1;
+            let more = take(
+                seq,
+                msg.subject.as_str(),
+                msg_id_hash(msg.headers.as_ref()),
+                &msg.payload,
+            )
+            .map_err(Scan::Fail)?;
+            if !more || pending == 0 {
+                return Ok(());
+            }
+        }
+    }
+}
+
+enum Scan {
+    Retry(String),
+    Fail(Error),
+}
+
+#[async_trait]
+impl AccessLog for JetStreamAccessLog {
+    async fn append(&self, record: AccessRecord) -> Result<AccessEntry, Error> {
+        let (reply, rx) = oneshot::channel();
+        let job = Job {
+            record,
+            reply,
+            since: Instant::now(),
+            attempt: None,
+        };
+        let stopped = || Error::Unavailable("the access log writer stopped".into());
+        self.inner.jobs.send(job).await.map_err(|_| stopped())?;
+        rx.await.map_err(|_| stopped())?
+    }
+
+    async fn query(&self, filter: &AccessFilter) -> Result<Vec<AccessEntry>, Error> {
+        let mut out = Vec::new();
+        if filter.limit == 0 {
+            return Ok(out);
+        }
+        let subject = filter.person.map(|p| access_subject(Some(p)));
+        self.scan(subject, filter.after_seq + 1, |seq, _, recorded, payload| {
+            let entry = AccessEntry::decode_at(seq, payload, recorded)?;
+            if filter.matches(&entry) {
+                out.push(entry);
+            }
+            Ok(out.len() < filter.limit)
+        })
+        .await?;
+        Ok(out)
+    }
+
+    async fn verify(&self) -> Result<AccessChainReport, Error> {
+        // The stream keeps no head apart from its messages: at least everything up to its
+        // last sequence now must be read.
+        let head = self.head().await?;
+        let mut check = ChainCheck::new();
+        self.scan(None, 1, |seq, subject, recorded, payload| {
+            // An entry on another person's subject would escape queries by person.
+            let misfiled = AccessEntry::from_stored(payload)
+                .is_ok_and(|e| access_subject(e.record.person_id) != subject);
+            if misfiled {
+                check.feed_broken(seq, payload);
+            } else {
+                check.feed(seq, payload, recorded);
+            }
+            Ok(true)
+        })
+        .await?;
+        Ok(check.finish_reaching(head))
+    }
+
+    async fn head(&self) -> Result<u64, Error> {
+        stream_head(&self.inner.stream, &self.inner.config).await
+    }
+}
+
+/// The stream's last sequence, retrying transient failures for up to `retry_for`.
+async fn stream_head(stream: &stream::Stream, config: &JetStreamConfig) -> Result<u64, Error> {
+    let deadline = Instant::now() + config.retry_for;
+    let mut pause = Duration::from_millis(25);
+    loop {
+        match stream.get_info().await {
+            Ok(info) => return Ok(info.state.last_sequence),
+            Err(e) if Instant::now() + pause > deadline => {
+                return Err(unavailable("reading the access log's head", e))
+            }
+            Err(_) => {
+                tokio::time::sleep(pause).await;
+                pause = (pause * 2).min(Duration::from_secs(1));
+            }
+        }
+    }
+}
+
+/// The writer task: seals, publishes and confirms every append of this handle.
+struct Writer {
+    client: Client,
+    js: jetstream::Context,
+    stream: stream::Stream,
+    config: JetStreamConfig,
+    conflicts: Arc<AtomicU64>,
+}
+
+/// What became of one published entry.
+enum Fate {
+    Stored,
+    /// Refused for good (not a slot conflict): the caller gets this error.
+    Failed(Error),
+    /// Not known to be stored: a lost ack, or the slot was taken.
+    Unresolved,
+}
+
+impl Writer {
+    async fn run(self, mut jobs: mpsc::Receiver<Job>) {
+        let mut pending: VecDeque<Job> = VecDeque::new();
+        // (seq, hash) of the stream's last entry as far as this writer knows.
+        let mut belief: Option<(u64, Hash)> = None;
+        let mut pause = Duration::from_millis(10);
+        loop {
+            if pending.is_empty() {
+                match jobs.recv().await {
+                    Some(j) => pending.push_back(j),
+                    None => return,
+                }
+            }
+            while pending.len() < MAX_GROUP {
+                match jobs.try_recv() {
+                    Ok(j) => pending.push_back(j),
+                    Err(_) => break,
+                }
+            }
+            // Give up on appends that have waited through `retry_for` of failures.
+            let retry_for = self.config.retry_for;
+            let (expired, kept): (Vec<Job>, Vec<Job>) = pending
+                .drain(..)
+                .partition(|j| j.since.elapsed() > retry_for);
+            pending = kept.into();
+            for j in expired {
+                let _ = j.reply.send(Err(unavailable(
+                    "appending to the access log",
+                    "gave up after retrying",
+                )));
+            }
+            if pending.is_empty() {
+                continue;
+            }
+            if let Err(e) = self.check_version() {
+                for j in pending.drain(..) {
+                    let _ = j.reply.send(Err(Error::Unavailable(e.to_string())));
+                }
+                continue;
+            }
+            let (last, prev) = match belief {
+                Some(b) => b,
+                None => match self.read_last().await {
+                    Ok(b) => b,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "cannot read the access log's last entry; retrying");
+                        tokio::time::sleep(pause).await;
+                        pause = (pause * 2).min(Duration::from_secs(1));
+                        continue;
+                    }
+                },
+            };
+            // An entry whose ack was lost may have landed after all, as the last message.
+            if let Some(i) = pending
+                .iter()
+                .position(|j| j.attempt.as_ref().is_some_and(|a| (a.seq, a.hash) == (last, prev)))
+            {
+                for j in pending.drain(..=i) {
+                    let entry = j.attempt.expect("an attempted entry");
+                    let _ = j.reply.send(Ok(entry));
+                }
+                belief = Some((last, prev));
+                continue;
+            }
+            let n = pending.len().min(MAX_GROUP);
+            let group: Vec<Job> = pending.drain(..n).collect();
+            let (left, next_belief) = self.publish_group(group, last, prev).await;
+            belief = next_belief;
+            if left.is_empty() {
+                pause = Duration::from_millis(10);
+            } else {
+                // Lost the slot to another writer (or the server is struggling): go again
+                // on top of the stream's real last entry, after a short jittered pause so
+                // that two writers do not keep colliding.
+                let nanos = std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map_or(0, |d| d.subsec_nanos());
+                tokio::time::sleep(Duration::from_micros(u64::from(nanos % 5_000))).await;
+                for j in left.into_iter().rev() {
+                    pending.push_front(j);
+                }
+            }
+        }
+    }
+
+    fn check_version(&self) -> Result<(), Error> {
+        let version = self.client.server_info().version;
+        if version.is_empty() {
+            return Ok(()); // disconnected: the publish will wait for a server
+        }
+        check_server_version(&version).map_err(Error::from)
+    }
+
+    /// The stream's last entry: (seq, hash of its stored bytes), (0, zeros) when empty.
+    async fn read_last(&self) -> Result<(u64, Hash), Error> {
+        let last = stream_head(&self.stream, &self.config).await?;
+        if last == 0 {
+            return Ok((0, Hash::ZERO));
+        }
+        match self.message_at(last).await? {
+            Some(payload) => Ok((last, Hash::of(&payload))),
+            None => Err(Error::Corrupt(format!(
+                "the access log's last entry {last} is missing"
+            ))),
+        }
+    }
+
+    /// The payload stored at `seq`, if any (a leader get: read-your-writes).
+    async fn message_at(&self, seq: u64) -> Result<Option<Bytes>, Error> {
+        let deadline = Instant::now() + self.config.retry_for;
+        let mut pause = Duration::from_millis(25);
+        loop {
+            let e = match self.stream.raw_message_builder().sequence(seq).send().await {
+                Ok(m) => return Ok(Some(m.payload)),
+                Err(e) => e,
+            };
+            match e.kind() {
+                stream::LastRawMessageErrorKind::NoMessageFound => return Ok(None),
+                stream::LastRawMessageErrorKind::JetStream(api) if !transient_api(&api) => {
+                    return Err(unavailable("reading an access log entry", api))
+                }
+                _ if Instant::now() + pause > deadline => {
+                    return Err(unavailable("reading an access log entry", e))
+                }
+                _ => {
+                    tokio::time::sleep(pause).await;
+                    pause = (pause * 2).min(Duration::from_secs(1));
+                }
+            }
+        }
+    }
+
+    /// Publishes `group` as a chain on top of (`last`, `prev`), answers the callers whose
+    /// entries are stored (or refused for good), and returns the rest, to go again, with
+    /// what the writer now knows of the stream's last entry.
+    async fn publish_group(
+        &self,
+        group: Vec<Job>,
+        last: u64,
+        prev: Hash,
+    ) -> (Vec<Job>, Option<(u64, Hash)>) {
+        let mut sealed = Vec::with_capacity(group.len());
+        let mut link = prev;
+        for (k, job) in group.into_iter().enumerate() {
+            let (entry, stored) =
+                AccessEntry::seal(last + 1 + k as u64, job.record.clone(), link);
+            link = entry.hash;
+            sealed.push((job, entry, Bytes::from(stored)));
+        }
+        // Send them all, then collect the acks.
+        let mut acks = Vec::with_capacity(sealed.len());
+        let mut send_failed = false;
+        for (k, (_, entry, stored)) in sealed.iter().enumerate() {
+            if send_failed {
+                acks.push(None);
+                continue;
+            }
+            let mut msg = PublishMessage::build()
+                .payload(stored.clone())
+                .message_id(entry.hash.to_hex())
+                .expected_last_sequence(entry.seq - 1);
+            if k > 0 {
+                msg = msg.expected_last_message_id(entry.prev.to_hex());
+            }
+            let subject = access_subject(entry.record.person_id);
+            match self.js.send_publish(subject, msg).await {
+                Ok(ack) => acks.push(Some(ack)),
+                Err(e) => {
+                    tracing::debug!(error = %e, "access log publish not sent");
+                    send_failed = true;
+                    acks.push(None);
+                }
+            }
+        }
+        let mut fates = Vec::with_capacity(acks.len());
+        for (ack, (_, entry, _)) in acks.into_iter().zip(&sealed) {
+            let fate = match ack {
+                None => Fate::Unresolved,
+                Some(ack) => match ack.await {
+                    Ok(ack) if ack.sequence == entry.seq => Fate::Stored,
+                    Ok(ack) => Fate::Failed(Error::Corrupt(format!(
+                        "access log entry {} was acknowledged at sequence {}",
+                        entry.seq, ack.sequence
+                    ))),
+                    Err(e) => match e.kind() {
+                        PublishErrorKind::WrongLastSequence
+                        | PublishErrorKind::WrongLastMessageId
+                        | PublishErrorKind::TimedOut
+                        | PublishErrorKind::StreamNotFound
+                        | PublishErrorKind::BrokenPipe
+                        | PublishErrorKind::MaxAckPending => Fate::Unresolved,
+                        PublishErrorKind::Other
+                            if source_api_error(&e).is_none_or(transient_api) =>
+                        {
+                            Fate::Unresolved
+                        }
+                        _ => Fate::Failed(unavailable("appending to the access log", e)),
+                    },
+                },
+            };
+            fates.push(fate);
+        }
+        // Walk in order. Once an entry is known not stored, the ones after it cannot be
+        // (each expects the one before as the stream's last message).
+        let mut left = Vec::new();
+        let mut broken = false;
+        let mut all_stored = true;
+        let mut stored_last: Option<(u64, Hash)> = None;
+        for ((mut job, entry, _), fate) in sealed.into_iter().zip(fates) {
+            let stored = match fate {
+                Fate::Stored => true,
+                Fate::Failed(e) => {
+                    all_stored = false;
+                    broken = true;
+                    let _ = job.reply.send(Err(e));
+                    continue;
+                }
+                Fate::Unresolved if broken => false,
+                Fate::Unresolved => match self.message_at(entry.seq).await {
+                    Ok(Some(payload)) => Hash::of(&payload) == entry.hash,
+                    Ok(None) | Err(_) => false,
+                },
+            };
+            if stored {
+                if broken {
+                    tracing::error!(
+                        seq = entry.seq,
+                        "an access log entry was stored after one before it was refused; verify the chain"
+                    );
+                }
+                stored_last = Some((entry.seq, entry.hash));
+                let _ = job.reply.send(Ok(entry));
+            } else {
+                all_stored = false;
+                if !broken {
+                    self.conflicts.fetch_add(1, Ordering::Relaxed);
+                }
+                broken = true;
+                job.attempt = Some(entry);
+                left.push(job);
+            }
+        }
+        let belief = if all_stored { stored_last } else { None };
+        (left, belief)
+    }
+}

@@ -1,0 +1,329 @@
+//! The JetStream access log against a real nats-server: the shared access-log conformance
+//! checks, then what only JetStream has: the stream's safety settings and message layout,
+//! several writers (connections, processes, cluster nodes) sharing one chain, a server
+//! restart, and `verify` catching entries published around the log.
+
+mod support;
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use async_nats::jetstream::{message::PublishMessage, stream};
+use support::{config, connect, raw, server, Running};
+use tempfile::TempDir;
+use throughcare_events::Hash;
+use throughcare_ledger::access::conformance::{self, person, record, Log};
+use throughcare_ledger::{AccessEntry, AccessFilter, AccessLog};
+use throughcare_nats::testkit::NatsCluster;
+use throughcare_nats::{
+    access_subject, JetStreamAccessLog, JetStreamConfig, ACCESS_STREAM, ACCESS_SUBJECT_PREFIX,
+};
+
+async fn open(run: &Running) -> JetStreamAccessLog {
+    JetStreamAccessLog::connect_with(config(&run.server))
+        .await
+        .unwrap_or_else(|e| panic!("open the access log on {}: {e}", run.server.url()))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn jetstream_access_log_conformance() {
+    let servers = Arc::new(Mutex::new(Vec::new()));
+    conformance::run_all(|| {
+        let servers = servers.clone();
+        async move {
+            // A server of its own per log: every check starts from an empty stream.
+            let run = server();
+            let log = open(&run).await;
+            servers.lock().expect("servers").push(run);
+            Arc::new(log) as Log
+        }
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_new_connection_continues_the_chain() {
+    let run = server();
+    let run = &run;
+    conformance::continues_after_reopen(|| async move { Arc::new(open(run).await) as Log }).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn two_connections_append_one_chain() {
+    let run = server();
+    let (a, b) = (open(&run).await, open(&run).await);
+    conformance::two_handles_make_one_chain(Arc::new(a.clone()), Arc::new(b.clone()), 200).await;
+    eprintln!(
+        "slots lost to the other writer and retried: {} + {}",
+        a.conflicts(),
+        b.conflicts()
+    );
+}
+
+/// Four writers (two connections, each with two writer tasks) in bursts.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn many_writers_in_bursts_keep_one_chain() {
+    let run = server();
+    let (c1, c2) = (connect(&run.server).await, connect(&run.server).await);
+    let mut logs = Vec::new();
+    for c in [&c1, &c2] {
+        for _ in 0..2 {
+            logs.push(c.access_log().await.expect("access log on the event log's connection"));
+        }
+    }
+    let t = chrono::Utc::now();
+    let mut tasks = Vec::new();
+    for round in 0..5 {
+        for (w, log) in logs.iter().enumerate() {
+            for i in 0..25 {
+                let log = log.clone();
+                tasks.push(tokio::spawn(async move {
+                    let who = format!("w{w}.r{round}.{i}");
+                    log.append(record(&who, Some(person(i % 3)), t)).await
+                }));
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let mut seqs = Vec::new();
+    for task in tasks {
+        seqs.push(task.await.expect("task").expect("append").seq);
+    }
+    seqs.sort_unstable();
+    assert_eq!(seqs, (1..=500).collect::<Vec<u64>>());
+    let report = logs[0].verify().await.expect("verify");
+    assert!(report.ok && report.entries == 500, "{report:?}");
+    let conflicts: u64 = logs.iter().map(JetStreamAccessLog::conflicts).sum();
+    eprintln!("slots lost and retried across four writers: {conflicts}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn creates_a_safe_stream_and_stores_one_message_per_entry() {
+    let run = server();
+    let log = open(&run).await;
+    let p = person(9);
+    let e1 = log
+        .append(record("a.worker", Some(p), chrono::Utc::now()))
+        .await
+        .expect("append");
+    let e2 = log
+        .append(record("b.worker", None, chrono::Utc::now()))
+        .await
+        .expect("append");
+
+    let js = raw(&run.server).await;
+    let s = js.get_stream(ACCESS_STREAM).await.expect("stream");
+    let c = &s.cached_info().config;
+    assert_eq!(c.subjects, [format!("{ACCESS_SUBJECT_PREFIX}*")]);
+    assert_eq!(c.storage, stream::StorageType::File);
+    assert!(c.deny_delete && c.deny_purge);
+    assert_eq!(c.retention, stream::RetentionPolicy::Limits);
+    assert_eq!(c.max_age, Duration::ZERO);
+    for (e, subject) in [
+        (&e1, format!("throughcare.access.{p}")),
+        (&e2, "throughcare.access.none".to_string()),
+    ] {
+        let m = s.get_raw_message(e.seq).await.expect("message");
+        assert_eq!(m.sequence, e.seq, "seq is the stream sequence");
+        assert_eq!(m.subject.as_str(), subject);
+        assert_eq!(access_subject(e.record.person_id), subject);
+        assert_eq!(&m.payload[..], &e.stored_bytes()[..], "payload = stored bytes");
+        assert_eq!(Hash::of(&m.payload), e.hash);
+        assert_eq!(
+            m.headers
+                .get("Nats-Msg-Id")
+                .map(|v| v.as_str().to_string()),
+            Some(e.hash.to_hex()),
+            "the msg-id is the entry's hash"
+        );
+    }
+    // Deleting is refused by the stream itself.
+    assert!(s.delete_message(1).await.is_err(), "deny_delete holds");
+    // Opening again accepts what is there.
+    open(&run).await;
+}
+
+/// Entries appended on the event log's connection and on one of its own share the chain.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_event_logs_connection_can_carry_the_access_log() {
+    let run = server();
+    let events = connect(&run.server).await;
+    let shared = events.access_log().await.expect("access log");
+    let own = open(&run).await;
+    let a = shared
+        .append(record("a.worker", None, chrono::Utc::now()))
+        .await
+        .expect("append");
+    let b = own
+        .append(record("b.worker", None, chrono::Utc::now()))
+        .await
+        .expect("append");
+    assert_eq!((a.seq, b.seq), (1, 2));
+    assert_eq!(b.prev, a.hash);
+    assert!(own.verify().await.expect("verify").ok);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn appends_carry_on_through_a_server_restart() {
+    let mut run = server();
+    let log = open(&run).await;
+    let t = chrono::Utc::now();
+    let before = log
+        .append(record("a.worker", None, t))
+        .await
+        .expect("append");
+    run.server.restart();
+    let after = log
+        .append(record("b.worker", None, t))
+        .await
+        .expect("append after the restart");
+    assert_eq!((after.seq, after.prev), (2, before.hash));
+    let report = log.verify().await.expect("verify");
+    assert!(report.ok && report.entries == 2, "{report:?}");
+}
+
+/// Publishes `payload` on `subject` around the access log, as any client with publish
+/// rights on the stream could.
+async fn publish_raw(run: &Running, subject: String, payload: Vec<u8>) -> u64 {
+    let js = raw(&run.server).await;
+    js.send_publish(subject, PublishMessage::build().payload(payload.into()))
+        .await
+        .expect("publish")
+        .await
+        .expect("ack")
+        .sequence
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn verify_catches_entries_published_around_the_log() {
+    // An entry that does not link to the one before.
+    let run = server();
+    let log = open(&run).await;
+    let t = chrono::Utc::now();
+    for who in ["a.worker", "b.worker"] {
+        log.append(record(who, None, t)).await.expect("append");
+    }
+    let (forged, stored) = AccessEntry::seal(3, record("mallory", None, t), Hash::ZERO);
+    let seq = publish_raw(&run, access_subject(None), stored).await;
+    assert_eq!(seq, 3);
+    // The log's own writer notices it lost the slot and appends on top.
+    let next = log
+        .append(record("c.worker", None, t))
+        .await
+        .expect("append after the forgery");
+    assert_eq!((next.seq, next.prev), (4, forged.hash));
+    let report = log.verify().await.expect("verify");
+    assert_eq!((report.ok, report.broken_at, report.entries), (false, Some(3), 4));
+    // It carries no msg-id (no recorded hash), so on its own it is a well-formed entry and
+    // reads back as what it is; only the chain shows it does not belong.
+    let got = log
+        .query(&AccessFilter {
+            who: Some("mallory".into()),
+            ..Default::default()
+        })
+        .await
+        .expect("query");
+    assert_eq!(got, vec![forged]);
+
+    // A well-linked entry on another person's subject (it would escape queries by person).
+    let run = server();
+    let log = open(&run).await;
+    let first = log
+        .append(record("a.worker", Some(person(1)), t))
+        .await
+        .expect("append");
+    let (_, stored) = AccessEntry::seal(2, record("b.worker", Some(person(1)), t), first.hash);
+    publish_raw(&run, access_subject(Some(person(2))), stored).await;
+    let report = log.verify().await.expect("verify");
+    assert_eq!((report.ok, report.broken_at), (false, Some(2)));
+
+    // Bytes that are not an entry at all.
+    let run = server();
+    let log = open(&run).await;
+    log.append(record("a.worker", None, t))
+        .await
+        .expect("append");
+    publish_raw(&run, access_subject(None), b"{\"not\":\"an entry\"}".to_vec()).await;
+    let report = log.verify().await.expect("verify");
+    assert_eq!((report.ok, report.broken_at), (false, Some(2)));
+    assert!(log.query(&AccessFilter::default()).await.is_err());
+}
+
+/// Queries by person read only that person's subject.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn queries_by_person_read_only_their_subject() {
+    let run = server();
+    let log = open(&run).await;
+    let t = chrono::Utc::now();
+    for i in 0..50u64 {
+        log.append(record("w", Some(person(i % 5)), t))
+            .await
+            .expect("append");
+    }
+    // Garbage on another subject does not disturb a query by person.
+    publish_raw(&run, access_subject(Some(person(7))), b"garbage".to_vec()).await;
+    let got = log
+        .query(&AccessFilter {
+            person: Some(person(3)),
+            limit: 1000,
+            ..Default::default()
+        })
+        .await
+        .expect("query");
+    assert_eq!(
+        got.iter().map(|e| e.seq).collect::<Vec<_>>(),
+        (0..50u64).filter(|i| i % 5 == 3).map(|i| i + 1).collect::<Vec<_>>()
+    );
+    let js = raw(&run.server).await;
+    let n = js
+        .get_stream(ACCESS_STREAM)
+        .await
+        .expect("stream")
+        .get_info()
+        .await
+        .expect("info")
+        .state
+        .messages;
+    assert_eq!(n, 51);
+}
+
+/// Three nodes, replicas 3, a writer on each node: one chain.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn writers_on_three_cluster_nodes_keep_one_chain() {
+    let dir = TempDir::new().expect("temporary directory");
+    let cluster = NatsCluster::start(dir.path(), 3);
+    let mut logs = Vec::new();
+    for node in &cluster.nodes {
+        let config = JetStreamConfig::new(node.url())
+            .replicas(3)
+            .request_timeout(Duration::from_secs(2))
+            .retry_for(Duration::from_secs(60));
+        logs.push(
+            JetStreamAccessLog::connect_with(config)
+                .await
+                .unwrap_or_else(|e| panic!("open on {}: {e}", node.url())),
+        );
+    }
+    let t = chrono::Utc::now();
+    let mut tasks = Vec::new();
+    for (w, log) in logs.iter().enumerate() {
+        for i in 0..100 {
+            let log = log.clone();
+            tasks.push(tokio::spawn(async move {
+                log.append(record(&format!("n{w}.{i}"), None, t)).await
+            }));
+        }
+    }
+    let mut seqs = Vec::new();
+    for task in tasks {
+        seqs.push(task.await.expect("task").expect("append").seq);
+    }
+    seqs.sort_unstable();
+    assert_eq!(seqs, (1..=300).collect::<Vec<u64>>());
+    for log in &logs {
+        let report = log.verify().await.expect("verify");
+        assert!(report.ok && report.entries == 300, "{report:?}");
+    }
+    let conflicts: u64 = logs.iter().map(JetStreamAccessLog::conflicts).sum();
+    eprintln!("slots lost and retried across three nodes: {conflicts}");
+}

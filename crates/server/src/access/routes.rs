@@ -1,0 +1,318 @@
+//! The route table: every route the server answers, who may call it, what a call is logged
+//! as, and its handler. The router (`crate::app`), the access guard and the OpenAPI
+//! document are all built from this one table, so a route cannot exist without a rule.
+
+use axum::http::Method;
+use axum::routing::{get, post, MethodRouter};
+use throughcare_ledger::AccessWhat;
+
+use crate::auth::Role;
+use crate::{access_api, api, pages, AppState};
+
+/// Who may call a route.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Allow {
+    /// No credentials needed (health, schema, sign-in).
+    Open,
+    /// The Prometheus scrape token of `[metrics]` (open without `--auth`).
+    Metrics,
+    /// A signed-in caller of one of these roles.
+    Roles(&'static [Role]),
+}
+
+/// What the guard checks beyond the role, before the handler runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Scope {
+    /// Nothing more.
+    None,
+    /// The `{id}` path parameter is a person the caller may read (else 404, as unknown).
+    Person,
+    /// The `{worker_id}` path parameter: a WORKER only its own.
+    Worker,
+    /// The `prison` query parameter, if given, is one of the caller's prisons (else 403);
+    /// handlers limit the answer to the caller's prisons.
+    Prisons,
+}
+
+/// How a refusal is answered: APIs with problem+json, pages by sending the browser to
+/// the sign-in page.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    Api,
+    Page,
+}
+
+/// One row of the table.
+pub struct Route {
+    pub method: Method,
+    /// The axum path pattern (also the `route` of access-log entries and the OpenAPI path).
+    pub path: &'static str,
+    pub allow: Allow,
+    pub scope: Scope,
+    pub kind: Kind,
+    /// What a call is logged as in the access log (`None`: only refusals are logged).
+    pub what: Option<AccessWhat>,
+    /// One line for the OpenAPI document.
+    pub summary: &'static str,
+    /// Statuses the route answers with (for the OpenAPI document).
+    pub statuses: &'static [u16],
+    pub handler: fn() -> MethodRouter<AppState>,
+}
+
+impl Route {
+    /// `GET /v1/people/{id}/journey`: how the access log names the route.
+    pub fn name(&self) -> String {
+        format!("{} {}", self.method, self.path)
+    }
+}
+
+use Role::{Auditor as A, Commissioner as C, Manager as M, Partner as P, Worker as W};
+
+const READERS: &[Role] = &[W, M, A];
+
+/// Every route. Order does not matter; (method, path) is unique.
+pub fn routes() -> Vec<Route> {
+    use AccessWhat::*;
+    let api = |method: Method,
+               path: &'static str,
+               allow: Allow,
+               scope: Scope,
+               what: Option<AccessWhat>,
+               summary: &'static str,
+               statuses: &'static [u16],
+               handler: fn() -> MethodRouter<AppState>| Route {
+        method,
+        path,
+        allow,
+        scope,
+        kind: Kind::Api,
+        what,
+        summary,
+        statuses,
+        handler,
+    };
+    let page = |method: Method,
+                path: &'static str,
+                allow: Allow,
+                scope: Scope,
+                what: Option<AccessWhat>,
+                summary: &'static str,
+                handler: fn() -> MethodRouter<AppState>| Route {
+        method,
+        path,
+        allow,
+        scope,
+        kind: Kind::Page,
+        what,
+        summary,
+        statuses: &[200, 303, 403, 404],
+        handler,
+    };
+    vec![
+        api(
+            Method::POST,
+            "/v1/events",
+            Allow::Roles(&[P, W, M]),
+            Scope::None,
+            None,
+            "Submit one CloudEvent or a batch",
+            &[200, 201, 207, 400, 401, 403, 409, 413, 415, 422, 503],
+            || post(api::post_events),
+        ),
+        api(
+            Method::GET,
+            "/v1/people",
+            Allow::Roles(READERS),
+            Scope::None,
+            Some(ReadIdentity),
+            "Find a person by identifier (nomis:, nhs:, crn:)",
+            &[200, 400, 401, 403, 404, 503],
+            || get(api::find_person),
+        ),
+        api(
+            Method::GET,
+            "/v1/people/{id}/journey",
+            Allow::Roles(READERS),
+            Scope::Person,
+            Some(ReadJourney),
+            "A person's journey read model",
+            &[200, 400, 401, 403, 404, 503],
+            || get(api::journey),
+        ),
+        api(
+            Method::GET,
+            "/v1/people/{id}/events",
+            Allow::Roles(READERS),
+            Scope::Person,
+            Some(ReadEvents),
+            "A person's recorded events with the hash chain",
+            &[200, 400, 401, 403, 404, 503],
+            || get(api::person_events),
+        ),
+        api(
+            Method::GET,
+            "/v1/people/{id}/verify",
+            Allow::Roles(READERS),
+            Scope::Person,
+            Some(Verify),
+            "Recompute a person's hash chain",
+            &[200, 400, 401, 403, 404, 503],
+            || get(api::verify),
+        ),
+        api(
+            Method::GET,
+            "/v1/people/{id}/access",
+            Allow::Roles(&[A]),
+            Scope::None,
+            None,
+            "Access-log entries about a person (auditor)",
+            &[200, 400, 401, 403, 503],
+            || get(access_api::person_access),
+        ),
+        api(
+            Method::GET,
+            "/v1/access",
+            Allow::Roles(&[A]),
+            Scope::None,
+            None,
+            "Search the access log (auditor)",
+            &[200, 400, 401, 403, 503],
+            || get(access_api::search),
+        ),
+        api(
+            Method::GET,
+            "/v1/access/verify",
+            Allow::Roles(&[A]),
+            Scope::None,
+            None,
+            "Recompute the access log's hash chain (auditor)",
+            &[200, 401, 403, 503],
+            || get(access_api::verify),
+        ),
+        api(
+            Method::GET,
+            "/v1/caseload/{worker_id}",
+            Allow::Roles(READERS),
+            Scope::Worker,
+            Some(ReadCaseload),
+            "A worker's open cases, most urgent first",
+            &[200, 401, 403, 503],
+            || get(api::caseload),
+        ),
+        api(
+            Method::GET,
+            "/v1/releases",
+            Allow::Roles(&[M, A]),
+            Scope::Prisons,
+            None,
+            "Release calendar with allocation and plan gaps",
+            &[200, 400, 401, 403, 503],
+            || get(api::releases),
+        ),
+        api(
+            Method::GET,
+            "/v1/kpis",
+            Allow::Roles(&[M, C, A]),
+            Scope::Prisons,
+            None,
+            "Service KPIs per prison and month",
+            &[200, 400, 401, 403, 503],
+            || get(api::kpis),
+        ),
+        api(
+            Method::GET,
+            "/v1/schema/events",
+            Allow::Open,
+            Scope::None,
+            None,
+            "JSON Schema of the event catalogue",
+            &[200],
+            || get(api::schema),
+        ),
+        api(
+            Method::GET,
+            "/v1/openapi.json",
+            Allow::Open,
+            Scope::None,
+            None,
+            "This API as OpenAPI 3.1",
+            &[200],
+            || get(crate::openapi::serve),
+        ),
+        api(
+            Method::GET,
+            "/healthz",
+            Allow::Open,
+            Scope::None,
+            None,
+            "Liveness",
+            &[200],
+            || get(api::healthz),
+        ),
+        api(
+            Method::GET,
+            "/readyz",
+            Allow::Open,
+            Scope::None,
+            None,
+            "Readiness (projection lag)",
+            &[200, 503],
+            || get(api::readyz),
+        ),
+        api(
+            Method::GET,
+            "/metrics",
+            Allow::Metrics,
+            Scope::None,
+            None,
+            "Prometheus metrics (no personal data)",
+            &[200, 401],
+            || get(api::metrics),
+        ),
+        page(
+            Method::GET,
+            "/sign-in",
+            Allow::Open,
+            Scope::None,
+            None,
+            "Sign-in form",
+            || get(pages::sign_in_form),
+        ),
+        page(
+            Method::POST,
+            "/sign-in",
+            Allow::Open,
+            Scope::None,
+            None,
+            "Sign in with a token; sets the session cookie",
+            || post(pages::sign_in),
+        ),
+        page(
+            Method::POST,
+            "/sign-out",
+            Allow::Open,
+            Scope::None,
+            None,
+            "End the session",
+            || post(pages::sign_out),
+        ),
+        page(
+            Method::GET,
+            "/",
+            Allow::Roles(&[W, M, C, A]),
+            Scope::None,
+            None,
+            "Home: the page for the caller's role",
+            || get(pages::home),
+        ),
+        page(
+            Method::GET,
+            "/people/{id}",
+            Allow::Roles(READERS),
+            Scope::Person,
+            Some(ReadJourney),
+            "A person's journey and timeline",
+            || get(pages::person),
+        ),
+    ]
+}

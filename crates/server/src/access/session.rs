@@ -1,0 +1,115 @@
+//! Web sessions: `POST /sign-in` trades a pasted token (or JWT) for an opaque random
+//! session id kept in an HttpOnly, SameSite=Strict cookie; the token itself never goes in
+//! the cookie. Sessions live in memory: a restart signs everyone out, which is the safe
+//! direction. A session ends at sign-out, after `SESSION_TTL`, or when the JWT it was made
+//! from expires, whichever comes first.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use crate::auth::Principal;
+
+/// The cookie's name.
+pub const COOKIE: &str = "throughcare_session";
+/// How long a session lasts at most (a working day).
+pub const SESSION_TTL: Duration = Duration::from_secs(8 * 3600);
+
+struct Session {
+    principal: Arc<Principal>,
+    expires: Instant,
+}
+
+/// The live sessions of this process.
+#[derive(Default)]
+pub struct Sessions {
+    live: Mutex<HashMap<String, Session>>,
+}
+
+impl Sessions {
+    /// Starts a session for `principal` lasting at most `ttl`; returns its id.
+    pub fn start(&self, principal: Principal, ttl: Duration) -> String {
+        let (id, _) = crate::auth::new_token();
+        let expires = Instant::now() + ttl.min(SESSION_TTL);
+        let mut live = self.live.lock().expect("sessions lock");
+        // Forget expired sessions as new ones arrive, so the map does not grow forever.
+        let now = Instant::now();
+        live.retain(|_, s| s.expires > now);
+        live.insert(
+            id.clone(),
+            Session {
+                principal: Arc::new(principal),
+                expires,
+            },
+        );
+        id
+    }
+
+    /// The principal of a live session.
+    pub fn get(&self, id: &str) -> Option<Arc<Principal>> {
+        let live = self.live.lock().expect("sessions lock");
+        live.get(id)
+            .filter(|s| s.expires > Instant::now())
+            .map(|s| s.principal.clone())
+    }
+
+    pub fn end(&self, id: &str) {
+        self.live.lock().expect("sessions lock").remove(id);
+    }
+}
+
+/// The `Set-Cookie` value that starts a session.
+pub fn set_cookie(id: &str, secure: bool) -> String {
+    format!(
+        "{COOKIE}={id}; Path=/; HttpOnly; SameSite=Strict; Max-Age={}{}",
+        SESSION_TTL.as_secs(),
+        if secure { "; Secure" } else { "" }
+    )
+}
+
+/// The `Set-Cookie` value that ends it.
+pub fn clear_cookie(secure: bool) -> String {
+    format!(
+        "{COOKIE}=; Path=/; HttpOnly; SameSite=Strict; Max-Age=0{}",
+        if secure { "; Secure" } else { "" }
+    )
+}
+
+/// The session id in a `Cookie` header, if any.
+pub fn from_cookie_header(value: &str) -> Option<&str> {
+    value
+        .split(';')
+        .filter_map(|c| c.trim().split_once('='))
+        .find(|(k, _)| *k == COOKIE)
+        .map(|(_, v)| v)
+        .filter(|v| !v.is_empty())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn start_get_end() {
+        let s = Sessions::default();
+        let id = s.start(Principal::open_mode(), Duration::from_secs(60));
+        assert_eq!(id.len(), 43);
+        assert!(s.get(&id).is_some());
+        assert!(s.get("nope").is_none());
+        s.end(&id);
+        assert!(s.get(&id).is_none());
+        let gone = s.start(Principal::open_mode(), Duration::ZERO);
+        assert!(s.get(&gone).is_none());
+    }
+
+    #[test]
+    fn cookie_parsing() {
+        assert_eq!(
+            from_cookie_header("a=b; throughcare_session=xyz"),
+            Some("xyz")
+        );
+        assert_eq!(from_cookie_header("throughcare_session="), None);
+        assert!(set_cookie("x", true).contains("HttpOnly; SameSite=Strict"));
+        assert!(set_cookie("x", true).ends_with("; Secure"));
+    }
+}

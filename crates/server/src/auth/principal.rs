@@ -1,0 +1,143 @@
+//! Who a caller is: a principal with a role and the scope the role is limited to
+//! (a worker's `worker_id`, a manager's or commissioner's `prisons`, a partner's `sources`
+//! and `types`). Built from a `[[principal]]` block of the auth file or from a JWT's
+//! claims; the rules that use it live in `crate::access`.
+
+use serde::{Deserialize, Serialize};
+
+/// The five roles of DESIGN.md "Access".
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum Role {
+    Partner,
+    Worker,
+    Manager,
+    Commissioner,
+    Auditor,
+}
+
+impl Role {
+    pub const ALL: [Role; 5] = [
+        Role::Partner,
+        Role::Worker,
+        Role::Manager,
+        Role::Commissioner,
+        Role::Auditor,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Partner => "PARTNER",
+            Role::Worker => "WORKER",
+            Role::Manager => "MANAGER",
+            Role::Commissioner => "COMMISSIONER",
+            Role::Auditor => "AUDITOR",
+        }
+    }
+
+    /// Parses one of the five role names (exact, upper case).
+    pub fn parse(s: &str) -> Option<Role> {
+        Role::ALL.into_iter().find(|r| r.as_str() == s)
+    }
+}
+
+impl std::fmt::Display for Role {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// An authenticated caller.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Principal {
+    /// Who, as the access log names it (`name` in the file, `sub` in a JWT).
+    pub name: String,
+    pub role: Role,
+    /// WORKER: the worker id its caseload and allocations use.
+    pub worker_id: Option<String>,
+    /// MANAGER / COMMISSIONER: prison codes (upper case). Empty for a COMMISSIONER = all.
+    pub prisons: Vec<String>,
+    /// PARTNER: CloudEvents sources it may submit with.
+    pub sources: Vec<String>,
+    /// PARTNER: event types it may submit (`throughcare.referral.*` patterns: a trailing
+    /// `*` matches any suffix). Empty = all types.
+    pub types: Vec<String>,
+    /// True only for the open development mode's stand-in (no `--auth`).
+    pub open_mode: bool,
+}
+
+impl Principal {
+    /// The stand-in caller of open development mode: may do everything.
+    pub fn open_mode() -> Principal {
+        Principal {
+            name: "open-development-mode".into(),
+            role: Role::Auditor,
+            worker_id: None,
+            prisons: Vec::new(),
+            sources: Vec::new(),
+            types: Vec::new(),
+            open_mode: true,
+        }
+    }
+
+    /// The source the server fills in for staff (WORKER, MANAGER) submissions.
+    pub fn staff_source(&self) -> String {
+        format!("urn:throughcare:staff:{}", self.name)
+    }
+
+    /// Whether a PARTNER may submit with this CloudEvents source.
+    pub fn may_use_source(&self, source: &str) -> bool {
+        self.sources.iter().any(|s| s == source)
+    }
+
+    /// Whether this principal's `types` admit the event type (empty = all).
+    pub fn may_submit_type(&self, event_type: &str) -> bool {
+        self.types.is_empty()
+            || self.types.iter().any(|p| match p.strip_suffix('*') {
+                Some(prefix) => event_type.starts_with(prefix),
+                None => p == event_type,
+            })
+    }
+
+    /// Whether a MANAGER's or COMMISSIONER's prisons include `prison` (a COMMISSIONER with
+    /// no prisons listed sees all).
+    pub fn covers_prison(&self, prison: &str) -> bool {
+        (self.role == Role::Commissioner && self.prisons.is_empty())
+            || self.prisons.iter().any(|p| p.eq_ignore_ascii_case(prison))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn partner(types: &[&str]) -> Principal {
+        Principal {
+            name: "p".into(),
+            role: Role::Partner,
+            worker_id: None,
+            prisons: vec![],
+            sources: vec!["urn:a".into()],
+            types: types.iter().map(|s| s.to_string()).collect(),
+            open_mode: false,
+        }
+    }
+
+    #[test]
+    fn type_patterns() {
+        let p = partner(&["throughcare.referral.*", "throughcare.case.closed.v1"]);
+        assert!(p.may_submit_type("throughcare.referral.received.v1"));
+        assert!(p.may_submit_type("throughcare.case.closed.v1"));
+        assert!(!p.may_submit_type("throughcare.case.allocated.v1"));
+        assert!(partner(&[]).may_submit_type("throughcare.case.allocated.v1"));
+        assert!(p.may_use_source("urn:a") && !p.may_use_source("urn:b"));
+    }
+
+    #[test]
+    fn roles_round_trip() {
+        for r in Role::ALL {
+            assert_eq!(Role::parse(r.as_str()), Some(r));
+        }
+        assert_eq!(Role::parse("admin"), None);
+    }
+}
