@@ -24,8 +24,10 @@
 //! read (or stored) at that sequence, and stream messages never change.
 //!
 //! A refused entry (JetStream error 10071 wrong last sequence, or 10070 wrong last
-//! msg-id) goes again: the writer re-reads the stream's last message (stream info, then a
-//! get of that sequence), rebuilds the entry on top of it and publishes it again.
+//! msg-id) goes again: the writer re-reads the stream's last message (a get of the last
+//! message on `throughcare.access.>`, answered by the stream leader; stream info can lag
+//! behind acknowledged writes in a cluster), rebuilds the entry on top of it and
+//! publishes it again.
 //!
 //! # Group commit
 //!
@@ -60,7 +62,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_nats::jetstream::consumer::{pull, DeliverPolicy};
-use async_nats::jetstream::{self, context::PublishErrorKind, message::PublishMessage, stream};
+use async_nats::jetstream::message::{PublishMessage, StreamMessage};
+use async_nats::jetstream::{self, context::PublishErrorKind, stream};
 use async_nats::{header, Client, ConnectOptions, HeaderMap};
 use async_trait::async_trait;
 use bytes::Bytes;
@@ -454,26 +457,50 @@ impl AccessLog for JetStreamAccessLog {
     }
 
     async fn head(&self) -> Result<u64, Error> {
-        stream_head(&self.inner.stream, &self.inner.config).await
+        let last = last_message(&self.inner.stream, &self.inner.config).await?;
+        Ok(last.map_or(0, |m| m.sequence))
     }
 }
 
-/// The stream's last sequence, retrying transient failures for up to `retry_for`.
-async fn stream_head(stream: &stream::Stream, config: &JetStreamConfig) -> Result<u64, Error> {
+/// One leader get (`STREAM.MSG.GET`, answered by the stream leader, so it sees every
+/// acknowledged write, also in a cluster), retrying transient failures for up to
+/// `retry_for`; `None` if there is no such message.
+async fn get_message(
+    config: &JetStreamConfig,
+    request: impl Fn() -> stream::RawMessageBuilder,
+) -> Result<Option<StreamMessage>, Error> {
     let deadline = Instant::now() + config.retry_for;
     let mut pause = Duration::from_millis(25);
     loop {
-        match stream.get_info().await {
-            Ok(info) => return Ok(info.state.last_sequence),
-            Err(e) if Instant::now() + pause > deadline => {
-                return Err(unavailable("reading the access log's head", e))
+        let e = match request().send().await {
+            Ok(m) => return Ok(Some(m)),
+            Err(e) => e,
+        };
+        match e.kind() {
+            stream::LastRawMessageErrorKind::NoMessageFound => return Ok(None),
+            stream::LastRawMessageErrorKind::JetStream(api) if !transient_api(&api) => {
+                return Err(unavailable("reading the access log", api))
             }
-            Err(_) => {
+            _ if Instant::now() + pause > deadline => {
+                return Err(unavailable("reading the access log", e))
+            }
+            _ => {
                 tokio::time::sleep(pause).await;
                 pause = (pause * 2).min(Duration::from_secs(1));
             }
         }
     }
+}
+
+/// The stream's last message. Not from stream info: in a cluster that can lag behind
+/// acknowledged writes, where a get by the last message on `throughcare.access.>` goes
+/// to the leader.
+async fn last_message(
+    stream: &stream::Stream,
+    config: &JetStreamConfig,
+) -> Result<Option<StreamMessage>, Error> {
+    let all = format!("{ACCESS_SUBJECT_PREFIX}>");
+    get_message(config, || stream.raw_message_builder().last_by_subject(&all)).await
 }
 
 /// The writer task: seals, publishes and confirms every append of this handle.
@@ -589,41 +616,15 @@ impl Writer {
 
     /// The stream's last entry: (seq, hash of its stored bytes), (0, zeros) when empty.
     async fn read_last(&self) -> Result<(u64, Hash), Error> {
-        let last = stream_head(&self.stream, &self.config).await?;
-        if last == 0 {
-            return Ok((0, Hash::ZERO));
-        }
-        match self.message_at(last).await? {
-            Some(payload) => Ok((last, Hash::of(&payload))),
-            None => Err(Error::Corrupt(format!(
-                "the access log's last entry {last} is missing"
-            ))),
-        }
+        let last = last_message(&self.stream, &self.config).await?;
+        Ok(last.map_or((0, Hash::ZERO), |m| (m.sequence, Hash::of(&m.payload))))
     }
 
-    /// The payload stored at `seq`, if any (a leader get: read-your-writes).
+    /// The payload stored at `seq`, if any.
     async fn message_at(&self, seq: u64) -> Result<Option<Bytes>, Error> {
-        let deadline = Instant::now() + self.config.retry_for;
-        let mut pause = Duration::from_millis(25);
-        loop {
-            let e = match self.stream.raw_message_builder().sequence(seq).send().await {
-                Ok(m) => return Ok(Some(m.payload)),
-                Err(e) => e,
-            };
-            match e.kind() {
-                stream::LastRawMessageErrorKind::NoMessageFound => return Ok(None),
-                stream::LastRawMessageErrorKind::JetStream(api) if !transient_api(&api) => {
-                    return Err(unavailable("reading an access log entry", api))
-                }
-                _ if Instant::now() + pause > deadline => {
-                    return Err(unavailable("reading an access log entry", e))
-                }
-                _ => {
-                    tokio::time::sleep(pause).await;
-                    pause = (pause * 2).min(Duration::from_secs(1));
-                }
-            }
-        }
+        let stream = &self.stream;
+        let m = get_message(&self.config, || stream.raw_message_builder().sequence(seq)).await?;
+        Ok(m.map(|m| m.payload))
     }
 
     /// Publishes `group` as a chain on top of (`last`, `prev`), answers the callers whose

@@ -16,9 +16,11 @@
 //! (never a retry loop).
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
-use async_nats::{ConnectError, ConnectErrorKind, ConnectOptions};
+use async_nats::{ConnectError, ConnectErrorKind, ConnectOptions, Event, ServerError};
+use tokio::sync::watch;
 
 use crate::JetStreamError;
 
@@ -165,6 +167,66 @@ impl JetStreamConfig {
                 url: self.url.clone(),
                 detail: e.to_string(),
             },
+        }
+    }
+}
+
+/// The permission violations the server reported on one connection (the last few), so
+/// that a user without the rights the ledger needs is named at once instead of surfacing
+/// as timeouts: the server drops a forbidden publish or subscription and says so only in
+/// an asynchronous `-ERR`.
+#[derive(Clone)]
+pub(crate) struct Violations(Arc<watch::Sender<Vec<String>>>);
+
+impl Violations {
+    pub(crate) fn new() -> Self {
+        Violations(Arc::new(watch::channel(Vec::new()).0))
+    }
+
+    /// Feeds one connection event (call from the connection's event callback).
+    pub(crate) fn note(&self, event: &Event) {
+        if let Event::ServerError(ServerError::Other(text)) = event {
+            if text
+                .to_ascii_lowercase()
+                .starts_with("permissions violation")
+            {
+                self.0.send_modify(|seen| {
+                    if seen.len() >= 16 {
+                        seen.remove(0);
+                    }
+                    seen.push(text.clone());
+                });
+            }
+        }
+    }
+
+    /// Waits for a reported violation containing `needle` (`""`: any) and returns it.
+    pub(crate) async fn wait_for(&self, needle: &str) -> String {
+        let mut seen = self.0.subscribe();
+        let found = seen
+            .wait_for(|v| v.iter().any(|t| t.contains(needle)))
+            .await
+            .map(|v| v.iter().find(|t| t.contains(needle)).cloned());
+        match found {
+            Ok(Some(text)) => text,
+            // The sender lives in `self`, so it cannot be gone while we wait.
+            _ => std::future::pending().await,
+        }
+    }
+}
+
+impl JetStreamConfig {
+    /// [`JetStreamError::Unauthorized`] for a connected user that lacks a permission.
+    pub(crate) fn not_permitted(&self, violation: &str) -> JetStreamError {
+        let who = match &self.creds {
+            Some(path) => format!("the user of {}", path.display()),
+            None => "this connection (no --nats-creds given)".to_string(),
+        };
+        JetStreamError::Unauthorized {
+            url: self.url.clone(),
+            detail: format!(
+                "connected, but {who} lacks a permission throughcare needs: {violation}"
+            ),
         }
     }
 }

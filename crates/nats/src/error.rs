@@ -8,11 +8,12 @@ pub enum JetStreamError {
     /// No connection to the NATS server.
     #[error("cannot connect to NATS at {url}: {detail}")]
     Connect { url: String, detail: String },
-    /// The server refused this process's credentials (or their absence). Waiting will not
-    /// help: fix `--nats-creds` or the server's user list.
+    /// The server refused this process's credentials (or their absence), or lets the user
+    /// in without the permissions throughcare needs. Waiting will not help: fix
+    /// `--nats-creds` or the user's entry in the server's config.
     #[error(
-        "the NATS server at {url} refused the connection ({detail}); check --nats-creds and \
-         that the server's config lists this user (see deploy/ACCESS.md)"
+        "the NATS server at {url} does not let throughcare in: {detail}; check --nats-creds \
+         and the user's entry in the server's config (see deploy/ACCESS.md)"
     )]
     Unauthorized { url: String, detail: String },
     /// A credentials or TLS CA file that cannot be used (unreadable, or neither a `.creds`

@@ -21,7 +21,7 @@ use tokio::sync::watch;
 use tokio::time::Instant;
 
 use crate::cache::{History, HistoryCache};
-use crate::config::JetStreamConfig;
+use crate::config::{JetStreamConfig, Violations};
 use crate::error::{Attempt, JetStreamError};
 use crate::records::{
     identity_key, person_of_subject, subject_of, submission_key, Intent, Submission, HASH_HEADER,
@@ -234,6 +234,8 @@ impl JetStreamLog {
     /// the KV buckets.
     pub async fn connect_with(config: JetStreamConfig) -> Result<Self, JetStreamError> {
         let url = config.url.clone();
+        let violations = Violations::new();
+        let noted = violations.clone();
         let client = config
             .connect_options()
             .await?
@@ -244,20 +246,23 @@ impl JetStreamLog {
             .reconnect_delay_callback(|attempts| {
                 Duration::from_millis((attempts as u64 * 100).min(2_000))
             })
-            .event_callback(|event| async move {
-                match event {
-                    async_nats::Event::Connected => {
-                        tracing::info!("NATS connection (re)established")
+            .event_callback(move |event| {
+                noted.note(&event);
+                async move {
+                    match event {
+                        async_nats::Event::Connected => {
+                            tracing::info!("NATS connection (re)established")
+                        }
+                        async_nats::Event::Disconnected => {
+                            tracing::warn!("NATS connection lost; reconnecting")
+                        }
+                        // A permissions violation or a refused reconnect: the server's
+                        // config does not give this user what the ledger needs.
+                        async_nats::Event::ServerError(e) => {
+                            tracing::error!(error = %e, "the NATS server reported an error")
+                        }
+                        other => tracing::info!(event = %other, "NATS connection event"),
                     }
-                    async_nats::Event::Disconnected => {
-                        tracing::warn!("NATS connection lost; reconnecting")
-                    }
-                    // A permissions violation or a refused reconnect: the server's
-                    // config does not give this user what the ledger needs.
-                    async_nats::Event::ServerError(e) => {
-                        tracing::error!(error = %e, "the NATS server reported an error")
-                    }
-                    other => tracing::info!(event = %other, "NATS connection event"),
                 }
             })
             .connect(config.servers())
@@ -272,6 +277,12 @@ impl JetStreamLog {
         let js = jetstream::ContextBuilder::new()
             .timeout(config.request_timeout)
             .build(client.clone());
+        // A user the server lets in without the rights the ledger needs: say so now, not
+        // after `retry_for` of timeouts (the server drops what it forbids).
+        tokio::select! {
+            _ = js.get_stream(STREAM) => {}
+            violation = violations.wait_for("") => return Err(config.not_permitted(&violation)),
+        }
         let deadline = Instant::now() + config.retry_for;
 
         let stream = ensure_stream(&js, stream_config(&config), deadline).await?;

@@ -21,6 +21,7 @@ use std::time::Duration;
 use async_nats::HeaderMap;
 use futures::StreamExt;
 
+use crate::config::Violations;
 use crate::{JetStreamConfig, JetStreamError};
 
 /// The subject partners send submissions to.
@@ -80,6 +81,8 @@ where
     Fut: Future<Output = SubmitReply> + Send + 'static,
 {
     let url = config.url.as_str();
+    let violations = Violations::new();
+    let noted = violations.clone();
     let client = config
         .connect_options()
         .await?
@@ -89,9 +92,12 @@ where
         .reconnect_delay_callback(|attempts| {
             Duration::from_millis((attempts as u64 * 100).min(2_000))
         })
-        .event_callback(|event| async move {
-            if let async_nats::Event::ServerError(e) = event {
-                tracing::error!(error = %e, "the NATS server reported an error to the submit service");
+        .event_callback(move |event| {
+            noted.note(&event);
+            async move {
+                if let async_nats::Event::ServerError(e) = event {
+                    tracing::error!(error = %e, "the NATS server reported an error to the submit service");
+                }
             }
         })
         .connect(config.servers())
@@ -106,7 +112,18 @@ where
         "serving partner submissions on NATS"
     );
     let handler = Arc::new(handler);
-    while let Some(message) = requests.next().await {
+    // The server refuses a forbidden subscription only with an asynchronous -ERR.
+    let forbidden = format!("Subscription to \"{SUBMIT_SUBJECT}\"");
+    let refused = violations.wait_for(&forbidden);
+    tokio::pin!(refused);
+    loop {
+        let message = tokio::select! {
+            violation = &mut refused => return Err(config.not_permitted(&violation)),
+            message = requests.next() => match message {
+                Some(message) => message,
+                None => break,
+            },
+        };
         let Some(reply_to) = message.reply.clone() else {
             tracing::warn!("a submission without a reply subject was ignored");
             continue;

@@ -3,11 +3,13 @@
 //! connects with its seed file, a partner can only ask `throughcare.submit` (and gets the
 //! reply), cannot touch the stream or the JetStream API, cannot make the service write to
 //! the ledger through a forged reply subject, and a wrong or missing credential is refused
-//! at once with [`JetStreamError::Unauthorized`].
+//! at once with [`JetStreamError::Unauthorized`]. And `tls_ca`: a server with TLS is
+//! reached only when its CA is given.
 
 mod support;
 
 use std::path::{Path, PathBuf};
+use std::process::Command;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -341,17 +343,41 @@ async fn a_wrong_or_missing_credential_is_refused_at_once() {
             "{what}: {served:?}"
         );
     }
-    // The partner's own seed is a real user, but not one that may run the ledger.
+    // The partner's own seed is a real user, but not one that may run the ledger: let in,
+    // then named for the permission it lacks, without waiting out `retry_for`.
     let partner = secret_file(run.dir.path(), "partner.nk", &seed_of(&run.partner));
+    let as_partner = config(&run.server).creds(&partner);
     let started = Instant::now();
-    let refused = JetStreamLog::connect_with(
-        config(&run.server)
-            .creds(&partner)
-            .retry_for(Duration::from_secs(3)),
-    )
-    .await;
-    assert!(refused.is_err(), "a partner opened the ledger");
-    assert!(started.elapsed() < Duration::from_secs(20));
+    match JetStreamLog::connect_with(as_partner.clone()).await {
+        Err(e @ JetStreamError::Unauthorized { .. }) => {
+            let text = e.to_string();
+            // The first thing refused: its reply inbox or the stream info request.
+            assert!(
+                text.contains("lacks a permission throughcare needs"),
+                "{text}"
+            );
+            assert!(text.contains("Permissions Violation"), "{text}");
+        }
+        Err(e) => panic!("a partner opening the ledger: not Unauthorized: {e:?}"),
+        Ok(_) => panic!("a partner opened the ledger"),
+    }
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "refused only after {:?}",
+        started.elapsed()
+    );
+    let started = Instant::now();
+    match serve_submissions(&as_partner, echo(Arc::new(AtomicUsize::new(0)))).await {
+        Err(e @ JetStreamError::Unauthorized { .. }) => {
+            let text = e.to_string();
+            assert!(
+                text.contains("Subscription to \"throughcare.submit\""),
+                "{text}"
+            );
+        }
+        other => panic!("a partner serving submissions: {other:?}"),
+    }
+    assert!(started.elapsed() < Duration::from_secs(2));
 }
 
 #[tokio::test]
@@ -394,4 +420,83 @@ async fn a_credentials_file_that_is_neither_creds_nor_seed_is_refused_before_con
         .err()
         .expect("a missing file is refused");
     assert!(matches!(err, JetStreamError::Credentials { .. }), "{err:?}");
+}
+
+/// Runs the openssl command line in `dir` with whitespace-separated `args` (certificates
+/// for the TLS test); a missing openssl is a loud failure, never a skip.
+fn openssl(dir: &Path, args: &str) {
+    let args: Vec<&str> = args.split_whitespace().collect();
+    let out = Command::new("openssl")
+        .args(&args)
+        .current_dir(dir)
+        .output()
+        .unwrap_or_else(|e| panic!("the TLS test needs the openssl command line: {e}"));
+    assert!(
+        out.status.success(),
+        "openssl {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[tokio::test]
+async fn tls_is_required_and_the_given_ca_is_trusted() {
+    let dir = TempDir::new().unwrap();
+    let d = dir.path();
+    const EC: &str = "-newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes";
+    openssl(
+        d,
+        &format!(
+            "req -x509 {EC} -keyout ca.key -out ca.pem -days 2 -subj /CN=throughcare-test-ca \
+             -addext basicConstraints=critical,CA:TRUE \
+             -addext keyUsage=critical,keyCertSign,cRLSign"
+        ),
+    );
+    openssl(
+        d,
+        &format!("req {EC} -keyout server.key -out server.csr -subj /CN=127.0.0.1"),
+    );
+    std::fs::write(
+        d.join("server.ext"),
+        "subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\n\
+         keyUsage=critical,digitalSignature\nextendedKeyUsage=serverAuth\n",
+    )
+    .unwrap();
+    openssl(
+        d,
+        "x509 -req -in server.csr -CA ca.pem -CAkey ca.key -CAcreateserial -out server.pem \
+         -days 2 -extfile server.ext",
+    );
+    let store = d.join("store");
+    let config_file = d.join("tls.conf");
+    std::fs::write(
+        &config_file,
+        format!(
+            "jetstream {{\n  store_dir: {:?}\n  sync_interval: always\n}}\n\
+             tls {{\n  cert_file: {:?}\n  key_file: {:?}\n}}\n",
+            store.display().to_string(),
+            d.join("server.pem").display().to_string(),
+            d.join("server.key").display().to_string(),
+        ),
+    )
+    .unwrap();
+    let server = NatsServer::start_with_config(&store, &config_file);
+
+    let log = JetStreamLog::connect_with(config(&server).tls_ca(d.join("ca.pem")))
+        .await
+        .unwrap_or_else(|e| panic!("TLS with the test CA: {e}\n{}", server.log_text()));
+    log.append(request(
+        person(1),
+        ExpectedVersion::NoStream,
+        &[release_date("tls-1", &nomis(1), 1)],
+    ))
+    .await
+    .expect("append over TLS");
+
+    // Without the CA the server's certificate is not trusted: a connect error, not a
+    // credentials problem.
+    match JetStreamLog::connect_with(config(&server).retry_for(Duration::from_secs(1))).await {
+        Err(e @ JetStreamError::Connect { .. }) => assert!(!e.is_permanent()),
+        Err(e) => panic!("expected a connect error: {e:?}"),
+        Ok(_) => panic!("connected to a TLS server with an untrusted certificate"),
+    }
 }

@@ -162,8 +162,9 @@ pub async fn handle_submission(
                     status: e.status.as_u16(),
                     request_id,
                 };
-                if let Err(err) = state.access.append(record).await {
-                    tracing::error!(error = %err, "access log append failed");
+                match state.access.append(record).await {
+                    Ok(_) => state.metrics.access(true, false),
+                    Err(err) => tracing::error!(error = %err, "access log append failed"),
                 }
             }
             (

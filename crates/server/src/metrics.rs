@@ -11,6 +11,9 @@ pub struct Metrics {
     invalid: AtomicU64,
     refused: AtomicU64,
     failed: AtomicU64,
+    access_allowed: AtomicU64,
+    access_denied: AtomicU64,
+    access_review: AtomicU64,
 }
 
 impl Metrics {
@@ -32,6 +35,19 @@ impl Metrics {
             _ => &self.refused,
         }
         .fetch_add(1, Relaxed);
+    }
+
+    /// One access-log entry written (a read, or a refusal).
+    pub fn access(&self, denied: bool, review: bool) {
+        if denied {
+            &self.access_denied
+        } else {
+            &self.access_allowed
+        }
+        .fetch_add(1, Relaxed);
+        if review {
+            self.access_review.fetch_add(1, Relaxed);
+        }
     }
 
     pub fn render(&self, head: u64, checkpoint: u64) -> String {
@@ -70,6 +86,24 @@ impl Metrics {
             "counter",
             "Submissions that failed in the store (5xx).",
             self.failed.load(Relaxed),
+        );
+        line(
+            "throughcare_access_allowed_total",
+            "counter",
+            "Person-level reads written to the access log.",
+            self.access_allowed.load(Relaxed),
+        );
+        line(
+            "throughcare_access_denied_total",
+            "counter",
+            "Refusals (401, 403, out of scope) written to the access log.",
+            self.access_denied.load(Relaxed),
+        );
+        line(
+            "throughcare_access_review_total",
+            "counter",
+            "Break-glass reads marked for review.",
+            self.access_review.load(Relaxed),
         );
         line(
             "throughcare_log_head",

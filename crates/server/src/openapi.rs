@@ -386,6 +386,11 @@ fn own_schemas() -> Vec<(&'static str, Value)> {
 
 /// The event catalogue's JSON Schema as `CloudEvent`, its `$defs` beside it under
 /// components/schemas (refs rewritten to point there).
+///
+/// The catalogue picks the `data` schema by `type` with `allOf` of `if`/`then` branches;
+/// here each branch becomes one whole event schema (`type` a `const`, its own `data`)
+/// under `oneOf`. The two say the same (the types are distinct constants), and test
+/// generators such as schemathesis can build events from the second, not the first.
 fn catalogue_schemas() -> Map<String, Value> {
     let mut event = throughcare_events::catalogue_schema();
     let root = event
@@ -399,12 +404,40 @@ fn catalogue_schemas() -> Map<String, Value> {
         _ => Map::new(),
     };
     let mut out = Map::new();
-    out.insert("CloudEvent".into(), event);
+    out.insert("CloudEvent".into(), one_of_per_type(event));
     out.extend(defs);
     for schema in out.values_mut() {
         rewrite_refs(schema);
     }
     out
+}
+
+/// `{..., properties: {type: {enum}, data: {}}, allOf: [{if: type T, then: data D}]}`
+/// becomes `{oneOf: [{..., properties: {type: {const: T}, data: D}}]}`. A schema of
+/// another shape is returned as it is.
+fn one_of_per_type(mut event: Value) -> Value {
+    let Some(Value::Array(branches)) = event.as_object_mut().and_then(|o| o.remove("allOf")) else {
+        return event;
+    };
+    let mut variants = Vec::new();
+    for branch in &branches {
+        let event_type = &branch["if"]["properties"]["type"]["const"];
+        let data = &branch["then"]["properties"]["data"];
+        if !event_type.is_string() || data.is_null() {
+            event["allOf"] = Value::Array(branches);
+            return event;
+        }
+        let mut variant = event.clone();
+        variant["title"] = event_type.clone();
+        variant["properties"]["type"] = json!({ "const": event_type });
+        variant["properties"]["data"] = data.clone();
+        variants.push(variant);
+    }
+    json!({
+        "title": event["title"],
+        "description": "One CloudEvent 1.0 (structured JSON mode) of the catalogue: the schema of `data` follows from `type`",
+        "oneOf": variants,
+    })
 }
 
 fn rewrite_refs(value: &mut Value) {
@@ -554,7 +587,16 @@ mod tests {
             .is_object());
         assert!(op("get", "/")["responses"]["200"]["content"]["text/html"].is_object());
         let catalogue = &doc["components"]["schemas"]["CloudEvent"];
-        assert_eq!(catalogue["required"][0], "specversion");
+        let variants = catalogue["oneOf"]
+            .as_array()
+            .expect("one schema per event type");
+        assert_eq!(variants.len(), throughcare_events::EventType::ALL.len());
+        for v in variants {
+            assert_eq!(v["required"][0], "specversion");
+            assert!(v["properties"]["type"]["const"].is_string(), "{v}");
+            assert!(v["properties"]["data"].get("$ref").is_some(), "{v}");
+            assert!(v.get("allOf").is_none());
+        }
         assert!(catalogue.get("$id").is_none());
     }
 

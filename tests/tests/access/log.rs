@@ -321,6 +321,7 @@ async fn access_log_records_reads_and_refusals_and_verifies() {
             ("outcome", json!("DENIED")),
             ("status", json!(403)),
             ("route", json!("GET /v1/people/{id}/journey")),
+            ("person_id", json!(a)),
         ],
         &mut problems,
     );
@@ -333,6 +334,7 @@ async fn access_log_records_reads_and_refusals_and_verifies() {
             ("role", json!("PARTNER")),
             ("outcome", json!("DENIED")),
             ("status", json!(403)),
+            ("person_id", json!(a)),
         ],
         &mut problems,
     );

@@ -53,13 +53,19 @@ enum Col {
     EsAuditor,
     /// The `[metrics]` scrape token.
     Metrics,
+    /// RS384 with the RSA key, AUDITOR: only RS256 and ES256 are accepted.
+    Rs384,
+    /// RS256, AUDITOR, `nbf` 5 minutes ahead (beyond the leeway).
+    NotYet,
+    /// RS256, AUDITOR, `exp` 30 s ago: inside the 60 s leeway, so accepted.
+    Leeway,
 }
 
 use Col::*;
 
-const COLS: [Col; 16] = [
+const COLS: [Col; 19] = [
     P, W, M, C, A, NoToken, BadToken, Expired, AlgNone, WrongIss, WrongAud, Hs256, RsWorker,
-    EsManager, EsAuditor, Metrics,
+    EsManager, EsAuditor, Metrics, Rs384, NotYet, Leeway,
 ];
 
 /// Page cell: 303 to /sign-in or 403 (whether a PARTNER may sign in at all is unspecified).
@@ -93,7 +99,7 @@ struct Row {
     /// Rows for routes DESIGN.md names that may not be served yet: run only when the
     /// OpenAPI document lists them. Required rows must be listed.
     required: bool,
-    cells: [u16; 16],
+    cells: [u16; 19],
 }
 
 const fn row(
@@ -102,7 +108,7 @@ const fn row(
     query: &'static str,
     kind: Kind,
     required: bool,
-    cells: [u16; 16],
+    cells: [u16; 19],
 ) -> Row {
     Row {
         method,
@@ -120,37 +126,37 @@ use Kind::{Api, Page, SignIn, SignOut};
 /// is W-WCI-01. A new route needs a row here, or `role_route_matrix` fails.
 #[rustfmt::skip]
 const TABLE: &[Row] = &[
-    //                                                                        P    W    M    C    A  none bad  exp  none iss  aud  hs256 rsW esM  esA  metrics
-    row("POST", "/v1/events",                 "",                   Api, true,  [201, 201, 201, 403, 403, 401, 401, 401, 401, 401, 401, 401, 201, 201, 403, 401]),
-    row("GET",  "/v1/people",                 "identifier=nomis:{nomis}", Api, true, [403, 200, 200, 403, 200, 401, 401, 401, 401, 401, 401, 401, 200, 200, 200, 401]),
-    row("GET",  "/v1/people/{id}/journey",    "",                   Api, true,  [403, 200, 200, 403, 200, 401, 401, 401, 401, 401, 401, 401, 200, 200, 200, 401]),
-    row("GET",  "/v1/people/{id}/events",     "",                   Api, true,  [403, 200, 200, 403, 200, 401, 401, 401, 401, 401, 401, 401, 200, 200, 200, 401]),
-    row("GET",  "/v1/people/{id}/verify",     "",                   Api, true,  [403, 200, 200, 403, 200, 401, 401, 401, 401, 401, 401, 401, 200, 200, 200, 401]),
-    row("GET",  "/v1/people/{id}/access",     "",                   Api, true,  [403, 403, 403, 403, 200, 401, 401, 401, 401, 401, 401, 401, 403, 403, 200, 401]),
-    row("GET",  "/v1/access",                 "",                   Api, true,  [403, 403, 403, 403, 200, 401, 401, 401, 401, 401, 401, 401, 403, 403, 200, 401]),
-    row("GET",  "/v1/access/verify",          "",                   Api, true,  [403, 403, 403, 403, 200, 401, 401, 401, 401, 401, 401, 401, 403, 403, 200, 401]),
-    row("GET",  "/v1/caseload/{worker_id}",   "",                   Api, true,  [403, 200, 200, 403, 200, 401, 401, 401, 401, 401, 401, 401, 200, 200, 200, 401]),
-    row("GET",  "/v1/releases",               "",                   Api, true,  [403, 403, 200, 403, 200, 401, 401, 401, 401, 401, 401, 401, 403, 200, 200, 401]),
-    row("GET",  "/v1/kpis",                   "",                   Api, true,  [403, 403, 200, 200, 200, 401, 401, 401, 401, 401, 401, 401, 403, 200, 200, 401]),
-    row("GET",  "/v1/schema/events",          "",                   Api, true,  [200, 200, 200, 200, 200, 200, 200, 200, 200, 200, 200, 200, 200, 200, 200, 200]),
-    row("GET",  "/v1/openapi.json",           "",                   Api, true,  [200, 200, 200, 200, 200, 200, 200, 200, 200, 200, 200, 200, 200, 200, 200, 200]),
-    row("GET",  "/healthz",                   "",                   Api, true,  [200, 200, 200, 200, 200, 200, 200, 200, 200, 200, 200, 200, 200, 200, 200, 200]),
-    row("GET",  "/readyz",                    "",                   Api, true,  [200, 200, 200, 200, 200, 200, 200, 200, 200, 200, 200, 200, 200, 200, 200, 200]),
-    row("GET",  "/metrics",                   "",                   Api, true,  [401, 401, 401, 401, 401, 401, 401, 401, 401, 401, 401, 401, 401, 401, 401, 200]),
+    //                                                                        P    W    M    C    A  none bad  exp  none iss  aud  hs256 rsW esM  esA  metr rs384 nbf leeway
+    row("POST", "/v1/events",                 "",                   Api, true,  [201, 201, 201, 403, 403, 401, 401, 401, 401, 401, 401, 401, 201, 201, 403, 401, 401, 401, 403]),
+    row("GET",  "/v1/people",                 "identifier=nomis:{nomis}", Api, true, [403, 200, 200, 403, 200, 401, 401, 401, 401, 401, 401, 401, 200, 200, 200, 401, 401, 401, 200]),
+    row("GET",  "/v1/people/{id}/journey",    "",                   Api, true,  [403, 200, 200, 403, 200, 401, 401, 401, 401, 401, 401, 401, 200, 200, 200, 401, 401, 401, 200]),
+    row("GET",  "/v1/people/{id}/events",     "",                   Api, true,  [403, 200, 200, 403, 200, 401, 401, 401, 401, 401, 401, 401, 200, 200, 200, 401, 401, 401, 200]),
+    row("GET",  "/v1/people/{id}/verify",     "",                   Api, true,  [403, 200, 200, 403, 200, 401, 401, 401, 401, 401, 401, 401, 200, 200, 200, 401, 401, 401, 200]),
+    row("GET",  "/v1/people/{id}/access",     "",                   Api, true,  [403, 403, 403, 403, 200, 401, 401, 401, 401, 401, 401, 401, 403, 403, 200, 401, 401, 401, 200]),
+    row("GET",  "/v1/access",                 "",                   Api, true,  [403, 403, 403, 403, 200, 401, 401, 401, 401, 401, 401, 401, 403, 403, 200, 401, 401, 401, 200]),
+    row("GET",  "/v1/access/verify",          "",                   Api, true,  [403, 403, 403, 403, 200, 401, 401, 401, 401, 401, 401, 401, 403, 403, 200, 401, 401, 401, 200]),
+    row("GET",  "/v1/caseload/{worker_id}",   "",                   Api, true,  [403, 200, 200, 403, 200, 401, 401, 401, 401, 401, 401, 401, 200, 200, 200, 401, 401, 401, 200]),
+    row("GET",  "/v1/releases",               "",                   Api, true,  [403, 403, 200, 403, 200, 401, 401, 401, 401, 401, 401, 401, 403, 200, 200, 401, 401, 401, 200]),
+    row("GET",  "/v1/kpis",                   "",                   Api, true,  [403, 403, 200, 200, 200, 401, 401, 401, 401, 401, 401, 401, 403, 200, 200, 401, 401, 401, 200]),
+    row("GET",  "/v1/schema/events",          "",                   Api, true,  [200, 200, 200, 200, 200, 200, 200, 200, 200, 200, 200, 200, 200, 200, 200, 200, 200, 200, 200]),
+    row("GET",  "/v1/openapi.json",           "",                   Api, true,  [200, 200, 200, 200, 200, 200, 200, 200, 200, 200, 200, 200, 200, 200, 200, 200, 200, 200, 200]),
+    row("GET",  "/healthz",                   "",                   Api, true,  [200, 200, 200, 200, 200, 200, 200, 200, 200, 200, 200, 200, 200, 200, 200, 200, 200, 200, 200]),
+    row("GET",  "/readyz",                    "",                   Api, true,  [200, 200, 200, 200, 200, 200, 200, 200, 200, 200, 200, 200, 200, 200, 200, 200, 200, 200, 200]),
+    row("GET",  "/metrics",                   "",                   Api, true,  [401, 401, 401, 401, 401, 401, 401, 401, 401, 401, 401, 401, 401, 401, 401, 200, 401, 401, 401]),
     // Web pages: the credential goes through the sign-in form; GET /sign-in is open.
-    row("GET",  "/sign-in",                   "",                   Page, true, [200, 200, 200, 200, 200, 200, 200, 200, 200, 200, 200, 200, 200, 200, 200, 200]),
-    row("POST", "/sign-in",                   "",                 SignIn, true, [EITHER, SIGNED_IN, SIGNED_IN, SIGNED_IN, SIGNED_IN, REFUSED, REFUSED, REFUSED, REFUSED, REFUSED, REFUSED, REFUSED, SIGNED_IN, SIGNED_IN, SIGNED_IN, REFUSED]),
-    row("POST", "/sign-out",                  "",                SignOut, true, [303, 303, 303, 303, 303, 303, 303, 303, 303, 303, 303, 303, 303, 303, 303, 303]),
-    row("GET",  "/",                          "",                   Page, true, [PAGE_DENY, 200, 200, 200, 200, 303, 303, 303, 303, 303, 303, 303, 200, 200, 200, 303]),
-    row("GET",  "/people/{id}",               "",                   Page, true, [PAGE_DENY, 200, 200, 403, 200, 303, 303, 303, 303, 303, 303, 303, 200, 200, 200, 303]),
+    row("GET",  "/sign-in",                   "",                   Page, true, [200, 200, 200, 200, 200, 200, 200, 200, 200, 200, 200, 200, 200, 200, 200, 200, 200, 200, 200]),
+    row("POST", "/sign-in",                   "",                 SignIn, true, [EITHER, SIGNED_IN, SIGNED_IN, SIGNED_IN, SIGNED_IN, REFUSED, REFUSED, REFUSED, REFUSED, REFUSED, REFUSED, REFUSED, SIGNED_IN, SIGNED_IN, SIGNED_IN, REFUSED, REFUSED, REFUSED, SIGNED_IN]),
+    row("POST", "/sign-out",                  "",                SignOut, true, [303, 303, 303, 303, 303, 303, 303, 303, 303, 303, 303, 303, 303, 303, 303, 303, 303, 303, 303]),
+    row("GET",  "/",                          "",                   Page, true, [PAGE_DENY, 200, 200, 200, 200, 303, 303, 303, 303, 303, 303, 303, 200, 200, 200, 303, 303, 303, 200]),
+    row("GET",  "/people/{id}",               "",                   Page, true, [PAGE_DENY, 200, 200, 403, 200, 303, 303, 303, 303, 303, 303, 303, 200, 200, 200, 303, 303, 303, 200]),
     // DESIGN.md "Audit" routes (AUDITOR only), checked once they are served.
-    row("GET",  "/v1/ledger/checkpoint",      "",                   Api, false, [403, 403, 403, 403, 200, 401, 401, 401, 401, 401, 401, 401, 403, 403, 200, 401]),
-    row("GET",  "/v1/ledger/key",             "",                   Api, false, [403, 403, 403, 403, 200, 401, 401, 401, 401, 401, 401, 401, 403, 403, 200, 401]),
-    row("GET",  "/v1/ledger/entries",         "from=1&limit=10",    Api, false, [403, 403, 403, 403, 200, 401, 401, 401, 401, 401, 401, 401, 403, 403, 200, 401]),
-    row("GET",  "/v1/ledger/proof/inclusion", "position=1&size={head}", Api, false, [403, 403, 403, 403, 200, 401, 401, 401, 401, 401, 401, 401, 403, 403, 200, 401]),
-    row("GET",  "/v1/ledger/proof/consistency", "from=1&to={head}", Api, false, [403, 403, 403, 403, 200, 401, 401, 401, 401, 401, 401, 401, 403, 403, 200, 401]),
-    row("GET",  "/v1/people/{id}/export",     "",                   Api, false, [403, 403, 403, 403, 200, 401, 401, 401, 401, 401, 401, 401, 403, 403, 200, 401]),
-    row("GET",  "/subject-access-request",    "prn={nomis}",        Api, false, [403, 403, 403, 403, 200, 401, 401, 401, 401, 401, 401, 401, 403, 403, 200, 401]),
+    row("GET",  "/v1/ledger/checkpoint",      "",                   Api, false, [403, 403, 403, 403, 200, 401, 401, 401, 401, 401, 401, 401, 403, 403, 200, 401, 401, 401, 200]),
+    row("GET",  "/v1/ledger/key",             "",                   Api, false, [403, 403, 403, 403, 200, 401, 401, 401, 401, 401, 401, 401, 403, 403, 200, 401, 401, 401, 200]),
+    row("GET",  "/v1/ledger/entries",         "from=1&limit=10",    Api, false, [403, 403, 403, 403, 200, 401, 401, 401, 401, 401, 401, 401, 403, 403, 200, 401, 401, 401, 200]),
+    row("GET",  "/v1/ledger/proof/inclusion", "position=1&size={head}", Api, false, [403, 403, 403, 403, 200, 401, 401, 401, 401, 401, 401, 401, 403, 403, 200, 401, 401, 401, 200]),
+    row("GET",  "/v1/ledger/proof/consistency", "from=1&to={head}", Api, false, [403, 403, 403, 403, 200, 401, 401, 401, 401, 401, 401, 401, 403, 403, 200, 401, 401, 401, 200]),
+    row("GET",  "/v1/people/{id}/export",     "",                   Api, false, [403, 403, 403, 403, 200, 401, 401, 401, 401, 401, 401, 401, 403, 403, 200, 401, 401, 401, 200]),
+    row("GET",  "/subject-access-request",    "prn={nomis}",        Api, false, [403, 403, 403, 403, 200, 401, 401, 401, 401, 401, 401, 401, 403, 403, 200, 401, 401, 401, 200]),
 ];
 
 /// Reads of person-level data: each allowed call must be logged as ALLOWED.
@@ -206,6 +212,19 @@ fn credential(w: &World, col: Col) -> Option<String> {
         ),
         EsAuditor => jwt(Key::Ec, &auditor()),
         Metrics => w.auth.metrics_token.clone(),
+        Rs384 => jwt(Key::Rs384, &auditor()),
+        NotYet => jwt(
+            Key::Rsa,
+            &claims("jwt.auditor", "AUDITOR", json!({"nbf": now + 300})),
+        ),
+        Leeway => jwt(
+            Key::Rsa,
+            &claims(
+                "jwt.auditor",
+                "AUDITOR",
+                json!({"exp": now - 30, "nbf": now - 900, "iat": now - 900}),
+            ),
+        ),
     })
 }
 
@@ -219,7 +238,7 @@ fn identity(col: Col) -> Option<(&'static str, &'static str)> {
         A => (AUDITOR, "AUDITOR"),
         RsWorker => ("jwt.worker", "WORKER"),
         EsManager => ("jwt.manager", "MANAGER"),
-        EsAuditor => ("jwt.auditor", "AUDITOR"),
+        EsAuditor | Leeway => ("jwt.auditor", "AUDITOR"),
         _ => return None,
     })
 }
@@ -369,8 +388,10 @@ async fn role_route_matrix() {
     }
 
     let mut logged: Vec<Logged> = Vec::new();
+    let mut grid: Vec<String> = Vec::new();
     let mut n = 0u64;
     for r in TABLE {
+        let mut seen: Vec<String> = Vec::new();
         let served_now = served
             .as_ref()
             .is_none_or(|ops| ops.contains(&(r.method.to_string(), normalize(r.path))));
@@ -455,6 +476,7 @@ async fn role_route_matrix() {
                 EITHER => true,
                 s => resp.status == s,
             };
+            seen.push(format!("{}{}", resp.status, if ok { "" } else { "!" }));
             if !ok {
                 let want = match expect {
                     PAGE_DENY => "303 to /sign-in or 403".to_string(),
@@ -512,8 +534,14 @@ async fn role_route_matrix() {
                     request_id,
                     outcome: "DENIED",
                     status: resp.status,
+                    // /metrics authenticates only the scrape token: it need not name a
+                    // principal whose token it was shown.
+                    identity: if r.path == "/metrics" {
+                        None
+                    } else {
+                        identity(col)
+                    },
                     route,
-                    identity: identity(col),
                     person: None,
                 });
             } else if resp.status == 200 && LOGGED_READS.contains(&route.as_str()) {
@@ -529,7 +557,13 @@ async fn role_route_matrix() {
                 });
             }
         }
+        grid.push(format!("{:5} {:32} {}", r.method, r.path, seen.join(" ")));
     }
+    eprintln!(
+        "observed statuses (! = not as the table says), columns {:?}:\n{}",
+        COLS,
+        grid.join("\n")
+    );
 
     // The access log holds every refusal and every allowed person-level read.
     let auditor = w.as_(AUDITOR);

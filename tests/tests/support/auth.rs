@@ -164,6 +164,8 @@ pub enum Key {
     Rsa,
     /// ES256 with kid "ec-1".
     Ec,
+    /// RS384 with the RSA key (kid "rsa-1"): an algorithm the server must refuse.
+    Rs384,
 }
 
 fn now() -> i64 {
@@ -195,11 +197,12 @@ pub fn jwt(key: Key, claims: &Value) -> String {
     use jsonwebtoken::{encode, Algorithm, EncodingKey, Header};
     let (alg, kid, file) = match key {
         Key::Rsa => (Algorithm::RS256, "rsa-1", "rsa-1.pem"),
+        Key::Rs384 => (Algorithm::RS384, "rsa-1", "rsa-1.pem"),
         Key::Ec => (Algorithm::ES256, "ec-1", "ec-1.pem"),
     };
     let pem = std::fs::read(fixtures().join(file)).unwrap();
     let encoding = match key {
-        Key::Rsa => EncodingKey::from_rsa_pem(&pem).unwrap(),
+        Key::Rsa | Key::Rs384 => EncodingKey::from_rsa_pem(&pem).unwrap(),
         Key::Ec => EncodingKey::from_ec_pem(&pem).unwrap(),
     };
     let mut header = Header::new(alg);

@@ -174,6 +174,7 @@ impl Refusal {
                 return ApiError::unavailable("the access log is unavailable; retry shortly")
                     .into_response();
             }
+            state.metrics.access(true, false);
         }
         // A browser without a session is sent to sign in; a signed-in browser refused a
         // page sees the problem.
@@ -464,7 +465,10 @@ async fn log_read(
         request_id: caller.request_id.clone(),
     };
     match state.access.append(record).await {
-        Ok(_) => response,
+        Ok(_) => {
+            state.metrics.access(denied, review);
+            response
+        }
         Err(e) => {
             // The read is not on the record, so the data must not leave.
             tracing::error!(error = %e, "access log append failed; response withheld");

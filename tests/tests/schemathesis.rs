@@ -1,0 +1,201 @@
+//! The running server against its own OpenAPI document: schemathesis (pinned by
+//! scripts/python-venv.sh) generates requests for every operation of
+//! `GET /v1/openapi.json` and checks that none is answered with a 5xx, and that every
+//! status, content type, header and body is one the document promises. Once in open
+//! development mode, once with `--auth` as an AUDITOR.
+//!
+//! A missing venv fails loudly with the command that makes it; it is never a skip.
+
+mod support;
+
+use std::path::PathBuf;
+use std::process::Command;
+use std::time::Instant;
+
+use chrono::{Duration, Utc};
+use serde_json::json;
+use support::auth::{AuthFile, Caller, Spec};
+use support::{event, nhs_number, nomis, Server};
+
+/// The checks of DESIGN.md "HTTP API": no server errors, and the answer conforms to the
+/// document (status, content type, headers, schema). Not `ignored_auth`: open mode
+/// ignores auth by design.
+const CHECKS: &str = "not_a_server_error,status_code_conformance,content_type_conformance,\
+response_headers_conformance,response_schema_conformance";
+/// Test cases per operation and phase: enough to reach every parameter, few enough to
+/// keep a run under a minute.
+const MAX_EXAMPLES: &str = "25";
+const SEED: &str = "20261129";
+/// The worker the seeded cases are allocated to.
+const WORKER: &str = "W-SCH-01";
+
+/// `$THROUGHCARE_VENV_BIN/schemathesis`, or a panic saying how to get it.
+fn schemathesis() -> PathBuf {
+    let hint = "run `export THROUGHCARE_VENV_BIN=\"$(bash scripts/python-venv.sh)\"` first \
+                (scripts/test.sh does this for you)";
+    let bin = std::env::var_os("THROUGHCARE_VENV_BIN")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| panic!("THROUGHCARE_VENV_BIN is not set: {hint}"));
+    let st = bin.join("schemathesis");
+    assert!(
+        st.is_file(),
+        "{} does not exist: THROUGHCARE_VENV_BIN must be the venv's bin directory; {hint}",
+        st.display()
+    );
+    st
+}
+
+fn days(n: i64) -> String {
+    (Utc::now() + Duration::days(n)).to_rfc3339()
+}
+
+fn date(n: i64) -> String {
+    (Utc::now() + Duration::days(n)).date_naive().to_string()
+}
+
+/// Three people referred from WCI, allocated to `WORKER`, one released: enough for every
+/// read model to hold something. Returns their person ids.
+async fn seed(submitter: &Caller) -> Vec<String> {
+    let mut people = Vec::new();
+    for seed in 0..3u64 {
+        let person = json!({"nomis": nomis(7000 + seed), "nhs_number": nhs_number(7000 + seed)});
+        let steps = [
+            event(
+                "referral.received",
+                &format!("sch-{seed}-1"),
+                &days(-30),
+                json!({"person": person, "referral_id": format!("REF-SCH-{seed}"),
+                       "referrer": {"kind": "PRISON_HEALTHCARE"}, "prison": "WCI",
+                       "expected_release_date": date(seed as i64 * 10 - 5)}),
+            ),
+            event(
+                "referral.accepted",
+                &format!("sch-{seed}-2"),
+                &days(-29),
+                json!({"person": person, "referral_id": format!("REF-SCH-{seed}")}),
+            ),
+            event(
+                "case.allocated",
+                &format!("sch-{seed}-3"),
+                &days(-28),
+                json!({"person": person, "worker_id": WORKER, "worker_role": "PEER_SUPPORT"}),
+            ),
+        ];
+        for step in &steps {
+            let r = submitter.submit(step).await;
+            assert_eq!(r.status, 201, "seeding {step}: {}", r.brief());
+            if people.len() == seed as usize {
+                people.push(r.body["person_id"].as_str().unwrap().to_string());
+            }
+        }
+    }
+    people
+}
+
+/// schemathesis's configuration: documented 503s (freshness, readiness) are answers, not
+/// server errors, and path parameters are often the seeded people and worker, so the
+/// requests reach the read models rather than stopping at 404.
+fn config(dir: &std::path::Path, people: &[String]) -> PathBuf {
+    let list = |v: &[String]| serde_json::to_string(v).unwrap();
+    let text = format!(
+        r#"[checks.not_a_server_error]
+expected-statuses = ["2xx", "3xx", "4xx", "503"]
+
+[dictionaries.people]
+values = {people}
+
+[dictionaries.workers]
+values = {workers}
+
+[parameters]
+"path.id" = {{ dictionary = "people", probability = 0.5 }}
+"path.worker_id" = {{ dictionary = "workers", probability = 0.5 }}
+"#,
+        people = list(people),
+        workers = list(&[WORKER.to_string()]),
+    );
+    let path = dir.join("schemathesis.toml");
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+/// How many operations the served document has.
+async fn operations(url: &str) -> usize {
+    let r = Caller::anonymous(url).get("/v1/openapi.json").await;
+    assert_eq!(r.status, 200, "{}", r.brief());
+    assert_eq!(r.content_type(), "application/json");
+    assert_eq!(r.body["openapi"], "3.1.0");
+    r.body["paths"]
+        .as_object()
+        .expect("paths")
+        .values()
+        .map(|p| p.as_object().expect("a path item").len())
+        .sum()
+}
+
+/// Runs schemathesis against `server`, failing with its whole report when it fails.
+async fn run(server: &Server, dir: &std::path::Path, people: &[String], headers: &[String]) {
+    let st = schemathesis();
+    let operations = operations(&server.url).await;
+    let config = config(dir, people);
+    let mut cmd = Command::new(&st);
+    cmd.arg("--config-file")
+        .arg(&config)
+        .args(["run", &format!("{}/v1/openapi.json", server.url)])
+        .args(["--checks", CHECKS])
+        .args(["--seed", SEED, "--max-examples", MAX_EXAMPLES])
+        .args(["--workers", "2", "--request-timeout", "10", "--no-color"])
+        .current_dir(dir)
+        .env("NO_COLOR", "1");
+    for h in headers {
+        cmd.args(["-H", h]);
+    }
+    let started = Instant::now();
+    let out = cmd
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {}: {e}", st.display()));
+    let report = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        out.status.success(),
+        "schemathesis found problems ({}, {:.0?}):\n{report}",
+        out.status,
+        started.elapsed()
+    );
+    // A run that tested nothing would pass too.
+    let tested = format!("Tested: {operations}");
+    assert!(
+        report.contains(&tested),
+        "schemathesis did not test all {operations} operations:\n{report}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_open_server_conforms_to_its_openapi_document() {
+    schemathesis();
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(&dir.path().join("data"));
+    let people = seed(&Caller::anonymous(&server.url)).await;
+    run(&server, dir.path(), &people, &[]).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_server_with_auth_conforms_to_its_openapi_document_for_an_auditor() {
+    schemathesis();
+    let dir = tempfile::tempdir().unwrap();
+    let auth = AuthFile::write(
+        &dir.path().join("auth"),
+        &[
+            Spec::new("sch-partner", "PARTNER").sources(&["urn:throughcare:test:e2e"]),
+            Spec::new("sch-auditor", "AUDITOR"),
+        ],
+    );
+    let server = Server::start_with(&dir.path().join("data"), &["--auth", auth.path_str()]);
+    let partner = Caller::bearer(&server.url, &auth.token("sch-partner"));
+    let people = seed(&partner).await;
+    let auditor = format!("Authorization: Bearer {}", auth.token("sch-auditor"));
+    run(&server, dir.path(), &people, &[auditor]).await;
+}
