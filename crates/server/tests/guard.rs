@@ -508,3 +508,87 @@ async fn caseload_releases_and_kpis_follow_the_callers_scope() {
         StatusCode::UNAUTHORIZED
     );
 }
+
+#[tokio::test]
+async fn browser_signs_in_with_a_token_and_holds_only_an_opaque_session() {
+    let w = world().await;
+    let wci = allocated(&w, "A1234BC", "WCI", "W-WCI-01").await;
+    let page = |uri: &str, cookie: Option<&str>| {
+        let mut r = Request::builder().uri(uri.to_string());
+        if let Some(c) = cookie {
+            r = r.header(header::COOKIE, c.to_string());
+        }
+        r.body(Body::empty()).unwrap()
+    };
+    // No session: sent to sign in.
+    let res = app(w.state.clone()).oneshot(page("/", None)).await.unwrap();
+    assert_eq!(res.status(), StatusCode::SEE_OTHER);
+    assert_eq!(res.headers()[header::LOCATION], "/sign-in");
+    // A bad token stays on the form; a good one gets a session cookie, not the token.
+    let sign_in = |token: &str| {
+        Request::builder()
+            .method("POST")
+            .uri("/sign-in")
+            .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+            .body(Body::from(format!("token={token}")))
+            .unwrap()
+    };
+    let res = app(w.state.clone())
+        .oneshot(sign_in("nonsense"))
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
+    assert!(!res.headers().contains_key(header::SET_COOKIE));
+    let res = app(w.state.clone())
+        .oneshot(sign_in(&w.tokens["jo"]))
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::SEE_OTHER);
+    let set = res.headers()[header::SET_COOKIE]
+        .to_str()
+        .unwrap()
+        .to_string();
+    assert!(
+        set.contains("HttpOnly") && set.contains("SameSite=Strict"),
+        "{set}"
+    );
+    assert!(
+        !set.contains(&w.tokens["jo"]),
+        "the cookie must not hold the token"
+    );
+    let cookie = set.split(';').next().unwrap().to_string();
+    // The worker's home is its caseload; its person's page opens; others' do not.
+    let res = app(w.state.clone())
+        .oneshot(page("/", Some(&cookie)))
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    let html =
+        String::from_utf8(res.into_body().collect().await.unwrap().to_bytes().to_vec()).unwrap();
+    assert!(
+        html.contains("My caseload") && html.contains(&wci),
+        "{html}"
+    );
+    let res = app(w.state.clone())
+        .oneshot(page(&format!("/people/{wci}"), Some(&cookie)))
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    // Sign out ends the session on the server, whatever the browser keeps.
+    let out = Request::builder()
+        .method("POST")
+        .uri("/sign-out")
+        .header(header::COOKIE, cookie.clone())
+        .body(Body::empty())
+        .unwrap();
+    let res = app(w.state.clone()).oneshot(out).await.unwrap();
+    assert!(res.headers()[header::SET_COOKIE]
+        .to_str()
+        .unwrap()
+        .contains("Max-Age=0"));
+    let res = app(w.state.clone())
+        .oneshot(page("/", Some(&cookie)))
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::SEE_OTHER);
+}
