@@ -241,14 +241,9 @@ async fn open(data: &Path, nats: Option<&JetStreamConfig>) -> Result<(Logs, Proj
                             events: Arc::new(log),
                         };
                     }
-                    // A server that is too old or unsafe will not become right by waiting.
-                    Err(
-                        e @ (JetStreamError::TooOld { .. }
-                        | JetStreamError::UnknownVersion { .. }
-                        | JetStreamError::UnsafeStream { .. }
-                        | JetStreamError::NoJetStream { .. }
-                        | JetStreamError::Unauthorized { .. }),
-                    ) => return Err(e.into()),
+                    // A server that is too old or unsafe, or credentials it refuses, will not
+                    // become right by waiting.
+                    Err(e) if e.is_permanent() => return Err(e.into()),
                     Err(e) if started.elapsed() < NATS_CONNECT_PATIENCE => {
                         tracing::warn!(error = %e, "NATS not reachable yet; retrying");
                         tokio::time::sleep(Duration::from_millis(500)).await;

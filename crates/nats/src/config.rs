@@ -330,8 +330,7 @@ mod tests {
             .creds(&path)
             .connect_options()
             .await
-            .err()
-            .expect("refused");
+            .expect_err("refused");
         assert!(
             matches!(&err, JetStreamError::Credentials { detail, .. } if detail.contains(".creds")),
             "{err}"
@@ -344,8 +343,7 @@ mod tests {
             .tls_ca("/nonexistent/ca.pem")
             .connect_options()
             .await
-            .err()
-            .expect("refused");
+            .expect_err("refused");
         assert!(
             matches!(&err, JetStreamError::Credentials { .. }) && err.is_permanent(),
             "{err}"

@@ -18,11 +18,11 @@ use async_nats::HeaderMap;
 use nkeys::KeyPair;
 use support::*;
 use tempfile::TempDir;
-use throughcare_ledger::{EventLog, ExpectedVersion};
+use throughcare_ledger::{AccessLog, EventLog, ExpectedVersion};
 use throughcare_nats::testkit::NatsServer;
 use throughcare_nats::{
-    serve_submissions, subject_of, JetStreamConfig, JetStreamError, JetStreamLog, SubmitReply,
-    SubmitRequest, STATUS_HEADER, STREAM, SUBMIT_SUBJECT,
+    access_subject, serve_submissions, subject_of, JetStreamConfig, JetStreamError, JetStreamLog,
+    SubmitReply, SubmitRequest, STATUS_HEADER, STREAM, SUBMIT_SUBJECT,
 };
 
 const SHIPPED: &str = concat!(
@@ -200,6 +200,12 @@ async fn the_ledger_connects_with_its_seed_file_and_appends() {
     assert_eq!((appended[0].position, appended[0].duplicate), (1, false));
     assert_eq!(log.read_person(p, 0).await.unwrap().len(), 1);
     assert_eq!(log.head().await.unwrap(), 1);
+    // The access log's stream, on the same connection, is within the user's rights too.
+    let access = log
+        .access_log()
+        .await
+        .unwrap_or_else(|e| panic!("the service user opens the access log: {e}"));
+    assert_eq!(AccessLog::head(&access).await.unwrap(), 0);
 }
 
 #[tokio::test]
@@ -228,6 +234,15 @@ async fn a_partner_cannot_write_to_the_stream_or_call_the_jetstream_api() {
         published.is_err(),
         "a partner's publish to {} was acknowledged",
         subject_of(person(2))
+    );
+    // Nor into the access log's stream.
+    let forged = match js.publish(access_subject(None), "forged".into()).await {
+        Ok(ack) => ack.await.map(|_| ()).map_err(|e| e.to_string()),
+        Err(e) => Err(e.to_string()),
+    };
+    assert!(
+        forged.is_err(),
+        "a partner wrote to the access log's subjects"
     );
     // The JetStream API.
     let info = js.get_stream(STREAM).await;
