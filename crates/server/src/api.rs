@@ -550,14 +550,13 @@ pub async fn kpis(
         .checked_sub_months(chrono::Months::new(6))
         .unwrap_or(today);
     let (from, to, prison) = range(&q, six_months.with_day(1).unwrap_or(six_months), today)?;
-    let mut facts = state.models.episode_facts(prison.as_deref())?;
+    let facts = state.models.episode_facts(prison.as_deref())?;
     let p = &caller.principal;
-    if !p.open_mode && matches!(p.role, Role::Manager | Role::Commissioner) {
-        // Only the caller's prisons (a commissioner with none listed sees all).
-        facts.retain(|f| p.covers_prison(&f.prison));
-    }
+    let limited = !p.open_mode && matches!(p.role, Role::Manager | Role::Commissioner);
     let months: Vec<Value> = throughcare_projections::kpis(facts, prison.as_deref(), from, to, now)
         .iter()
+        // Only the caller's prisons (a commissioner with none listed sees all).
+        .filter(|m| !limited || p.covers_prison(&m.prison))
         .map(|m| m.published())
         .collect();
     Ok(Json(json!({

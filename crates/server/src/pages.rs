@@ -234,9 +234,9 @@ async fn commissioner_home(state: &AppState, who: &Principal) -> Result<Response
     let now = state.ledger.now();
     let today = now.date_naive();
     let from = today.with_day(1).unwrap_or(today) - Duration::days(180);
-    let mut facts = state.models.episode_facts(None)?;
-    facts.retain(|f| who.covers_prison(&f.prison));
-    let months = throughcare_projections::kpis(facts, None, from, today, now);
+    let facts = state.models.episode_facts(None)?;
+    let mut months = throughcare_projections::kpis(facts, None, from, today, now);
+    months.retain(|m| who.covers_prison(&m.prison));
     let cell = |v: &serde_json::Value| match v {
         serde_json::Value::Object(o) => o
             .get("rate")
@@ -378,7 +378,6 @@ pub async fn person(
         ));
     }
     let flags: String = v
-        .journey
         .flags
         .iter()
         .filter(|f| f.cleared_by.is_none())
