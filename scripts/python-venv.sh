@@ -58,6 +58,9 @@ reported="$("$venv/bin/schemathesis" --version 2>&1)" || {
     rm -rf "$venv"
     die "the installed schemathesis does not run: $reported"
 }
-[[ "$reported" == *"$SCHEMATHESIS"* ]] || die "schemathesis reports '$reported', expected $SCHEMATHESIS"
+[[ "$reported" == *"$SCHEMATHESIS"* ]] || {
+    rm -rf "$venv"
+    die "schemathesis reports '$reported', expected $SCHEMATHESIS"
+}
 echo "$REQUIREMENTS" >"$stamp"
 echo "$venv/bin"

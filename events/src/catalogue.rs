@@ -23,6 +23,10 @@ codes! { pub enum ReferrerKind {
 codes! { pub enum Vulnerability {
     MentalHealth = "MENTAL_HEALTH", Autism = "AUTISM", Adhd = "ADHD", LearningDisability = "LEARNING_DISABILITY",
     Communication = "COMMUNICATION", Trauma = "TRAUMA", Other = "OTHER",
+    // Named by the RECONNECT service specification (issue 9); a learning difficulty is not
+    // a learning disability.
+    LearningDifficulty = "LEARNING_DIFFICULTY", PersonalityDisorder = "PERSONALITY_DISORDER",
+    AcquiredBrainInjury = "ACQUIRED_BRAIN_INJURY", PhysicalHealth = "PHYSICAL_HEALTH", Veteran = "VETERAN",
 } }
 codes! { pub enum DeclineReason {
     Ineligible = "INELIGIBLE", OutsideWindow = "OUTSIDE_WINDOW", OutOfArea = "OUT_OF_AREA",
@@ -42,13 +46,44 @@ codes! { pub enum NeedDomain {
     EducationSkillsAndWork = "EDUCATION_SKILLS_AND_WORK", ChildrenFamiliesAndCommunity = "CHILDREN_FAMILIES_AND_COMMUNITY",
 } }
 codes! { pub enum NeedLevel { None = "NONE", Low = "LOW", Medium = "MEDIUM", High = "HIGH" } }
-codes! { pub enum ReleaseDateType { Confirmed = "CONFIRMED", Crd = "CRD", Ard = "ARD", Hdcad = "HDCAD", Ped = "PED" } }
+codes! { pub enum ReleaseDateType {
+    Confirmed = "CONFIRMED", Crd = "CRD", Ard = "ARD", Hdcad = "HDCAD", Ped = "PED", Hdced = "HDCED",
+} }
+
+impl ReleaseDateType {
+    /// Parole and home detention curfew eligibility dates say when a release may be
+    /// considered, not when it will happen: they are never the release date.
+    pub fn is_eligibility(self) -> bool {
+        matches!(self, ReleaseDateType::Ped | ReleaseDateType::Hdced)
+    }
+
+    /// HMPPS precedence among release dates (higher wins): a confirmed date, then an
+    /// approved curfew date, then the automatic and conditional release dates; `None`
+    /// for eligibility dates, which never are the release date.
+    pub fn precedence(self) -> Option<u8> {
+        match self {
+            ReleaseDateType::Confirmed => Some(4),
+            ReleaseDateType::Hdcad => Some(3),
+            ReleaseDateType::Ard => Some(2),
+            ReleaseDateType::Crd => Some(1),
+            ReleaseDateType::Ped | ReleaseDateType::Hdced => None,
+        }
+    }
+}
 codes! { pub enum ReleaseReason { Released = "RELEASED", ReleasedToHospital = "RELEASED_TO_HOSPITAL" } }
 codes! { pub enum ContactChannel { Gate = "GATE", Phone = "PHONE", Sms = "SMS", Outreach = "OUTREACH", ViaProbation = "VIA_PROBATION" } }
 codes! { pub enum ContactOutcome {
     Met = "MET", Spoke = "SPOKE", NoAnswer = "NO_ANSWER", MessageLeft = "MESSAGE_LEFT",
     NotFound = "NOT_FOUND", Declined = "DECLINED",
 } }
+
+impl ContactOutcome {
+    /// Whether the outcome is contact with the person (MET, SPOKE); the others are what an
+    /// attempt can end in.
+    pub fn is_contact(self) -> bool {
+        matches!(self, ContactOutcome::Met | ContactOutcome::Spoke)
+    }
+}
 codes! { pub enum EngagementStatus { Engaged = "ENGAGED", Disengaged = "DISENGAGED", LostContact = "LOST_CONTACT" } }
 codes! { pub enum ServiceType {
     Gp = "GP", Cmht = "CMHT", TalkingTherapies = "TALKING_THERAPIES", SubstanceMisuse = "SUBSTANCE_MISUSE",
@@ -208,6 +243,11 @@ events! {
         what_was_wrong: CorrectionKind,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         pointer: Option<String>,
+        /// For WRONG_DATE / WRONG_VALUE: the value that belongs at `pointer` (`/time` or a
+        /// member of `/data` other than `person`); the ledger folds the target as if it had
+        /// said this. Absent on older corrections, which only mark their target.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        corrected_value: Option<Value>,
     }
 }
 
@@ -251,6 +291,10 @@ macro_rules! catalogue {
             }
             pub fn personal(&self) -> Option<&Personal> {
                 match self { $(EventData::$variant(d) => d.personal.as_ref()),* }
+            }
+            /// Drops the `personal` object (for copies kept where personal text must not be).
+            pub fn clear_personal(&mut self) {
+                match self { $(EventData::$variant(d) => d.personal = None),* }
             }
             /// Reads `data` for `kind`, reporting every problem under `pointer`.
             pub fn from_json(kind: EventType, value: &Value, pointer: &str, problems: &mut Problems) -> Option<Self> {
@@ -326,6 +370,43 @@ impl<'de> serde::Deserialize<'de> for EventType {
     }
 }
 
+/// A corrected value needs a pointer into the target's time or data (never its identity,
+/// type, source or person) and belongs to a wrong date or value only.
+fn correction_checks(d: &RecordCorrected, problems: &mut Problems) {
+    if d.corrected_value.is_none() {
+        return;
+    }
+    if matches!(
+        d.what_was_wrong,
+        CorrectionKind::EnteredInError | CorrectionKind::WrongPerson
+    ) {
+        problems.push(
+            "/data/corrected_value",
+            "only a WRONG_DATE or WRONG_VALUE correction carries a corrected value",
+        );
+    }
+    match d.pointer.as_deref() {
+        None => problems.push("/data/pointer", "is required with corrected_value"),
+        Some(p) if !correctable_pointer(p) => problems.push(
+            "/data/pointer",
+            "must be /time or point into /data (not /data/person or /data/personal)",
+        ),
+        Some(_) => {}
+    }
+}
+
+/// Whether a correction may put a value at `pointer` of an event.
+pub fn correctable_pointer(pointer: &str) -> bool {
+    if pointer == "/time" {
+        return true;
+    }
+    let Some(rest) = pointer.strip_prefix("/data/") else {
+        return false;
+    };
+    let first = rest.split('/').next().unwrap_or_default();
+    !first.is_empty() && first != "person" && first != "personal"
+}
+
 /// Checks that span fields of one record (the walker checks each field alone).
 pub(crate) fn cross_field_checks(data: &EventData, problems: &mut Problems) {
     let consent = |scope: ConsentScope, orgs: &Option<Vec<String>>, problems: &mut Problems| match (
@@ -359,6 +440,17 @@ pub(crate) fn cross_field_checks(data: &EventData, problems: &mut Problems) {
         EventData::PlanAgreed(d) if d.actions.is_empty() => {
             problems.push("/data/actions", "a plan needs at least one action")
         }
+        EventData::ContactMade(d) if d.outcome.is_some_and(|o| !o.is_contact()) => problems.push(
+            "/data/outcome",
+            "contact.made is for MET or SPOKE; an attempt that did not reach the person is contact.attempted",
+        ),
+        EventData::ContactAttempted(d) if d.outcome.is_some_and(ContactOutcome::is_contact) => {
+            problems.push(
+                "/data/outcome",
+                "an attempt that reached the person (MET, SPOKE) is contact.made",
+            )
+        }
+        EventData::RecordCorrected(d) => correction_checks(d, problems),
         _ => {}
     }
     let person = data.person();

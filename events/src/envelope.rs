@@ -63,6 +63,38 @@ impl Event {
             Err(_) => parse_event(value, "", None),
         }
     }
+
+    /// This event as a correction says it should have been: `value` put at `pointer`
+    /// (`/time` or into `/data`, see [`crate::catalogue::correctable_pointer`]) and the
+    /// result validated like a stored event (no clock check). An error says why the value
+    /// does not fit.
+    pub fn amended(&self, pointer: &str, value: &Value) -> Result<Event, String> {
+        if !crate::catalogue::correctable_pointer(pointer) {
+            return Err(format!("{pointer} cannot be corrected"));
+        }
+        let mut json = self.to_json();
+        match json.pointer_mut(pointer) {
+            Some(slot) => *slot = value.clone(),
+            None => {
+                // An optional member that was absent: its parent object takes it.
+                let (parent, key) = pointer.rsplit_once('/').unwrap_or(("", pointer));
+                let key = key.replace("~1", "/").replace("~0", "~");
+                match json.pointer_mut(parent).and_then(Value::as_object_mut) {
+                    Some(obj) => {
+                        obj.insert(key, value.clone());
+                    }
+                    None => return Err(format!("{pointer} is not in a {}", self.event_type())),
+                }
+            }
+        }
+        parse_event(&json, "", None).map_err(|problems| {
+            problems
+                .iter()
+                .map(|p| format!("{} {}", p.pointer, p.detail))
+                .collect::<Vec<_>>()
+                .join("; ")
+        })
+    }
 }
 
 /// The envelope of a stored event, read with serde (see [`Event::from_stored`]).

@@ -64,6 +64,13 @@ impl<T: FromJson> FromJson for Option<T> {
     }
 }
 
+/// Any JSON (a correction's value); its type is checked where it is put.
+impl FromJson for Value {
+    fn from_json(value: &Value, _pointer: &str, _problems: &mut Problems) -> Option<Self> {
+        Some(value.clone())
+    }
+}
+
 /// Longest free-standing string accepted in a coded field (ids, org names); personal
 /// free text belongs in the `personal` object instead.
 pub const MAX_STRING: usize = 200;

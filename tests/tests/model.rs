@@ -74,10 +74,11 @@ enum St {
     Disengaged,
     InCustody,
     Closed,
+    InHospital,
 }
 
 impl St {
-    const ALL: [St; 9] = [
+    const ALL: [St; 10] = [
         St::NotReferred,
         St::Referred,
         St::Accepted,
@@ -87,6 +88,7 @@ impl St {
         St::Disengaged,
         St::InCustody,
         St::Closed,
+        St::InHospital,
     ];
     fn name(self) -> &'static str {
         match self {
@@ -99,6 +101,7 @@ impl St {
             St::Disengaged => "DISENGAGED",
             St::InCustody => "IN_CUSTODY",
             St::Closed => "CLOSED",
+            St::InHospital => "IN_HOSPITAL",
         }
     }
     /// A case is open from referral to closure.
@@ -125,10 +128,17 @@ struct MPerson {
     /// Identifiers claimed, as `kind:value`.
     ids: BTreeSet<String>,
     in_custody: bool,
-    /// Released at least once.
+    /// Released at least once (to the community), and when last.
     released: bool,
+    released_at: Option<DateTime<Utc>>,
+    /// In a secure hospital (RELEASED_TO_HOSPITAL), which is detention, not release.
+    hospital: bool,
     prison: Option<&'static str>,
+    /// The chosen release date (HMPPS precedence over `dates`).
     release_date: Option<NaiveDate>,
+    /// The current time in custody's dates: (precedence, order, date); eligibility dates
+    /// are never chosen, so they are not kept here.
+    dates: Vec<(u8, usize, NaiveDate)>,
     episodes: u32,
     /// Referrals of the current episode.
     referrals: Vec<(String, RefState)>,
@@ -145,8 +155,11 @@ struct MPerson {
     outcomes: BTreeSet<String>,
     /// (source, id) of the person's recorded events.
     events: Vec<(String, String)>,
-    /// Codes of the flags raised by events.
+    /// Codes of the active flags raised by events.
     flags: BTreeSet<&'static str>,
+    /// Every recorded intent of the person, with its (source, id) and time, so that a
+    /// correction that voids one can re-fold the rest.
+    log: Vec<((String, String), Intent, DateTime<Utc>)>,
 }
 
 impl MPerson {
@@ -157,8 +170,11 @@ impl MPerson {
             ids: BTreeSet::new(),
             in_custody: false,
             released: false,
+            released_at: None,
+            hospital: false,
             prison: None,
             release_date: None,
+            dates: Vec::new(),
             episodes: 0,
             referrals: Vec::new(),
             accepted_once: false,
@@ -172,7 +188,22 @@ impl MPerson {
             outcomes: BTreeSet::new(),
             events: Vec::new(),
             flags: BTreeSet::new(),
+            log: Vec::new(),
         }
+    }
+
+    /// Out in the community: released and not detained since.
+    fn community(&self) -> Option<DateTime<Utc>> {
+        self.released_at.filter(|_| !self.in_custody)
+    }
+
+    /// Adds a release date and re-chooses: the latest of the highest precedence.
+    fn add_date(&mut self, precedence: Option<u8>, d: NaiveDate) {
+        if let Some(p) = precedence {
+            let n = self.dates.len();
+            self.dates.push((p, n, d));
+        }
+        self.release_date = self.dates.iter().max().map(|(_, _, d)| *d);
     }
 
     /// In prison as far as the ledger knows (never released counts as in prison).
@@ -185,6 +216,8 @@ impl MPerson {
     fn accepted_status(&self) -> St {
         if !self.inside() {
             St::SeekingContact
+        } else if self.hospital {
+            St::InHospital
         } else if self.worker {
             St::PreRelease
         } else {
@@ -222,7 +255,7 @@ impl MPerson {
             Intent::Consent { .. } => s.open(),
             Intent::Assess | Intent::Plan | Intent::Contact { .. } => s.accepted(),
             Intent::Review => s.accepted() && self.plan,
-            Intent::ReleaseDate(_)
+            Intent::ReleaseDate(..)
             | Intent::Transfer { .. }
             | Intent::Release { .. }
             | Intent::Return { .. }
@@ -245,6 +278,7 @@ impl MPerson {
             Intent::Correct {
                 target_source,
                 target_id,
+                ..
             } => {
                 let src = target_source.as_deref().unwrap_or(source);
                 self.events.iter().any(|(s, i)| s == src && i == target_id)
@@ -252,8 +286,54 @@ impl MPerson {
         }
     }
 
+    /// Records `intent` (at `time`, as `key`) and, when it is a correction that voids an
+    /// event, re-folds the person's log without the voided ones (issue 9).
+    fn record_logged(&mut self, key: (String, String), intent: &Intent, time: DateTime<Utc>) {
+        self.log.push((key, intent.clone(), time));
+        match intent {
+            Intent::Correct { kind, .. }
+                if matches!(*kind, "ENTERED_IN_ERROR" | "WRONG_PERSON") =>
+            {
+                self.refold()
+            }
+            _ => self.record(intent, time),
+        }
+    }
+
+    fn refold(&mut self) {
+        // Latest first: a correction voided by a later one voids nothing.
+        let mut void: BTreeSet<(String, String)> = BTreeSet::new();
+        for (key, intent, _) in self.log.iter().rev() {
+            if let Intent::Correct {
+                target_source,
+                target_id,
+                kind,
+            } = intent
+            {
+                if void.contains(key) {
+                    continue;
+                }
+                if matches!(*kind, "ENTERED_IN_ERROR" | "WRONG_PERSON") {
+                    let src = target_source.clone().unwrap_or_else(|| key.0.clone());
+                    void.insert((src, target_id.clone()));
+                }
+            }
+        }
+        let mut fresh = MPerson::new();
+        fresh.ledger_id = self.ledger_id;
+        fresh.ids = self.ids.clone();
+        fresh.events = self.events.clone();
+        fresh.log = self.log.clone();
+        for (key, intent, time) in &self.log {
+            if !void.contains(key) && !matches!(intent, Intent::Correct { .. }) {
+                fresh.record(intent, *time);
+            }
+        }
+        *self = fresh;
+    }
+
     /// What recording `intent` does to the case.
-    fn record(&mut self, intent: &Intent) {
+    fn record(&mut self, intent: &Intent, time: DateTime<Utc>) {
         match intent {
             Intent::Refer {
                 rid,
@@ -261,17 +341,31 @@ impl MPerson {
                 expected,
                 ..
             } => {
-                if self.inside() {
-                    self.prison = Some(prison);
+                let community = self.community();
+                if community.is_none() {
+                    if !self.hospital {
+                        self.prison = Some(prison);
+                    }
                     self.in_custody = true;
+                    if let (None, Some(e)) = (self.release_date, expected) {
+                        self.add_date(Some(1), *e);
+                    }
                 }
-                if self.release_date.is_none() {
-                    self.release_date = *expected;
-                }
+                // The referral window: 12 weeks before the expected release, 28 days after.
+                let outside = match community {
+                    Some(r) => time > r + Duration::days(28),
+                    None => self
+                        .release_date
+                        .is_some_and(|d| time.date_naive() < d - Duration::weeks(12)),
+                };
                 if self.status.open() {
                     self.referrals.push((rid.clone(), RefState::Pending));
                 } else {
-                    // A new episode: what belonged to the last one is history.
+                    // A new episode: what belonged to the last one is history, and so are
+                    // its flags (a release without a referral waits for an acceptance).
+                    if self.episodes > 0 {
+                        self.flags.retain(|f| *f == "RELEASED_WITHOUT_REFERRAL");
+                    }
                     self.episodes += 1;
                     self.referrals = vec![(rid.clone(), RefState::Pending)];
                     self.accepted_once = false;
@@ -283,8 +377,12 @@ impl MPerson {
                     self.extended_until = None;
                     self.status = St::Referred;
                 }
+                if outside {
+                    self.flags.insert("OUTSIDE_REFERRAL_WINDOW");
+                }
             }
             Intent::Accept(r) => {
+                self.flags.remove("RELEASED_WITHOUT_REFERRAL");
                 self.decide_referral(r);
                 if self.status == St::Referred {
                     self.accepted_once = true;
@@ -327,13 +425,25 @@ impl MPerson {
                 }
             },
             Intent::Assess => self.assessed = true,
-            Intent::Plan => self.plan = true,
+            Intent::Plan => {
+                self.plan = true;
+                self.flags.remove("NO_PLAN_AT_RELEASE");
+            }
             Intent::Review => {}
-            Intent::ReleaseDate(d) => {
-                if self.release_date.is_some_and(|old| old != *d) {
+            Intent::ReleaseDate(d, kind) => {
+                // HMPPS precedence; PED and HDCED are eligibility dates, never the date.
+                let precedence = match *kind {
+                    "CONFIRMED" => Some(4),
+                    "HDCAD" => Some(3),
+                    "ARD" => Some(2),
+                    "CRD" => Some(1),
+                    _ => None,
+                };
+                let before = self.release_date;
+                self.add_date(precedence, *d);
+                if before.is_some_and(|b| self.release_date.is_some_and(|a| a != b)) {
                     self.flags.insert("RELEASE_DATE_CHANGED");
                 }
-                self.release_date = Some(*d);
             }
             Intent::Transfer { from, to } => {
                 if self.prison.is_some_and(|p| p != *from) {
@@ -341,6 +451,24 @@ impl MPerson {
                 }
                 self.prison = Some(to);
                 self.in_custody = true;
+                if std::mem::take(&mut self.hospital) && self.status == St::InHospital {
+                    self.status = St::InCustody;
+                }
+            }
+            Intent::Release {
+                prison,
+                hospital: true,
+            } => {
+                // A transfer to a secure hospital: detained, not in the community.
+                if self.community().is_some() {
+                    self.flags.insert("RELEASED_WHILE_NOT_IN_CUSTODY");
+                }
+                self.prison = Some(prison);
+                self.in_custody = true;
+                self.hospital = true;
+                if self.status.accepted() {
+                    self.status = St::InHospital;
+                }
             }
             Intent::Release { prison, .. } => {
                 if !self.status.open() {
@@ -348,19 +476,30 @@ impl MPerson {
                 } else if !self.plan {
                     self.flags.insert("NO_PLAN_AT_RELEASE");
                 }
-                if !self.inside() {
+                if self.community().is_some() {
                     self.flags.insert("RELEASED_WHILE_NOT_IN_CUSTODY");
                 }
-                if matches!(self.status, St::Accepted | St::PreRelease | St::InCustody) {
+                if matches!(
+                    self.status,
+                    St::Accepted | St::PreRelease | St::InCustody | St::InHospital
+                ) {
                     self.status = St::SeekingContact;
                 }
                 self.prison = Some(prison);
                 self.in_custody = false;
+                self.hospital = false;
                 self.released = true;
+                self.released_at = Some(time);
+                // The sentence's dates are history; a recall brings new ones.
+                self.dates.clear();
+                self.release_date = None;
             }
             Intent::Return { prison } => {
                 self.prison = Some(prison);
                 self.in_custody = true;
+                if std::mem::take(&mut self.hospital) && self.status == St::InHospital {
+                    self.status = St::InCustody;
+                }
                 if matches!(
                     self.status,
                     St::SeekingContact | St::Engaged | St::Disengaged
@@ -519,7 +658,7 @@ impl Model {
         if !p.allows(&item.intent, item.source) {
             return Expect::Refused { status: p.status };
         }
-        p.record(&item.intent);
+        p.record_logged(key.clone(), &item.intent, item.time);
         p.events.push(key.clone());
         for id in unclaimed {
             if !id.starts_with("person:") {
@@ -567,7 +706,8 @@ enum Intent {
     Assess,
     Plan,
     Review,
-    ReleaseDate(NaiveDate),
+    /// A date and its kind (CONFIRMED, CRD, ARD, HDCAD, PED, HDCED).
+    ReleaseDate(NaiveDate, &'static str),
     Transfer {
         from: &'static str,
         to: &'static str,
@@ -603,6 +743,9 @@ enum Intent {
     Correct {
         target_source: Option<String>,
         target_id: String,
+        /// what_was_wrong: WRONG_VALUE (no value: only marks the target) or a kind that
+        /// voids it (ENTERED_IN_ERROR, WRONG_PERSON).
+        kind: &'static str,
     },
 }
 
@@ -685,9 +828,9 @@ impl Item {
                 json!({ "actions": actions, "next_review": "2027-04-01" }),
             ),
             Intent::Review => ("plan.reviewed", json!({ "actions": actions })),
-            Intent::ReleaseDate(d) => (
+            Intent::ReleaseDate(d, kind) => (
                 "release_date.set",
-                json!({ "date": d.to_string(), "date_type": "CRD" }),
+                json!({ "date": d.to_string(), "date_type": kind }),
             ),
             Intent::Transfer { from, to } => (
                 "prisoner.transferred",
@@ -723,7 +866,13 @@ impl Item {
                 },
                 json!({
                     "channel": if *gate { "GATE" } else { "PHONE" },
-                    "outcome": if *made { "MET" } else { "NO_ANSWER" },
+                    // Only MET and SPOKE are contact (issue 9).
+                    "outcome": match (made, gate) {
+                        (true, true) => "MET",
+                        (true, false) => "SPOKE",
+                        (false, true) => "NOT_FOUND",
+                        (false, false) => "NO_ANSWER",
+                    },
                 }),
             ),
             Intent::Engagement(s) => ("engagement.changed", json!({ "status": s })),
@@ -748,9 +897,9 @@ impl Item {
             Intent::Correct {
                 target_source,
                 target_id,
+                kind,
             } => {
-                let mut d =
-                    json!({ "target_event_id": target_id, "what_was_wrong": "WRONG_VALUE" });
+                let mut d = json!({ "target_event_id": target_id, "what_was_wrong": kind });
                 if let Some(s) = target_source {
                     d["target_source"] = json!(s);
                 }
@@ -788,6 +937,8 @@ fn corrupt(e: &mut Value, kind: &str, fault: u16, time: DateTime<Utc>) {
         "prisoner.transferred" => Some(("to_prison", e["data"]["from_prison"].clone())),
         "plan.agreed" => Some(("actions", json!([]))),
         "prisoner.released" => Some(("reason", json!("ESCAPED"))),
+        // An attempt's outcome on contact.made (issue 9).
+        "contact.made" => Some(("outcome", json!("NO_ANSWER"))),
         _ => None,
     };
     match (fault % 10, specific) {
@@ -994,7 +1145,7 @@ impl Gen {
             Intent::Refer { .. } => REFERRER,
             Intent::Accept(_) | Intent::Decline(_) | Intent::Withdraw(_) => TRIAGE,
             Intent::Allocate(_) | Intent::Extend(_) | Intent::Reopen => MANAGER,
-            Intent::ReleaseDate(_)
+            Intent::ReleaseDate(..)
             | Intent::Transfer { .. }
             | Intent::Release { .. }
             | Intent::Return { .. }
@@ -1071,7 +1222,7 @@ impl Gen {
                 } else if !p.plan && x % 2 == 0 {
                     Intent::Plan
                 } else if p.release_date.is_none() && x % 2 == 0 {
-                    Intent::ReleaseDate(release_date(op.y))
+                    Intent::ReleaseDate(release_date(op.y), date_kind(op.x))
                 } else {
                     match x % 6 {
                         0 => Intent::Contact {
@@ -1146,6 +1297,18 @@ impl Gen {
                     gate: false,
                 },
             },
+            // In a secure hospital: discharged to the community, remitted to prison, or
+            // closed.
+            St::InHospital => match x % 4 {
+                0 | 1 => Intent::Release {
+                    prison: self.here(m, h),
+                    hospital: false,
+                },
+                2 => Intent::Return {
+                    prison: pick(&PRISONS, op.y),
+                },
+                _ => Intent::Close("MOVED_AREA"),
+            },
             St::InCustody => match x % 3 {
                 0 => Intent::Close("RETURNED_TO_CUSTODY"),
                 _ => Intent::Release {
@@ -1216,7 +1379,7 @@ impl Gen {
             50..=51 => Intent::Assess,
             52..=53 if x % 2 == 0 => Intent::Plan,
             52..=53 => Intent::Review,
-            54..=56 => Intent::ReleaseDate(release_date(y)),
+            54..=56 => Intent::ReleaseDate(release_date(y), date_kind(x / 7)),
             57..=58 => {
                 let here = self.here(m, h);
                 let to = PRISONS
@@ -1331,10 +1494,19 @@ impl Gen {
                 Intent::Correct {
                     target_source: (source != IG).then_some(source),
                     target_id: id,
+                    kind: pick(&["WRONG_VALUE", "ENTERED_IN_ERROR", "WRONG_PERSON"], y / 3),
                 }
             }
         }
     }
+}
+
+/// A release date's kind: mostly calculated dates, sometimes confirmed or eligibility.
+fn date_kind(k: u16) -> &'static str {
+    pick(
+        &["CRD", "CRD", "CONFIRMED", "PED", "HDCAD", "ARD", "HDCED"],
+        k,
+    )
 }
 
 /// A release date among a few, so that changes and repeats both happen.
@@ -1680,7 +1852,12 @@ async fn run_case(humans: usize, ops: &[Op], stats: &RefCell<Stats>) -> Result<(
             };
             let history = rig.log.read_person(id, 1).await.expect("read_person");
             let j = Journey::fold(id, &history);
-            let flags: BTreeSet<String> = j.flags.iter().map(|f| status_name(f.code)).collect();
+            let flags: BTreeSet<String> = j
+                .flags
+                .iter()
+                .filter(|f| f.cleared_by.is_none())
+                .map(|f| status_name(f.code))
+                .collect();
             let want_flags: BTreeSet<String> = p.flags.iter().map(|f| f.to_string()).collect();
             let ids: BTreeSet<String> = j.identifiers.all().into_iter().collect();
             if status_name(j.status) != p.status.name() || flags != want_flags || ids != p.ids {
@@ -1991,6 +2168,9 @@ struct Kpi {
     gp_within_28d: (u64, u64),
     signposting: BTreeMap<String, (u64, u64)>,
     closures: BTreeMap<String, u64>,
+    /// Per release measure, the episodes not decided yet (window open, or awaiting
+    /// triage), where there are any.
+    pending: BTreeMap<String, u64>,
 }
 
 type Kpis = BTreeMap<(String, String), Kpi>;
@@ -2026,6 +2206,17 @@ fn from_read_model(months: &[MonthKpis]) -> Kpis {
                         .map(|(k, r)| (k.as_str().to_string(), ratio(*r)))
                         .collect(),
                     closures: m.closure_reasons.clone(),
+                    pending: [
+                        ("assessed_before_release", m.assessed_before_release),
+                        ("released_with_plan", m.released_with_plan),
+                        ("contacted_within_72h", m.contacted_within_72h),
+                        ("met_at_gate", m.met_at_gate),
+                        ("gp_within_28d", m.gp_registered_within_28d),
+                    ]
+                    .into_iter()
+                    .filter(|(_, r)| r.pending > 0)
+                    .map(|(name, r)| (name.to_string(), r.pending))
+                    .collect(),
                 },
             )
         })
@@ -2035,6 +2226,7 @@ fn from_read_model(months: &[MonthKpis]) -> Kpis {
 struct BfReferral {
     id: String,
     source: String,
+    prison: String,
     received: DateTime<Utc>,
     pending: bool,
     /// Accepted or declined (withdrawals are not triage) and when.
@@ -2042,10 +2234,16 @@ struct BfReferral {
 }
 
 struct BfEpisode {
-    prison: String,
     referrals: Vec<BfReferral>,
+    /// A referral of the episode was accepted.
+    accepted: bool,
     assessed: Option<DateTime<Utc>>,
-    released: Option<(DateTime<Utc>, bool)>,
+    /// The first release to the community while the episode was open, and from where (a
+    /// transfer to hospital is not one).
+    released: Option<(DateTime<Utc>, String)>,
+    /// Opened by a referral within 28 days after a release to the community: that release
+    /// is the episode's, and it was not open at it (no release measure counts it).
+    referred_after_release: bool,
     plan_at_release: bool,
     returned: Option<DateTime<Utc>>,
     /// contact.made times, and whether by GATE.
@@ -2070,6 +2268,8 @@ struct BfPerson {
     accepted: bool,
     plan: bool,
     signposts: Vec<BfSignpost>,
+    /// Released to the community at this time and not detained since.
+    community: Option<DateTime<Utc>>,
 }
 
 impl BfPerson {
@@ -2085,9 +2285,12 @@ impl BfPerson {
         match &e.event.data {
             EventData::ReferralReceived(d) => {
                 if !self.open {
+                    let referred_after_release =
+                        self.community.is_some_and(|r| t <= r + Duration::days(28));
                     self.episodes.push(BfEpisode {
-                        prison: d.prison.to_string(),
                         referrals: Vec::new(),
+                        accepted: false,
+                        referred_after_release,
                         assessed: None,
                         released: None,
                         plan_at_release: false,
@@ -2104,6 +2307,7 @@ impl BfPerson {
                 ep.referrals.push(BfReferral {
                     id: d.referral_id.clone(),
                     source: d.referrer.kind.as_str().to_string(),
+                    prison: d.prison.to_string(),
                     received: t,
                     pending: true,
                     triaged: None,
@@ -2112,6 +2316,9 @@ impl BfPerson {
             EventData::ReferralAccepted(d) => {
                 self.decide(&d.referral_id, Some(t));
                 self.accepted = true;
+                if let Some(ep) = self.episodes.last_mut() {
+                    ep.accepted = true;
+                }
             }
             EventData::ReferralDeclined(d) => {
                 self.decide(&d.referral_id, Some(t));
@@ -2130,16 +2337,21 @@ impl BfPerson {
                 }
             }
             EventData::PlanAgreed(_) | EventData::PlanReviewed(_) => self.plan = true,
-            EventData::PrisonerReleased(d) => {
+            EventData::PrisonerReleased(d) if d.reason == ReleaseReason::Released => {
                 let plan = self.plan;
+                self.community = Some(t);
                 if let Some(ep) = self.episodes.last_mut().filter(|_| self.open) {
-                    if ep.released.is_none() {
-                        ep.released = Some((t, d.reason == ReleaseReason::ReleasedToHospital));
+                    if ep.released.is_none() && !ep.referred_after_release {
+                        ep.released = Some((t, d.prison.to_string()));
                         ep.plan_at_release = plan;
                     }
                 }
             }
+            EventData::PrisonerReleased(_) | EventData::PrisonerTransferred(_) => {
+                self.community = None;
+            }
             EventData::PrisonerReturnedToCustody(_) => {
+                self.community = None;
                 if let Some(ep) = self.episodes.last_mut().filter(|ep| ep.released.is_some()) {
                     ep.returned.get_or_insert(t);
                 }
@@ -2201,8 +2413,12 @@ impl BfPerson {
     }
 }
 
-/// The KPIs of DESIGN.md / issue 3, per prison of the episode's first referral and month,
-/// computed straight from the recorded events.
+/// The KPIs of DESIGN.md / issues 3 and 9, per prison and month, computed straight from
+/// the recorded events: referrals for the prison each names; releases for the releasing
+/// prison; signposts and closures for the first referral's prison before the release and
+/// the releasing prison from it on. A windowed measure counts an episode once its window
+/// has closed (pending before); release measures count accepted episodes only (pending
+/// while awaiting triage).
 fn brute_force(
     events: &[RecordedEvent],
     prison: Option<&str>,
@@ -2210,12 +2426,33 @@ fn brute_force(
     to: NaiveDate,
     now: DateTime<Utc>,
 ) -> Kpis {
+    // Corrections take effect: an event entered in error or about the wrong person is
+    // left out, unless a later correction voided that correction.
+    let mut void: BTreeSet<(PersonId, &str, &str)> = BTreeSet::new();
+    for e in events.iter().rev() {
+        let EventData::RecordCorrected(d) = &e.event.data else {
+            continue;
+        };
+        if void.contains(&(e.person_id, e.event.source.as_str(), e.event.id.as_str())) {
+            continue;
+        }
+        if matches!(
+            d.what_was_wrong.as_str(),
+            "ENTERED_IN_ERROR" | "WRONG_PERSON"
+        ) {
+            let source = d.target_source.as_deref().unwrap_or(&e.event.source);
+            void.insert((e.person_id, source, d.target_event_id.as_str()));
+        }
+    }
     let mut people: BTreeMap<PersonId, BfPerson> = BTreeMap::new();
     for e in events {
-        people.entry(e.person_id).or_default().walk(e);
+        if !void.contains(&(e.person_id, e.event.source.as_str(), e.event.id.as_str())) {
+            people.entry(e.person_id).or_default().walk(e);
+        }
     }
     let mut out = Kpis::new();
     let inside = |t: DateTime<Utc>| t.date_naive() >= from && t.date_naive() <= to;
+    let wanted = |p: &str| prison.is_none_or(|q| q == p);
     let key =
         |p: &str, t: DateTime<Utc>| (p.to_string(), format!("{:04}-{:02}", t.year(), t.month()));
     let count = |r: &mut (u64, u64), hit: bool| {
@@ -2229,55 +2466,93 @@ fn brute_force(
         "HOUSING_SETTLED",
         "HOUSING_TEMPORARY",
     ];
+    const MEASURES: [&str; 5] = [
+        "assessed_before_release",
+        "released_with_plan",
+        "contacted_within_72h",
+        "met_at_gate",
+        "gp_within_28d",
+    ];
     for person in people.values() {
         for (i, ep) in person.episodes.iter().enumerate() {
-            if prison.is_some_and(|p| p != ep.prison) {
-                continue;
-            }
-            for r in ep.referrals.iter().filter(|r| inside(r.received)) {
-                let k = out.entry(key(&ep.prison, r.received)).or_default();
+            let first = ep.referrals.first().map_or("", |r| r.prison.as_str());
+            let at = |t: DateTime<Utc>| match &ep.released {
+                Some((r, from)) if t >= *r => from.as_str(),
+                _ => first,
+            };
+            for r in ep.referrals.iter() {
+                if !inside(r.received) || !wanted(&r.prison) {
+                    continue;
+                }
+                let k = out.entry(key(&r.prison, r.received)).or_default();
                 *k.by_source.entry(r.source.clone()).or_default() += 1;
                 if let Some(d) = r.triaged {
                     k.triage_seconds.push((d - r.received).num_seconds());
                 }
             }
-            if let Some((r, hospital)) = ep.released.filter(|(r, _)| inside(*r)) {
-                let k = out.entry(key(&ep.prison, r)).or_default();
-                count(
-                    &mut k.assessed_before_release,
-                    ep.assessed.is_some_and(|a| a <= r),
-                );
-                count(&mut k.released_with_plan, ep.plan_at_release);
-                let h72 = r + Duration::hours(72);
-                let contacted = ep.contacts.iter().any(|(c, _)| *c >= r && *c <= h72);
-                let back = ep.returned.is_some_and(|b| b <= h72);
-                let undecided = now < h72 && !contacted;
-                if !hospital && !back && !undecided {
-                    count(&mut k.contacted_within_72h, contacted);
-                }
-                if !hospital {
+            if let Some((r, from)) = ep
+                .released
+                .as_ref()
+                .filter(|(r, from)| inside(*r) && wanted(from))
+            {
+                let r = *r;
+                let k = out.entry(key(from, r)).or_default();
+                if !ep.accepted {
+                    if ep.referrals.iter().any(|x| x.pending) {
+                        for m in MEASURES {
+                            *k.pending.entry(m.to_string()).or_default() += 1;
+                        }
+                    }
+                } else {
+                    count(
+                        &mut k.assessed_before_release,
+                        ep.assessed.is_some_and(|a| a <= r),
+                    );
+                    count(&mut k.released_with_plan, ep.plan_at_release);
+                    let mut windowed = |name: &str, closes: DateTime<Utc>, hit: bool| {
+                        if now < closes {
+                            *k.pending.entry(name.to_string()).or_default() += 1;
+                        } else {
+                            let ratio = match name {
+                                "contacted_within_72h" => &mut k.contacted_within_72h,
+                                "met_at_gate" => &mut k.met_at_gate,
+                                _ => &mut k.gp_within_28d,
+                            };
+                            count(ratio, hit);
+                        }
+                    };
+                    let back_by = |end: DateTime<Utc>| ep.returned.is_some_and(|b| b <= end);
+                    let h72 = r + Duration::hours(72);
+                    if !back_by(h72) {
+                        let contacted = ep.contacts.iter().any(|(c, _)| *c >= r && *c <= h72);
+                        windowed("contacted_within_72h", h72, contacted);
+                    }
                     let gate = ep.contacts.iter().any(|(c, gate)| {
                         *gate && *c >= r - Duration::hours(12) && *c <= r + Duration::hours(24)
                     });
-                    count(&mut k.met_at_gate, gate);
-                }
-                let d28 = r + Duration::days(28);
-                let gp = ep.gp_registered.is_some_and(|g| g <= d28);
-                if !hospital && (gp || now >= d28) {
-                    count(&mut k.gp_within_28d, gp);
+                    windowed("met_at_gate", r + Duration::hours(24), gate);
+                    let d28 = r + Duration::days(28);
+                    if !back_by(d28) {
+                        let gp = ep.gp_registered.is_some_and(|g| g <= d28);
+                        windowed("gp_within_28d", d28, gp);
+                    }
                 }
             }
             for s in person
                 .signposts
                 .iter()
-                .filter(|s| s.episode == i + 1 && inside(s.made))
+                .filter(|s| s.episode == i + 1 && inside(s.made) && wanted(at(s.made)))
             {
-                let k = out.entry(key(&ep.prison, s.made)).or_default();
+                let k = out.entry(key(at(s.made), s.made)).or_default();
                 let hit = s.outcome.as_deref().is_some_and(|o| CONVERTED.contains(&o));
                 count(k.signposting.entry(s.service.clone()).or_default(), hit);
             }
-            if let Some((c, reason)) = ep.closed.as_ref().filter(|(c, _)| inside(*c)) {
-                *out.entry(key(&ep.prison, *c))
+            if let Some((c, reason)) = ep
+                .closed
+                .as_ref()
+                .filter(|(c, _)| inside(*c) && wanted(at(*c)))
+            {
+                *out.entry(key(at(*c), *c))
                     .or_default()
                     .closures
                     .entry(reason.clone())

@@ -10,6 +10,7 @@ mod support;
 
 use std::path::PathBuf;
 use std::process::Command;
+use std::sync::Mutex;
 use std::time::Instant;
 
 use chrono::{Duration, Utc};
@@ -22,9 +23,10 @@ use support::{event, nhs_number, nomis, Server};
 /// ignores auth by design.
 const CHECKS: &str = "not_a_server_error,status_code_conformance,content_type_conformance,\
 response_headers_conformance,response_schema_conformance";
-/// Test cases per operation and phase: enough to reach every parameter, few enough to
-/// keep a run under a minute.
-const MAX_EXAMPLES: &str = "25";
+/// Test cases per operation in the fuzzing phase (the coverage phase makes its own, one
+/// per boundary of each parameter): enough to reach every parameter, few enough to keep
+/// a run under a minute. The stateful phase is left out: the API has no links.
+const MAX_EXAMPLES: &str = "15";
 const SEED: &str = "20261129";
 /// The worker the seeded cases are allocated to.
 const WORKER: &str = "W-SCH-01";
@@ -66,7 +68,8 @@ async fn seed(submitter: &Caller) -> Vec<String> {
                 &days(-30),
                 json!({"person": person, "referral_id": format!("REF-SCH-{seed}"),
                        "referrer": {"kind": "PRISON_HEALTHCARE"}, "prison": "WCI",
-                       "expected_release_date": date(seed as i64 * 10 - 5)}),
+                       "expected_release_date": date(seed as i64 * 10 - 5),
+                       "vulnerabilities": []}),
             ),
             event(
                 "referral.accepted",
@@ -93,8 +96,9 @@ async fn seed(submitter: &Caller) -> Vec<String> {
 }
 
 /// schemathesis's configuration: documented 503s (freshness, readiness) are answers, not
-/// server errors, and path parameters are often the seeded people and worker, so the
-/// requests reach the read models rather than stopping at 404.
+/// server errors (status and header conformance still check them), and path parameters
+/// are often the seeded people and worker, so requests reach the read models rather than
+/// stopping at 404.
 fn config(dir: &std::path::Path, people: &[String]) -> PathBuf {
     let list = |v: &[String]| serde_json::to_string(v).unwrap();
     let text = format!(
@@ -110,6 +114,12 @@ values = {workers}
 [parameters]
 "path.id" = {{ dictionary = "people", probability = 0.5 }}
 "path.worker_id" = {{ dictionary = "workers", probability = 0.5 }}
+
+# The catalogue's negative cases (~5000 malformed events, all 422) take longer than the
+# rest of the run; the events crate's own tests cover validation. Fuzzing still sends both.
+[[operations]]
+include-path = "/v1/events"
+phases.coverage.generation.mode = "positive"
 "#,
         people = list(people),
         workers = list(&[WORKER.to_string()]),
@@ -144,12 +154,16 @@ async fn run(server: &Server, dir: &std::path::Path, people: &[String], headers:
         .args(["run", &format!("{}/v1/openapi.json", server.url)])
         .args(["--checks", CHECKS])
         .args(["--seed", SEED, "--max-examples", MAX_EXAMPLES])
+        .args(["--phases", "examples,coverage,fuzzing"])
         .args(["--workers", "2", "--request-timeout", "10", "--no-color"])
         .current_dir(dir)
         .env("NO_COLOR", "1");
     for h in headers {
         cmd.args(["-H", h]);
     }
+    // Two runs at once on a small machine take longer than one after the other.
+    static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
+    let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
     let started = Instant::now();
     let out = cmd
         .output()
@@ -165,11 +179,13 @@ async fn run(server: &Server, dir: &std::path::Path, people: &[String], headers:
         out.status,
         started.elapsed()
     );
-    // A run that tested nothing would pass too.
-    let tested = format!("Tested: {operations}");
+    // A run that tested nothing would pass too. schemathesis leaves out the operation
+    // that serves the document itself (GET /v1/openapi.json).
+    let tested = format!("Tested: {}", operations - 1);
     assert!(
         report.contains(&tested),
-        "schemathesis did not test all {operations} operations:\n{report}"
+        "schemathesis did not test the {} operations besides GET /v1/openapi.json:\n{report}",
+        operations - 1
     );
 }
 

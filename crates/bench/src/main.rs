@@ -173,11 +173,13 @@ impl Plan {
             query_reps: 2,
             fresh_writers: 16,
             fresh_samples: 3_000,
+            // Shorter loads, more of them, in alternating order: the modes then share
+            // whatever else the machine is doing.
             auth_query_warmup: Duration::from_secs(2),
-            auth_query_measure: Duration::from_secs(10),
-            auth_query_reps: 2,
+            auth_query_measure: Duration::from_secs(5),
+            auth_query_reps: 4,
             http_write: (64, 16),
-            http_write_reps: 3,
+            http_write_reps: 5,
         }
     }
 }

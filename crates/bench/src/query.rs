@@ -55,7 +55,7 @@ impl Server {
                     .thread_name("server-worker")
                     .build()?;
                 runtime.block_on(async move {
-                    let embedded = EmbeddedLog::open(&ledger_dir(&data))?;
+                    let embedded = open_log(&ledger_dir(&data)).await?;
                     let access: Arc<dyn AccessLog> = Arc::new(embedded.access_log());
                     let log: Arc<dyn EventLog> = Arc::new(embedded);
                     let projector = Projector::open(&readmodels_dir(&data))?;
@@ -122,6 +122,24 @@ impl Server {
 impl Drop for Server {
     fn drop(&mut self) {
         let _ = self.shutdown();
+    }
+}
+
+/// Opens the embedded log, waiting (up to 30 s) for the writer threads of a server just
+/// stopped on the same directory to let go of sled's lock: they end after the server.
+async fn open_log(dir: &Path) -> Result<EmbeddedLog> {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        match EmbeddedLog::open(dir) {
+            Ok(log) => return Ok(log),
+            Err(e)
+                if e.to_string().contains("could not acquire lock")
+                    && Instant::now() < deadline =>
+            {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            Err(e) => return Err(e.into()),
+        }
     }
 }
 

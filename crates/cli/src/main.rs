@@ -15,7 +15,7 @@ use anyhow::{bail, Context, Result};
 use clap::{Parser, Subcommand};
 use throughcare_ledger::{AccessLog, EmbeddedLog, EventLog, Ledger};
 use throughcare_nats::{
-    serve_submissions, JetStreamConfig, JetStreamError, JetStreamLog, SubmitReply, SubmitRequest,
+    serve_submissions, JetStreamConfig, JetStreamLog, SubmitReply, SubmitRequest,
 };
 use throughcare_projector::Projector;
 use throughcare_server::{AppState, Authenticator, Role};

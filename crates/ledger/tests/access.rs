@@ -68,7 +68,10 @@ async fn embedded_access_log_continues_after_reopen() {
 async fn two_handles_share_one_writer() {
     let dir = TempDir::new().expect("temporary directory");
     let log = EmbeddedLog::open(dir.path()).expect("open");
-    let (a, b): (Log, Log) = (Arc::new(log.access_log()), Arc::new(log.clone().access_log()));
+    let (a, b): (Log, Log) = (
+        Arc::new(log.access_log()),
+        Arc::new(log.clone().access_log()),
+    );
     conformance::two_handles_make_one_chain(a, b, 100).await;
 }
 
@@ -83,7 +86,11 @@ async fn the_access_log_is_a_tree_of_its_own() {
         .append(record("a.worker", None, t))
         .await
         .expect("append");
-    assert_eq!(log.head().await.expect("event head"), 0, "no event appended");
+    assert_eq!(
+        log.head().await.expect("event head"),
+        0,
+        "no event appended"
+    );
     drop((log, access));
     let (_db, tree) = raw_tree(dir.path()).await;
     assert!(tree.get(b"H").expect("read").is_some(), "the head is kept");
@@ -110,9 +117,13 @@ async fn fill(dir: &Path, n: usize) -> Vec<AccessEntry> {
     for i in 0..n {
         let who = format!("worker.{i}");
         out.push(
-            log.append(record(&who, Some(conformance::person(1)), chrono::Utc::now()))
-                .await
-                .expect("append"),
+            log.append(record(
+                &who,
+                Some(conformance::person(1)),
+                chrono::Utc::now(),
+            ))
+            .await
+            .expect("append"),
         );
     }
     out
@@ -142,16 +153,25 @@ async fn verify_catches_rewritten_entries() {
     let dir = TempDir::new().expect("temporary directory");
     fill(dir.path(), 5).await;
     assert!(verify(dir.path()).await.ok);
-    tamper(dir.path(), 3, |h, stored| [&h.0[..], &forge(&stored)].concat()).await;
+    tamper(dir.path(), 3, |h, stored| {
+        [&h.0[..], &forge(&stored)].concat()
+    })
+    .await;
     let report = verify(dir.path()).await;
-    assert_eq!((report.ok, report.broken_at, report.entries), (false, Some(3), 5));
+    assert_eq!(
+        (report.ok, report.broken_at, report.entries),
+        (false, Some(3), 5)
+    );
     // Reading it is refused too, rather than handing out altered history.
     let log = reopen(dir.path()).await.access_log();
     let err = log
         .query(&Default::default())
         .await
         .expect_err("a rewritten entry is not served");
-    assert!(matches!(err, throughcare_ledger::Error::Corrupt(_)), "{err}");
+    assert!(
+        matches!(err, throughcare_ledger::Error::Corrupt(_)),
+        "{err}"
+    );
     drop(log);
 
     // The bytes and their recorded hash both rewritten: the next entry's prev catches it.
@@ -187,7 +207,10 @@ async fn verify_catches_rewritten_entries() {
         db.flush().expect("flush");
     }
     let report = verify(dir.path()).await;
-    assert_eq!((report.ok, report.broken_at, report.entries), (false, Some(2), 3));
+    assert_eq!(
+        (report.ok, report.broken_at, report.entries),
+        (false, Some(2), 3)
+    );
 
     // A stored entry that is valid JSON but not in canonical form (whitespace added).
     let dir = TempDir::new().expect("temporary directory");

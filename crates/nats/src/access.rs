@@ -5,52 +5,53 @@
 //!
 //! Stream `THROUGHCARE_ACCESS`, subjects `throughcare.access.<person ULID>` (or
 //! `throughcare.access.none` for entries about no person), file storage, `deny_delete`,
-//! `deny_purge`, no limits. One entry is one message: its payload is exactly the entry's
-//! stored bytes (see [`throughcare_ledger::access`]), its `Nats-Msg-Id` is the entry's
-//! hash in hex, and its stream sequence is the entry's `seq` (the stream holds nothing
-//! else, so sequences run 1, 2, 3, ... like seqs must).
+//! `deny_purge`, no limits, `allow_atomic` (atomic batch publish, nats-server 2.12+). One
+//! entry is one message: its payload is exactly the entry's stored bytes (see
+//! [`throughcare_ledger::access`]), its `Throughcare-Hash` header is the entry's hash in
+//! hex, and its stream sequence is the entry's `seq` (the stream holds nothing else, so
+//! sequences run 1, 2, 3, ... as seqs must).
 //!
-//! # One chain, several writers
+//! # One chain, several writers, group commit
 //!
-//! An entry's `seq` and `prev` are fixed before it is published, so the publish must land
-//! exactly in the slot they assume. Each publish carries `Nats-Expected-Last-Sequence` =
-//! `seq - 1`; an entry pipelined behind another of ours also carries
-//! `Nats-Expected-Last-Msg-Id` = that entry's hash. The second header is what makes
-//! pipelining safe: if the entry before it lost its slot to another process, the stream's
-//! last sequence may still be `seq - 1` (the other process's message took `seq - 1`), but
-//! its last msg-id is not ours, so the server refuses this one too rather than store an
-//! entry whose `prev` names a hash that is not in the stream. The first entry of a group
-//! carries only the expected sequence; its `prev` is the hash of the message this process
-//! read (or stored) at that sequence, and stream messages never change.
+//! An entry's `seq` and `prev` are fixed before it is published, so it must land exactly
+//! in the slot they assume. One task per [`JetStreamAccessLog`] takes every queued record
+//! (up to [`MAX_GROUP`]), seals them into a chain on top of the last entry it knows and
+//! publishes the group as **one atomic batch** whose first message carries
+//! `Nats-Expected-Last-Sequence` = that last entry's seq. The server stores the whole
+//! batch right after it, or nothing; the callers are answered when the batch's commit is
+//! acknowledged. (A group of one is a plain publish with the same header.)
 //!
-//! A refused entry (JetStream error 10071 wrong last sequence, or 10070 wrong last
-//! msg-id) goes again: the writer re-reads the stream's last message (a get of the last
-//! message on `throughcare.access.>`, answered by the stream leader; stream info can lag
-//! behind acknowledged writes in a cluster), rebuilds the entry on top of it and
-//! publishes it again.
+//! Why not pipelined single publishes, each expecting the one before: if entry *k* loses
+//! its slot to another process's message, entry *k + 1* (expecting the last sequence to be
+//! *k*'s slot, which the other message now fills) would be stored with a `prev` that is
+//! not in the stream. `Nats-Expected-Last-Msg-Id` would catch that, but nats-server
+//! (2.15.1) checks it only when applying a replicated message, and there a mismatch is a
+//! "critical write error" that stops the stream on every replica (found by this crate's
+//! tests). So it is never used. Without atomic batches (a server older than 2.12, or a
+//! stream that refuses them) the writer publishes one entry at a time, each acknowledged
+//! before the next is sent.
 //!
-//! # Group commit
-//!
-//! One task per [`JetStreamAccessLog`] takes every queued record (up to [`MAX_GROUP`]),
-//! seals them into a chain on top of the last entry it knows, publishes them back to back
-//! without waiting, then awaits the acks and answers each caller once its entry's ack (or,
-//! when an ack was lost, a read of its slot) shows it stored. Nothing is reported stored
-//! before JetStream has acknowledged it.
+//! A refused batch or entry (JetStream error 10071, wrong last sequence) goes again: the
+//! writer re-reads the stream's last message (a leader get of the last message on
+//! `throughcare.access.>`; stream info can lag behind acknowledged writes in a cluster),
+//! reseals the records on top of it and publishes them again.
 //!
 //! # Lost acks
 //!
-//! A publish whose ack times out may still have been stored. Its slot is read: our hash
-//! there means stored. An empty slot means not yet: the entry is published again, and if
-//! it is rebuilt on the same last entry it has the very same bytes and msg-id, so a late
-//! arrival of the first copy makes the second a duplicate (dedupe window) or a refusal
-//! (expected sequence), never a second entry; if another process took the slot meanwhile,
-//! the first copy can never be stored anywhere else (its expected sequence is gone).
+//! A publish whose ack is lost may still have been stored. The slot of its first entry is
+//! read: our hash there means stored (a batch is all or nothing). An empty slot means not
+//! yet: the records are resealed on the stream's last entry and published again; if the
+//! first copy is stored late, the second finds its slot taken, and the late copy then
+//! shows up as the stream's last entry, which the writer recognises before sealing again,
+//! so a record is not stored twice in that case either. If another process took the slot
+//! meanwhile, the first copy can never be stored anywhere (its expected sequence is gone).
 //!
 //! # Reads
 //!
 //! `query` reads with an ordered consumer from `after_seq + 1`, filtered on the person's
 //! subject when the filter names one, until it has `limit` matches or the consumer has
-//! nothing pending; `verify` reads every message the same way.
+//! nothing pending; `verify` reads every message the same way and also treats an entry
+//! stored under another person's subject as a break.
 //!
 //! One caveat of older servers: nats-server releases that ignore an expected last sequence
 //! of 0 cannot stop two processes from both storing a "first" entry of an empty stream at
@@ -63,7 +64,7 @@ use std::time::Duration;
 
 use async_nats::jetstream::consumer::{pull, DeliverPolicy};
 use async_nats::jetstream::message::{PublishMessage, StreamMessage};
-use async_nats::jetstream::{self, context::PublishErrorKind, stream};
+use async_nats::jetstream::{self, context::PublishErrorKind, stream, ErrorCode};
 use async_nats::{header, Client, ConnectOptions, HeaderMap};
 use async_trait::async_trait;
 use bytes::Bytes;
@@ -79,14 +80,15 @@ use tokio::time::Instant;
 use crate::config::JetStreamConfig;
 use crate::error::JetStreamError;
 use crate::log::JetStreamLog;
-use crate::version::check_server_version;
+use crate::records::HASH_HEADER;
+use crate::version::{check_server_version, ServerVersion};
 
 /// The access log's stream.
 pub const ACCESS_STREAM: &str = "THROUGHCARE_ACCESS";
 /// Subjects are this prefix plus a person's ULID or `none`.
 pub const ACCESS_SUBJECT_PREFIX: &str = "throughcare.access.";
-/// Most entries published in one pipelined group.
-pub const MAX_GROUP: usize = 256;
+/// Most entries published in one atomic batch (the server's own limit is 1000).
+const MAX_GROUP: usize = 256;
 
 /// The subject of entries about `person` (`throughcare.access.none` for none).
 pub fn access_subject(person: Option<PersonId>) -> String {
@@ -126,8 +128,7 @@ fn stream_config(config: &JetStreamConfig) -> stream::Config {
     stream::Config {
         name: ACCESS_STREAM.into(),
         description: Some(
-            "throughcare access log: who read what about whom, hash-chained, never deleted"
-                .into(),
+            "throughcare access log: who read what about whom, hash-chained, never deleted".into(),
         ),
         subjects: vec![format!("{ACCESS_SUBJECT_PREFIX}*")],
         storage: stream::StorageType::File,
@@ -193,10 +194,10 @@ fn source_api_error<'a>(e: &'a (dyn std::error::Error + 'static)) -> Option<&'a 
     None
 }
 
-/// The hash a message's msg-id says its entry has.
-fn msg_id_hash(headers: Option<&HeaderMap>) -> Option<Hash> {
+/// The hash recorded beside a message's payload when it was published.
+fn recorded_hash(headers: Option<&HeaderMap>) -> Option<Hash> {
     headers
-        .and_then(|h| h.get(header::NATS_MESSAGE_ID))
+        .and_then(|h| h.get(HASH_HEADER))
         .and_then(|v| Hash::from_hex(v.as_str()))
 }
 
@@ -229,6 +230,30 @@ async fn ensure_stream(
     }
 }
 
+/// A connection with the settings [`JetStreamLog::connect_with`] uses.
+async fn connect_client(config: &JetStreamConfig) -> Result<Client, JetStreamError> {
+    let url = config.url.clone();
+    ConnectOptions::new()
+        .name(&config.client_name)
+        .connection_timeout(config.request_timeout)
+        .request_timeout(Some(config.request_timeout))
+        .max_reconnects(None)
+        .reconnect_delay_callback(|attempts| {
+            Duration::from_millis((attempts as u64 * 100).min(2_000))
+        })
+        .connect(
+            url.split(',')
+                .map(str::trim)
+                .filter(|u| !u.is_empty())
+                .collect::<Vec<_>>(),
+        )
+        .await
+        .map_err(|e| JetStreamError::Connect {
+            url: url.clone(),
+            detail: e.to_string(),
+        })
+}
+
 impl JetStreamLog {
     /// The access log on this log's connection (so `serve` keeps one connection). Each
     /// call starts another writer task; they share the one chain as separate processes
@@ -242,32 +267,29 @@ impl JetStreamAccessLog {
     /// Connects on its own connection (settings as for [`JetStreamLog::connect_with`]) and
     /// opens the access log.
     pub async fn connect_with(config: JetStreamConfig) -> Result<Self, JetStreamError> {
-        let url = config.url.clone();
-        let client = ConnectOptions::new()
-            .name(&config.client_name)
-            .connection_timeout(config.request_timeout)
-            .request_timeout(Some(config.request_timeout))
-            .max_reconnects(None)
-            .reconnect_delay_callback(|attempts| {
-                Duration::from_millis((attempts as u64 * 100).min(2_000))
-            })
-            .connect(
-                url.split(',')
-                    .map(str::trim)
-                    .filter(|u| !u.is_empty())
-                    .collect::<Vec<_>>(),
-            )
-            .await
-            .map_err(|e| JetStreamError::Connect {
-                url: url.clone(),
-                detail: e.to_string(),
-            })?;
+        let client = connect_client(&config).await?;
         Self::open(client, config).await
+    }
+
+    /// As [`JetStreamAccessLog::connect_with`], but publishing one entry at a time as on a
+    /// server without atomic batches: for testing that path.
+    #[doc(hidden)]
+    pub async fn connect_one_at_a_time(config: JetStreamConfig) -> Result<Self, JetStreamError> {
+        let client = connect_client(&config).await?;
+        Self::open_with(client, config, false).await
     }
 
     /// Opens the access log on an existing connection: applies the server version policy,
     /// creates (or checks) the stream and starts the writer task. Needs a Tokio runtime.
     pub async fn open(client: Client, config: JetStreamConfig) -> Result<Self, JetStreamError> {
+        Self::open_with(client, config, true).await
+    }
+
+    async fn open_with(
+        client: Client,
+        config: JetStreamConfig,
+        batches: bool,
+    ) -> Result<Self, JetStreamError> {
         let info = client.server_info();
         check_server_version(&info.version)?;
         if !info.jetstream {
@@ -279,13 +301,35 @@ impl JetStreamAccessLog {
             .timeout(config.request_timeout)
             .build(client.clone());
         let deadline = Instant::now() + config.retry_for;
-        let stream = ensure_stream(&js, stream_config(&config), deadline).await?;
-        let problems = stream_problems(&stream.cached_info().config);
+        // Atomic batches (nats-server 2.12+) make group commit safe with several writers.
+        let supports_atomic =
+            ServerVersion::parse(&info.version).is_some_and(|v| v.at_least((2, 12, 0)));
+        let mut wanted = stream_config(&config);
+        wanted.allow_atomic_publish = supports_atomic;
+        let stream = ensure_stream(&js, wanted, deadline).await?;
+        let existing = stream.cached_info().config.clone();
+        let problems = stream_problems(&existing);
         if !problems.is_empty() {
             return Err(JetStreamError::UnsafeStream {
                 stream: ACCESS_STREAM.into(),
                 problems: problems.join("; "),
             });
+        }
+        let mut atomic = existing.allow_atomic_publish;
+        if supports_atomic && !atomic {
+            // Made by an older server: turn atomic batches on (a setting that can only
+            // make writes safer); if that is refused, publish one entry at a time.
+            let mut updated = existing;
+            updated.allow_atomic_publish = true;
+            match js.update_stream(updated).await {
+                Ok(info) => atomic = info.config.allow_atomic_publish,
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot allow atomic batches on {ACCESS_STREAM}; appending one entry at a time")
+                }
+            }
+        }
+        if !atomic {
+            tracing::warn!("{ACCESS_STREAM} has no atomic batches (nats-server older than 2.12): access log appends are published one at a time");
         }
         let (tx, rx) = mpsc::channel(4 * MAX_GROUP);
         let conflicts = Arc::new(AtomicU64::new(0));
@@ -295,6 +339,8 @@ impl JetStreamAccessLog {
             stream: stream.clone(),
             config: config.clone(),
             conflicts: conflicts.clone(),
+            atomic: atomic && batches,
+            solo_next: false,
         };
         tokio::spawn(writer.run(rx));
         Ok(JetStreamAccessLog {
@@ -314,8 +360,10 @@ impl JetStreamAccessLog {
     }
 
     /// Reads messages from `from` on (only `subject`'s when given) and hands each to
-    /// `take` (seq, subject, msg-id hash, payload) until it returns `false` or nothing is
-    /// pending. Resumes after interruptions for up to `retry_for`.
+    /// `take` (seq, subject, recorded hash, payload) until it returns `false` or nothing
+    /// is pending. Resumes after interruptions for up to `retry_for`. Without a subject
+    /// this reads from `from` to the end whatever the filter: fine while queries are paged
+    /// and the log modest; `who` or time queries over a long log would want an index.
     async fn scan(
         &self,
         subject: Option<String>,
@@ -327,7 +375,10 @@ impl JetStreamAccessLog {
         let mut failing_since: Option<Instant> = None;
         let mut pause = Duration::from_millis(50);
         loop {
-            let why = match self.scan_from(subject.as_deref(), &mut next, &mut take).await {
+            let why = match self
+                .scan_from(subject.as_deref(), &mut next, &mut take)
+                .await
+            {
                 Ok(()) => return Ok(()),
                 Err(Scan::Fail(e)) => return Err(e),
                 Err(Scan::Retry(why)) => why,
@@ -388,7 +439,7 @@ impl JetStreamAccessLog {
             let more = take(
                 seq,
                 msg.subject.as_str(),
-                msg_id_hash(msg.headers.as_ref()),
+                recorded_hash(msg.headers.as_ref()),
                 &msg.payload,
             )
             .map_err(Scan::Fail)?;
@@ -425,13 +476,17 @@ impl AccessLog for JetStreamAccessLog {
             return Ok(out);
         }
         let subject = filter.person.map(|p| access_subject(Some(p)));
-        self.scan(subject, filter.after_seq + 1, |seq, _, recorded, payload| {
-            let entry = AccessEntry::decode_at(seq, payload, recorded)?;
-            if filter.matches(&entry) {
-                out.push(entry);
-            }
-            Ok(out.len() < filter.limit)
-        })
+        self.scan(
+            subject,
+            filter.after_seq + 1,
+            |seq, _, recorded, payload| {
+                let entry = AccessEntry::decode_at(seq, payload, recorded)?;
+                if filter.matches(&entry) {
+                    out.push(entry);
+                }
+                Ok(out.len() < filter.limit)
+            },
+        )
         .await?;
         Ok(out)
     }
@@ -500,7 +555,10 @@ async fn last_message(
     config: &JetStreamConfig,
 ) -> Result<Option<StreamMessage>, Error> {
     let all = format!("{ACCESS_SUBJECT_PREFIX}>");
-    get_message(config, || stream.raw_message_builder().last_by_subject(&all)).await
+    get_message(config, || {
+        stream.raw_message_builder().last_by_subject(&all)
+    })
+    .await
 }
 
 /// The writer task: seals, publishes and confirms every append of this handle.
@@ -510,19 +568,60 @@ struct Writer {
     stream: stream::Stream,
     config: JetStreamConfig,
     conflicts: Arc<AtomicU64>,
+    /// Groups go as one atomic batch (the stream allows it); else one entry at a time.
+    atomic: bool,
+    /// Publish the next group one entry at a time (an atomic batch was refused for a
+    /// reason that may lie with one of its entries: this finds which).
+    solo_next: bool,
 }
 
-/// What became of one published entry.
-enum Fate {
+/// What JetStream said to one publish (an atomic batch, or a single entry).
+enum Ack {
+    /// Stored where it was meant to go.
     Stored,
-    /// Refused for good (not a slot conflict): the caller gets this error.
-    Failed(Error),
-    /// Not known to be stored: a lost ack, or the slot was taken.
+    /// Another writer took the slot (10071): nothing of it was stored.
+    Conflict,
+    /// Not known: a lost ack, a broken connection, a server restarting.
     Unresolved,
+    /// Refused for good; nothing was stored. `code`: JetStream's error code, if any.
+    Refused {
+        error: Error,
+        code: Option<ErrorCode>,
+    },
+}
+
+fn classify(e: &jetstream::context::PublishError) -> Ack {
+    match e.kind() {
+        PublishErrorKind::WrongLastSequence => Ack::Conflict,
+        PublishErrorKind::TimedOut
+        | PublishErrorKind::StreamNotFound
+        | PublishErrorKind::BrokenPipe
+        | PublishErrorKind::MaxAckPending => Ack::Unresolved,
+        _ => match source_api_error(e) {
+            // No API error, or a transient one (503/408, 429 too many batches in flight),
+            // or "batch incomplete" (a message of it was lost on the way): go again.
+            None => Ack::Unresolved,
+            Some(api) if matches!(api.code(), 503 | 408 | 429) => Ack::Unresolved,
+            Some(api) if api.error_code() == ErrorCode::ATOMIC_PUBLISH_INCOMPLETE_BATCH => {
+                Ack::Unresolved
+            }
+            Some(api) => Ack::Refused {
+                error: unavailable("appending to the access log", e),
+                code: Some(api.error_code()),
+            },
+        },
+    }
+}
+
+fn corrupt(detail: String) -> Ack {
+    Ack::Refused {
+        error: Error::Corrupt(detail),
+        code: None,
+    }
 }
 
 impl Writer {
-    async fn run(self, mut jobs: mpsc::Receiver<Job>) {
+    async fn run(mut self, mut jobs: mpsc::Receiver<Job>) {
         let mut pending: VecDeque<Job> = VecDeque::new();
         // (seq, hash) of the stream's last entry as far as this writer knows.
         let mut belief: Option<(u64, Hash)> = None;
@@ -573,11 +672,14 @@ impl Writer {
                     }
                 },
             };
-            // An entry whose ack was lost may have landed after all, as the last message.
-            if let Some(i) = pending
-                .iter()
-                .position(|j| j.attempt.as_ref().is_some_and(|a| (a.seq, a.hash) == (last, prev)))
-            {
+            pause = Duration::from_millis(10);
+            // An entry whose ack was lost may have been stored after all: if it is the
+            // stream's last, it and the ones sealed before it (which it links to) are.
+            if let Some(i) = pending.iter().position(|j| {
+                j.attempt
+                    .as_ref()
+                    .is_some_and(|a| (a.seq, a.hash) == (last, prev))
+            }) {
                 for j in pending.drain(..=i) {
                     let entry = j.attempt.expect("an attempted entry");
                     let _ = j.reply.send(Ok(entry));
@@ -589,9 +691,7 @@ impl Writer {
             let group: Vec<Job> = pending.drain(..n).collect();
             let (left, next_belief) = self.publish_group(group, last, prev).await;
             belief = next_belief;
-            if left.is_empty() {
-                pause = Duration::from_millis(10);
-            } else {
+            if !left.is_empty() {
                 // Lost the slot to another writer (or the server is struggling): go again
                 // on top of the stream's real last entry, after a short jittered pause so
                 // that two writers do not keep colliding.
@@ -627,117 +727,205 @@ impl Writer {
         Ok(m.map(|m| m.payload))
     }
 
+    /// Whether `entry` is what the stream holds at its seq (after an unresolved publish).
+    async fn landed(&self, entry: &AccessEntry) -> bool {
+        match self.message_at(entry.seq).await {
+            Ok(Some(payload)) => Hash::of(&payload) == entry.hash,
+            Ok(None) | Err(_) => false,
+        }
+    }
+
     /// Publishes `group` as a chain on top of (`last`, `prev`), answers the callers whose
     /// entries are stored (or refused for good), and returns the rest, to go again, with
     /// what the writer now knows of the stream's last entry.
     async fn publish_group(
-        &self,
+        &mut self,
         group: Vec<Job>,
         last: u64,
         prev: Hash,
     ) -> (Vec<Job>, Option<(u64, Hash)>) {
+        // An entry too large for the server could never be published; refuse it alone
+        // before it is sealed into the chain.
+        let max_payload = self.client.server_info().max_payload;
         let mut sealed = Vec::with_capacity(group.len());
         let mut link = prev;
-        for (k, job) in group.into_iter().enumerate() {
-            let (entry, stored) =
-                AccessEntry::seal(last + 1 + k as u64, job.record.clone(), link);
+        for job in group {
+            let seq = last + 1 + sealed.len() as u64;
+            let (entry, stored) = AccessEntry::seal(seq, job.record.clone(), link);
+            if max_payload > 0 && stored.len() + 1024 > max_payload {
+                let _ = job.reply.send(Err(unavailable(
+                    "appending to the access log",
+                    format!(
+                        "the entry is {} bytes, too large for the server's max_payload of {max_payload}",
+                        stored.len()
+                    ),
+                )));
+                continue;
+            }
             link = entry.hash;
             sealed.push((job, entry, Bytes::from(stored)));
         }
-        // Send them all, then collect the acks.
-        let mut acks = Vec::with_capacity(sealed.len());
-        let mut send_failed = false;
-        for (k, (_, entry, stored)) in sealed.iter().enumerate() {
-            if send_failed {
-                acks.push(None);
-                continue;
-            }
-            let mut msg = PublishMessage::build()
-                .payload(stored.clone())
-                .message_id(entry.hash.to_hex())
-                .expected_last_sequence(entry.seq - 1);
-            if k > 0 {
-                msg = msg.expected_last_message_id(entry.prev.to_hex());
-            }
-            let subject = access_subject(entry.record.person_id);
-            match self.js.send_publish(subject, msg).await {
-                Ok(ack) => acks.push(Some(ack)),
-                Err(e) => {
-                    tracing::debug!(error = %e, "access log publish not sent");
-                    send_failed = true;
-                    acks.push(None);
-                }
-            }
+        if sealed.is_empty() {
+            return (Vec::new(), Some((last, prev)));
         }
-        let mut fates = Vec::with_capacity(acks.len());
-        for (ack, (_, entry, _)) in acks.into_iter().zip(&sealed) {
-            let fate = match ack {
-                None => Fate::Unresolved,
-                Some(ack) => match ack.await {
-                    Ok(ack) if ack.sequence == entry.seq => Fate::Stored,
-                    Ok(ack) => Fate::Failed(Error::Corrupt(format!(
-                        "access log entry {} was acknowledged at sequence {}",
-                        entry.seq, ack.sequence
-                    ))),
-                    Err(e) => match e.kind() {
-                        PublishErrorKind::WrongLastSequence
-                        | PublishErrorKind::WrongLastMessageId
-                        | PublishErrorKind::TimedOut
-                        | PublishErrorKind::StreamNotFound
-                        | PublishErrorKind::BrokenPipe
-                        | PublishErrorKind::MaxAckPending => Fate::Unresolved,
-                        PublishErrorKind::Other
-                            if source_api_error(&e).is_none_or(transient_api) =>
-                        {
-                            Fate::Unresolved
-                        }
-                        _ => Fate::Failed(unavailable("appending to the access log", e)),
-                    },
-                },
-            };
-            fates.push(fate);
+        let solo = std::mem::take(&mut self.solo_next);
+        if self.atomic && !solo && sealed.len() > 1 {
+            self.publish_atomic(sealed, last).await
+        } else {
+            self.publish_each(sealed).await
         }
-        // Walk in order. Once an entry is known not stored, the ones after it cannot be
-        // (each expects the one before as the stream's last message).
-        let mut left = Vec::new();
-        let mut broken = false;
-        let mut all_stored = true;
-        let mut stored_last: Option<(u64, Hash)> = None;
-        for ((mut job, entry, _), fate) in sealed.into_iter().zip(fates) {
-            let stored = match fate {
-                Fate::Stored => true,
-                Fate::Failed(e) => {
-                    all_stored = false;
-                    broken = true;
-                    let _ = job.reply.send(Err(e));
-                    continue;
-                }
-                Fate::Unresolved if broken => false,
-                Fate::Unresolved => match self.message_at(entry.seq).await {
-                    Ok(Some(payload)) => Hash::of(&payload) == entry.hash,
-                    Ok(None) | Err(_) => false,
-                },
-            };
-            if stored {
-                if broken {
-                    tracing::error!(
-                        seq = entry.seq,
-                        "an access log entry was stored after one before it was refused; verify the chain"
-                    );
-                }
-                stored_last = Some((entry.seq, entry.hash));
-                let _ = job.reply.send(Ok(entry));
-            } else {
-                all_stored = false;
-                if !broken {
-                    self.conflicts.fetch_add(1, Ordering::Relaxed);
-                }
-                broken = true;
-                job.attempt = Some(entry);
-                left.push(job);
-            }
-        }
-        let belief = if all_stored { stored_last } else { None };
-        (left, belief)
     }
+
+    /// One atomic batch: stored whole or not at all. The first message carries the
+    /// expected last sequence, so the batch lands right after (`last`, `prev`) or not.
+    async fn publish_atomic(
+        &mut self,
+        sealed: Vec<(Job, AccessEntry, Bytes)>,
+        last: u64,
+    ) -> (Vec<Job>, Option<(u64, Hash)>) {
+        let n = sealed.len();
+        let batch = ulid::Ulid::new().to_string();
+        let mut ack = None;
+        for (k, (_, entry, stored)) in sealed.iter().enumerate() {
+            let subject = access_subject(entry.record.person_id);
+            let mut headers = HeaderMap::new();
+            headers.insert(header::NATS_BATCH_ID, batch.as_str());
+            headers.insert(header::NATS_BATCH_SEQUENCE, (k + 1).to_string().as_str());
+            headers.insert(HASH_HEADER, entry.hash.to_hex().as_str());
+            if k == 0 {
+                headers.insert(
+                    header::NATS_EXPECTED_LAST_SEQUENCE,
+                    last.to_string().as_str(),
+                );
+            }
+            if k + 1 < n {
+                // Staged by the server until the commit; no reply needed.
+                if let Err(e) = self
+                    .client
+                    .publish_with_headers(subject, headers, stored.clone())
+                    .await
+                {
+                    tracing::debug!(error = %e, "access log batch message not sent");
+                    break;
+                }
+            } else {
+                headers.insert(header::NATS_BATCH_COMMIT, header::NATS_BATCH_COMMIT_FINAL);
+                let msg = PublishMessage::build()
+                    .payload(stored.clone())
+                    .headers(headers);
+                match self.js.send_publish(subject, msg).await {
+                    Ok(a) => ack = Some(a),
+                    Err(e) => tracing::debug!(error = %e, "access log batch commit not sent"),
+                }
+            }
+        }
+        let outcome = match ack {
+            None => Ack::Unresolved,
+            Some(a) => match a.await {
+                Ok(a) if a.sequence == last + n as u64 => Ack::Stored,
+                Ok(a) => corrupt(format!(
+                    "an access log batch meant for {}..={} was acknowledged at {}",
+                    last + 1,
+                    last + n as u64,
+                    a.sequence
+                )),
+                Err(e) => classify(&e),
+            },
+        };
+        let stored = match outcome {
+            Ack::Stored => true,
+            // Atomic: the first entry in place means the whole batch is.
+            Ack::Unresolved => self.landed(&sealed[0].1).await,
+            Ack::Conflict => {
+                self.conflicts.fetch_add(1, Ordering::Relaxed);
+                false
+            }
+            Ack::Refused { error: e, code } => {
+                if code == Some(ErrorCode::ATOMIC_PUBLISH_DISABLED) {
+                    tracing::warn!(
+                        "the access stream refuses atomic batches; publishing one entry at a time"
+                    );
+                    self.atomic = false;
+                } else {
+                    // Find out which entry it was by publishing them one at a time.
+                    tracing::warn!(error = %e, "an access log batch was refused; retrying its entries one by one");
+                    self.solo_next = true;
+                }
+                false
+            }
+        };
+        if stored {
+            let (_, tail, _) = sealed.last().expect("a non-empty batch");
+            let belief = Some((tail.seq, tail.hash));
+            for (job, entry, _) in sealed {
+                let _ = job.reply.send(Ok(entry));
+            }
+            return (Vec::new(), belief);
+        }
+        let left = sealed
+            .into_iter()
+            .map(|(mut job, entry, _)| {
+                job.attempt = Some(entry);
+                job
+            })
+            .collect();
+        (left, None)
+    }
+
+    /// One entry at a time, each acknowledged before the next is sent (servers or streams
+    /// without atomic batches, and finding the entry a batch was refused for).
+    async fn publish_each(
+        &mut self,
+        sealed: Vec<(Job, AccessEntry, Bytes)>,
+    ) -> (Vec<Job>, Option<(u64, Hash)>) {
+        let mut rest = sealed.into_iter();
+        let mut belief = None;
+        while let Some((job, entry, stored)) = rest.next() {
+            let msg = PublishMessage::build()
+                .payload(stored)
+                .expected_last_sequence(entry.seq - 1)
+                .header(HASH_HEADER, entry.hash.to_hex().as_str());
+            let subject = access_subject(entry.record.person_id);
+            let outcome = match self.js.send_publish(subject, msg).await {
+                Err(e) => classify(&e),
+                Ok(a) => match a.await {
+                    Ok(a) if a.sequence == entry.seq => Ack::Stored,
+                    Ok(a) => corrupt(format!(
+                        "access log entry {} was acknowledged at {}",
+                        entry.seq, a.sequence
+                    )),
+                    Err(e) => classify(&e),
+                },
+            };
+            let stored = match outcome {
+                Ack::Stored => true,
+                Ack::Unresolved => self.landed(&entry).await,
+                Ack::Conflict => {
+                    self.conflicts.fetch_add(1, Ordering::Relaxed);
+                    false
+                }
+                Ack::Refused { error, .. } => {
+                    // The ones after it were sealed on top of it: rebuild them.
+                    let _ = job.reply.send(Err(error));
+                    return (rest.map(unsent).collect(), None);
+                }
+            };
+            if !stored {
+                let mut job = job;
+                job.attempt = Some(entry);
+                let mut left = vec![job];
+                left.extend(rest.map(unsent));
+                return (left, None);
+            }
+            belief = Some((entry.seq, entry.hash));
+            let _ = job.reply.send(Ok(entry));
+        }
+        (Vec::new(), belief)
+    }
+}
+
+/// A job sealed in a round but not sent in it: it has no attempt that could still land.
+fn unsent((mut job, _, _): (Job, AccessEntry, Bytes)) -> Job {
+    job.attempt = None;
+    job
 }

@@ -17,6 +17,9 @@
 //!   payload, the version it expects, digest and hash) and then, once stored, the
 //!   *record* (position, person, digest). The key is hex SHA-256 of (len(source), source,
 //!   id) and is also the event's `Nats-Msg-Id`.
+//! - Stream `THROUGHCARE_ACCESS`, subjects `throughcare.access.<ULID>` (or `.none`): the
+//!   access log, one hash-chained entry per message, appended in atomic batches; see
+//!   `crates/nats/src/access.rs` ([`JetStreamAccessLog`]).
 //!
 //! Both buckets are streams created by this crate with `allow_direct: false` (reads go to
 //! the stream leader, so a writer that loses a create always reads the winner's value even

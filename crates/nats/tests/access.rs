@@ -25,6 +25,13 @@ async fn open(run: &Running) -> JetStreamAccessLog {
         .unwrap_or_else(|e| panic!("open the access log on {}: {e}", run.server.url()))
 }
 
+/// A log that publishes one entry at a time, as on a server without atomic batches.
+async fn open_unbatched(run: &Running) -> JetStreamAccessLog {
+    JetStreamAccessLog::connect_one_at_a_time(config(&run.server))
+        .await
+        .unwrap_or_else(|e| panic!("open the access log on {}: {e}", run.server.url()))
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn jetstream_access_log_conformance() {
     let servers = Arc::new(Mutex::new(Vec::new()));
@@ -39,6 +46,70 @@ async fn jetstream_access_log_conformance() {
         }
     })
     .await;
+}
+
+/// The same checks on the path for servers without atomic batches.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn one_at_a_time_conformance() {
+    let servers = Arc::new(Mutex::new(Vec::new()));
+    conformance::run_all(|| {
+        let servers = servers.clone();
+        async move {
+            let run = server();
+            let log = open_unbatched(&run).await;
+            servers.lock().expect("servers").push(run);
+            Arc::new(log) as Log
+        }
+    })
+    .await;
+    let run = server();
+    let (a, b) = (open_unbatched(&run).await, open(&run).await);
+    conformance::two_handles_make_one_chain(Arc::new(a), Arc::new(b), 100).await;
+}
+
+/// A stream made without atomic batches (by an older server) has them turned on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_older_stream_gets_atomic_batches() {
+    let run = server();
+    let js = raw(&run.server).await;
+    js.create_stream(stream::Config {
+        name: ACCESS_STREAM.into(),
+        subjects: vec![format!("{ACCESS_SUBJECT_PREFIX}*")],
+        storage: stream::StorageType::File,
+        deny_delete: true,
+        deny_purge: true,
+        ..Default::default()
+    })
+    .await
+    .expect("create the stream as an older server would");
+    let log = open(&run).await;
+    let s = js.get_stream(ACCESS_STREAM).await.expect("stream");
+    assert!(s.cached_info().config.allow_atomic_publish);
+    conformance::concurrent_appends_share_one_chain(Arc::new(log), 50).await;
+}
+
+/// An existing stream that could lose entries is refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_unsafe_stream_is_refused() {
+    let run = server();
+    let js = raw(&run.server).await;
+    js.create_stream(stream::Config {
+        name: ACCESS_STREAM.into(),
+        subjects: vec![format!("{ACCESS_SUBJECT_PREFIX}*")],
+        storage: stream::StorageType::File,
+        max_age: Duration::from_secs(3600),
+        ..Default::default()
+    })
+    .await
+    .expect("create an unsafe stream");
+    match JetStreamAccessLog::connect_with(config(&run.server)).await {
+        Err(throughcare_nats::JetStreamError::UnsafeStream { problems, .. }) => {
+            assert!(problems.contains("deny_delete"), "{problems}");
+            assert!(problems.contains("limits"), "{problems}");
+        }
+        Err(e) => panic!("unexpected error: {e}"),
+        Ok(_) => panic!("an unsafe stream was accepted"),
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -68,7 +139,11 @@ async fn many_writers_in_bursts_keep_one_chain() {
     let mut logs = Vec::new();
     for c in [&c1, &c2] {
         for _ in 0..2 {
-            logs.push(c.access_log().await.expect("access log on the event log's connection"));
+            logs.push(
+                c.access_log()
+                    .await
+                    .expect("access log on the event log's connection"),
+            );
         }
     }
     let t = chrono::Utc::now();
@@ -117,6 +192,7 @@ async fn creates_a_safe_stream_and_stores_one_message_per_entry() {
     assert_eq!(c.subjects, [format!("{ACCESS_SUBJECT_PREFIX}*")]);
     assert_eq!(c.storage, stream::StorageType::File);
     assert!(c.deny_delete && c.deny_purge);
+    assert!(c.allow_atomic_publish, "groups go as atomic batches");
     assert_eq!(c.retention, stream::RetentionPolicy::Limits);
     assert_eq!(c.max_age, Duration::ZERO);
     for (e, subject) in [
@@ -127,14 +203,18 @@ async fn creates_a_safe_stream_and_stores_one_message_per_entry() {
         assert_eq!(m.sequence, e.seq, "seq is the stream sequence");
         assert_eq!(m.subject.as_str(), subject);
         assert_eq!(access_subject(e.record.person_id), subject);
-        assert_eq!(&m.payload[..], &e.stored_bytes()[..], "payload = stored bytes");
+        assert_eq!(
+            &m.payload[..],
+            &e.stored_bytes()[..],
+            "payload = stored bytes"
+        );
         assert_eq!(Hash::of(&m.payload), e.hash);
         assert_eq!(
             m.headers
-                .get("Nats-Msg-Id")
+                .get("Throughcare-Hash")
                 .map(|v| v.as_str().to_string()),
             Some(e.hash.to_hex()),
-            "the msg-id is the entry's hash"
+            "the hash header is the entry's hash"
         );
     }
     // Deleting is refused by the stream itself.
@@ -213,7 +293,10 @@ async fn verify_catches_entries_published_around_the_log() {
         .expect("append after the forgery");
     assert_eq!((next.seq, next.prev), (4, forged.hash));
     let report = log.verify().await.expect("verify");
-    assert_eq!((report.ok, report.broken_at, report.entries), (false, Some(3), 4));
+    assert_eq!(
+        (report.ok, report.broken_at, report.entries),
+        (false, Some(3), 4)
+    );
     // It carries no msg-id (no recorded hash), so on its own it is a well-formed entry and
     // reads back as what it is; only the chain shows it does not belong.
     let got = log
@@ -243,7 +326,12 @@ async fn verify_catches_entries_published_around_the_log() {
     log.append(record("a.worker", None, t))
         .await
         .expect("append");
-    publish_raw(&run, access_subject(None), b"{\"not\":\"an entry\"}".to_vec()).await;
+    publish_raw(
+        &run,
+        access_subject(None),
+        b"{\"not\":\"an entry\"}".to_vec(),
+    )
+    .await;
     let report = log.verify().await.expect("verify");
     assert_eq!((report.ok, report.broken_at), (false, Some(2)));
     assert!(log.query(&AccessFilter::default()).await.is_err());
@@ -272,7 +360,10 @@ async fn queries_by_person_read_only_their_subject() {
         .expect("query");
     assert_eq!(
         got.iter().map(|e| e.seq).collect::<Vec<_>>(),
-        (0..50u64).filter(|i| i % 5 == 3).map(|i| i + 1).collect::<Vec<_>>()
+        (0..50u64)
+            .filter(|i| i % 5 == 3)
+            .map(|i| i + 1)
+            .collect::<Vec<_>>()
     );
     let js = raw(&run.server).await;
     let n = js
@@ -287,22 +378,39 @@ async fn queries_by_person_read_only_their_subject() {
     assert_eq!(n, 51);
 }
 
-/// Three nodes, replicas 3, a writer on each node: one chain.
+/// Starts a 3-node cluster, trying again if a node cannot start: the test kit picks free
+/// ports and lets go of them before the servers bind them, so with many servers starting
+/// at once (this file's tests run in parallel) one may lose its port to another.
+fn start_cluster(dir: &std::path::Path) -> NatsCluster {
+    let mut attempt = 0;
+    loop {
+        let base = dir.join(format!("attempt{attempt}"));
+        match std::panic::catch_unwind(|| NatsCluster::start(&base, 3)) {
+            Ok(cluster) => return cluster,
+            Err(e) if attempt == 2 => std::panic::resume_unwind(e),
+            Err(_) => attempt += 1,
+        }
+    }
+}
+
+/// Three nodes, replicas 3, a writer on each node (the middle one publishing one entry at
+/// a time, as on an older server): one chain.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn writers_on_three_cluster_nodes_keep_one_chain() {
     let dir = TempDir::new().expect("temporary directory");
-    let cluster = NatsCluster::start(dir.path(), 3);
+    let cluster = start_cluster(dir.path());
     let mut logs = Vec::new();
-    for node in &cluster.nodes {
+    for (i, node) in cluster.nodes.iter().enumerate() {
         let config = JetStreamConfig::new(node.url())
             .replicas(3)
             .request_timeout(Duration::from_secs(2))
             .retry_for(Duration::from_secs(60));
-        logs.push(
-            JetStreamAccessLog::connect_with(config)
-                .await
-                .unwrap_or_else(|e| panic!("open on {}: {e}", node.url())),
-        );
+        let log = if i == 1 {
+            JetStreamAccessLog::connect_one_at_a_time(config).await
+        } else {
+            JetStreamAccessLog::connect_with(config).await
+        };
+        logs.push(log.unwrap_or_else(|e| panic!("open on {}: {e}", node.url())));
     }
     let t = chrono::Utc::now();
     let mut tasks = Vec::new();

@@ -6,7 +6,9 @@
 //! - `X` identifier text   -> person (16 bytes)      identity index
 //! - `W` worker 0 person   -> (empty)                caseload index
 //! - `R` date person       -> (empty)                release calendar (expected or actual)
-//! - `K` prison person ep  -> episode facts (JSON)   KPI inputs, one per episode
+//! - `K` prison person ep  -> episode facts (JSON)   KPI inputs: each episode under every
+//!   prison a KPI of it counts for (`EpisodeFacts::prisons`: its referrals' prisons and
+//!   the releasing prison), so that one prison's KPIs read one prefix
 //! - `M` name              -> meta (checkpoint, projection version)
 
 use std::collections::{BTreeSet, HashMap};
@@ -22,7 +24,7 @@ use throughcare_projections::{EpisodeFacts, Journey};
 use tokio::sync::watch;
 
 /// Bump when a fold changes: read models are then rebuilt from position 1 at start.
-pub const PROJECTION_VERSION: u64 = 2;
+pub const PROJECTION_VERSION: u64 = 3;
 
 /// Most events folded into one read-model batch.
 const CHUNK: usize = 2048;
@@ -73,14 +75,17 @@ fn index_entries(j: &Journey) -> BTreeSet<(Vec<u8>, Vec<u8>)> {
         ));
     }
     for facts in EpisodeFacts::of(j) {
-        let key = [
-            b"K".as_slice(),
-            facts.prison.as_bytes(),
-            &person,
-            &facts.episode.to_be_bytes(),
-        ]
-        .concat();
-        out.insert((key, serde_json::to_vec(&facts).expect("facts serialize")));
+        let doc = serde_json::to_vec(&facts).expect("facts serialize");
+        for prison in facts.prisons() {
+            let key = [
+                b"K".as_slice(),
+                prison.as_bytes(),
+                &person,
+                &facts.episode.to_be_bytes(),
+            ]
+            .concat();
+            out.insert((key, doc.clone()));
+        }
     }
     out
 }
@@ -176,17 +181,25 @@ impl ReadModels {
         Ok(out)
     }
 
-    /// The KPI inputs of every episode, optionally of one prison.
+    /// The KPI inputs of every episode (each once), or of the episodes with a KPI that
+    /// counts for one prison.
     pub fn episode_facts(&self, prison: Option<&str>) -> Result<Vec<EpisodeFacts>, Error> {
         let prefix = [b"K".as_slice(), prison.unwrap_or("").as_bytes()].concat();
-        self.db
-            .scan_prefix(prefix)
-            .map(|item| {
-                let (_, v) = item?;
+        // An episode counting for several prisons is stored under each: person and
+        // episode end every key.
+        let mut seen = BTreeSet::new();
+        let mut out = Vec::new();
+        for item in self.db.scan_prefix(prefix) {
+            let (k, v) = item?;
+            if !seen.insert(k[k.len().saturating_sub(20)..].to_vec()) {
+                continue;
+            }
+            out.push(
                 serde_json::from_slice(&v)
-                    .map_err(|e| Error::Corrupt(format!("episode facts: {e}")))
-            })
-            .collect()
+                    .map_err(|e| Error::Corrupt(format!("episode facts: {e}")))?,
+            );
+        }
+        Ok(out)
     }
 
     /// Every journey, in person-id order (for rebuild comparisons and exports).

@@ -561,7 +561,7 @@ pub async fn kpis(
         .collect();
     Ok(Json(json!({
         "prison": prison, "from": from, "to": to, "as_of": now,
-        "suppression": "counts from 1 to 4 are shown as \"<5\"; rates built on them are withheld",
+        "suppression": throughcare_projections::kpi::SUPPRESSION,
         "months": months,
     })))
 }
@@ -587,14 +587,18 @@ pub async fn readyz(State(state): State<AppState>) -> Result<Response, ApiError>
     let head = state.ledger.log().head().await?;
     let checkpoint = state.models.checkpoint();
     let lag = head.saturating_sub(checkpoint);
-    let body =
-        json!({"head": head, "checkpoint": checkpoint, "lag": lag, "ready": lag <= READY_LAG});
-    let status = if lag <= READY_LAG {
-        StatusCode::OK
-    } else {
-        StatusCode::SERVICE_UNAVAILABLE
-    };
-    Ok((status, Json(body)).into_response())
+    if lag > READY_LAG {
+        // Not ready is an error like any other: problem+json with Retry-After.
+        return Err(ApiError::unavailable(format!(
+            "read models lag the log by {lag} events (ready at {READY_LAG} or fewer)"
+        ))
+        .with("head", json!(head))
+        .with("checkpoint", json!(checkpoint))
+        .with("lag", json!(lag))
+        .with("ready", json!(false)));
+    }
+    let body = json!({"head": head, "checkpoint": checkpoint, "lag": lag, "ready": true});
+    Ok(Json(body).into_response())
 }
 
 /// `GET /metrics`: Prometheus text format.

@@ -24,8 +24,6 @@ pub struct Path<T>(pub T);
 
 /// An `application/x-www-form-urlencoded` body deserialized as `T`: a wrong content
 /// type is a 415, a body over the limit a 413, a bad field a 400.
-// For `POST /sign-in` (pages.rs), which still takes axum's `Form` (text/plain rejections).
-#[allow(dead_code)]
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Form<T>(pub T);
 
@@ -131,7 +129,6 @@ fn path_rejection(rejection: &PathRejection, lone: Option<&str>) -> ApiError {
     ApiError::bad_request(detail)
 }
 
-#[allow(dead_code)] // with `Form`
 fn form_rejection(rejection: &FormRejection) -> ApiError {
     let status = rejection.status();
     let text = rejection.body_text();

@@ -312,6 +312,10 @@ fn response(route: &Route, status: u16) -> Value {
             "content": { "application/problem+json": {
                 "schema": { "$ref": "#/components/schemas/Problem" } } },
         });
+        // A page may answer a person with HTML instead (the sign-in form, saying why).
+        if route.kind == Kind::Page {
+            r["content"]["text/html"] = json!({ "schema": { "type": "string" } });
+        }
         let header = match status {
             401 => Some((
                 "WWW-Authenticate",

@@ -10,10 +10,11 @@ use axum::response::{Html, IntoResponse, Redirect, Response};
 use chrono::{Datelike, Duration};
 use serde::Deserialize;
 use throughcare_events::{Identifier, PrisonCode, PILOT_PRISONS};
+use throughcare_ledger::AccessWhat;
 use throughcare_projections::{contact_overdue, next_action, FlagCode, Journey};
 
 use crate::access::policy::can_read;
-use crate::access::{session, Caller, ScopedJourney};
+use crate::access::{session, Caller, LogNote, ScopedJourney};
 use crate::api::parse_person;
 use crate::auth::{Principal, Role};
 use crate::extract::{Form, Path, Query};
@@ -267,7 +268,7 @@ async fn commissioner_home(state: &AppState, who: &Principal) -> Result<Response
         })
         .collect();
     let body = format!(
-        r#"<p class="muted">Counts from 1 to 4 are shown as "&lt;5" and the rates built on them are withheld. Full figures: <a href="/v1/kpis">/v1/kpis</a>.</p>
+        r#"<p class="muted">Counts from 1 to 4 are shown as "&lt;5", a further count that would give one away as "*", and the rates built on them are withheld. Full figures: <a href="/v1/kpis">/v1/kpis</a>.</p>
 <table><thead><tr><th>Prison</th><th>Month</th><th>Referrals</th><th>Released with a plan</th><th>Contacted within 72 h</th><th>GP-registered within 28 days</th></tr></thead><tbody>{rows}</tbody></table>"#
     );
     Ok(page_for(Some(who), "Service KPIs", &body).into_response())
@@ -321,11 +322,24 @@ pub async fn sign_in(State(state): State<AppState>, Form(form): Form<SignIn>) ->
             )
                 .into_response()
         }
-        Err(e) => sign_in_page(
-            &state,
-            StatusCode::UNAUTHORIZED,
-            &format!("That token was not accepted: {e}"),
-        ),
+        Err(e) => {
+            let mut page = sign_in_page(
+                &state,
+                StatusCode::UNAUTHORIZED,
+                &format!("That token was not accepted: {e}"),
+            );
+            page.headers_mut().insert(
+                header::WWW_AUTHENTICATE,
+                header::HeaderValue::from_static("Bearer realm=\"throughcare\""),
+            );
+            // A refused sign-in is a refusal like any other: on the record.
+            page.extensions_mut().insert(LogNote {
+                what: Some(AccessWhat::Denied),
+                denied: true,
+                ..LogNote::default()
+            });
+            page
+        }
     }
 }
 

@@ -1,120 +1,75 @@
 //! Service KPIs per prison and month, computed from per-episode facts. The projector
 //! stores one `EpisodeFacts` per episode; a query folds them into `MonthKpis` against a
-//! query time passed in (outcomes whose window has not closed yet are left out).
+//! query time passed in (no clock here).
 //!
-//! Attribution: every KPI of an episode counts for the prison of the episode's first
-//! referral. Referrals count in the month they were received, release-based KPIs in the
-//! month of release, signposts in the month they were made, closures in the month closed.
+//! - Attribution: referral-based KPIs (referrals by source, triage time) count for the
+//!   prison each referral named; release-based ones for the prison that released the
+//!   person (`released_from`); signposts and closures for the prison of the first
+//!   referral before the release and the releasing prison from the release on.
+//! - Months: referrals count in the month received, release-based KPIs in the month of
+//!   release, signposts in the month made, closures in the month closed.
+//! - Maturity: a windowed KPI (72 hours, the gate, 28 days) counts an episode only once
+//!   its window has closed; until then it is `pending`, in neither numerator nor
+//!   denominator, so early successes do not bias the rate.
+//! - Denominators: release-based KPIs count accepted episodes that were open at the
+//!   release (`EpisodeFacts::release`), never a transfer to hospital; an episode still
+//!   awaiting triage is pending.
+//!
+//! `published()` (in `publish`) applies statistical disclosure control.
+
+mod facts;
+mod publish;
 
 use std::collections::BTreeMap;
 
 use chrono::{DateTime, Datelike, Duration, NaiveDate, Utc};
-use serde::{Deserialize, Serialize};
-use serde_json::{json, Value};
-use throughcare_events::catalogue::{
-    CloseReason, ReferrerKind, ReleaseReason, ServiceType, SignpostOutcome,
-};
-use throughcare_events::PersonId;
+use serde::Serialize;
+use throughcare_events::catalogue::{ReferrerKind, ReleaseReason, ServiceType, SignpostOutcome};
 
-use crate::journey::{Journey, ReferralState};
+use crate::journey::ReferralState;
 
-/// Counts under this are shown as "<5" wherever a commissioner could see them.
-pub const SUPPRESS_BELOW: u64 = 5;
+pub use facts::{EpisodeFacts, ReferralFact, SignpostFact};
+pub use publish::{shown, SUPPRESSION, SUPPRESS_BELOW, WITHHELD};
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct ReferralFact {
-    pub received_at: DateTime<Utc>,
-    pub referrer: ReferrerKind,
-    pub state: ReferralState,
-    pub decided_at: Option<DateTime<Utc>>,
+/// How long after release a first contact counts.
+fn contact_window() -> Duration {
+    Duration::hours(72)
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct SignpostFact {
-    pub made_at: DateTime<Utc>,
-    pub service_type: ServiceType,
-    pub outcome: Option<SignpostOutcome>,
+/// How long after release a GATE contact counts (the journey fold finds it, from 12
+/// hours before release).
+fn gate_closes() -> Duration {
+    Duration::hours(24)
 }
 
-/// What the KPIs need to know about one episode.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct EpisodeFacts {
-    pub person_id: PersonId,
-    pub episode: u32,
-    pub prison: String,
-    pub referrals: Vec<ReferralFact>,
-    pub released_at: Option<DateTime<Utc>>,
-    pub release_reason: Option<ReleaseReason>,
-    pub returned_to_custody_at: Option<DateTime<Utc>>,
-    pub first_assessed_at: Option<DateTime<Utc>>,
-    pub plan_at_release: bool,
-    pub first_contact_at: Option<DateTime<Utc>>,
-    pub gate_contact_at: Option<DateTime<Utc>>,
-    pub gp_registered_at: Option<DateTime<Utc>>,
-    pub signposts: Vec<SignpostFact>,
-    pub closed_at: Option<DateTime<Utc>>,
-    pub close_reason: Option<CloseReason>,
+/// How long after release a GP registration counts.
+fn gp_window() -> Duration {
+    Duration::days(28)
 }
 
-impl EpisodeFacts {
-    /// One record per episode of the journey.
-    pub fn of(j: &Journey) -> Vec<EpisodeFacts> {
-        j.episodes
-            .iter()
-            .map(|ep| EpisodeFacts {
-                person_id: j.person_id,
-                episode: ep.number,
-                prison: ep
-                    .referrals
-                    .first()
-                    .map(|r| r.prison.clone())
-                    .unwrap_or_default(),
-                referrals: ep
-                    .referrals
-                    .iter()
-                    .map(|r| ReferralFact {
-                        received_at: r.received_at,
-                        referrer: r.referrer,
-                        state: r.state,
-                        decided_at: r.decided_at,
-                    })
-                    .collect(),
-                released_at: ep.released_at,
-                release_reason: ep.release_reason,
-                returned_to_custody_at: ep.returned_to_custody_at,
-                first_assessed_at: ep.first_assessed_at,
-                plan_at_release: ep.plan_at_release,
-                first_contact_at: ep.first_contact_at,
-                gate_contact_at: ep.gate_contact_at,
-                gp_registered_at: ep.gp_registered_at,
-                signposts: j
-                    .signposts
-                    .iter()
-                    .filter(|s| s.episode == ep.number)
-                    .map(|s| SignpostFact {
-                        made_at: s.made_at,
-                        service_type: s.service_type,
-                        outcome: s.outcome,
-                    })
-                    .collect(),
-                closed_at: ep.closed_at,
-                close_reason: ep.close_reason,
-            })
-            .collect()
-    }
-}
-
-/// A rate's parts.
+/// A rate's parts, and the episodes not decided yet.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
 pub struct Ratio {
     pub numerator: u64,
     pub denominator: u64,
+    /// In scope but not decided at the query time: the window is still open, or the
+    /// referral still awaits triage. In neither numerator nor denominator.
+    pub pending: u64,
 }
 
 impl Ratio {
     fn count(&mut self, hit: bool) {
         self.denominator += 1;
         self.numerator += u64::from(hit);
+    }
+
+    /// Counts `hit` once the window has closed at `closes`, else as pending.
+    fn once_closed(&mut self, now: DateTime<Utc>, closes: DateTime<Utc>, hit: bool) {
+        if now < closes {
+            self.pending += 1;
+        } else {
+            self.count(hit);
+        }
     }
 }
 
@@ -134,6 +89,19 @@ pub struct MonthKpis {
     pub gp_registered_within_28d: Ratio,
     pub signposting_conversion: BTreeMap<ServiceType, Ratio>,
     pub closure_reasons: BTreeMap<String, u64>,
+}
+
+impl MonthKpis {
+    /// The release-based measures.
+    fn release_ratios(&mut self) -> [&mut Ratio; 5] {
+        [
+            &mut self.assessed_before_release,
+            &mut self.released_with_plan,
+            &mut self.contacted_within_72h,
+            &mut self.met_at_gate,
+            &mut self.gp_registered_within_28d,
+        ]
+    }
 }
 
 /// Outcomes that count as a signpost converted into service.
@@ -164,7 +132,8 @@ fn month(t: DateTime<Utc>) -> String {
 }
 
 /// Folds episode facts into KPIs per (prison, month) for dates in `[from, to]` as known at
-/// `now`. `prison` filters by the episode's prison.
+/// `now`. `prison` keeps only what counts for that prison (see the module's attribution).
+/// Each episode must appear once.
 pub fn kpis(
     facts: impl IntoIterator<Item = EpisodeFacts>,
     prison: Option<&str>,
@@ -174,12 +143,13 @@ pub fn kpis(
 ) -> Vec<MonthKpis> {
     let mut out: BTreeMap<(String, String), MonthKpis> = BTreeMap::new();
     let in_range = |t: DateTime<Utc>| t.date_naive() >= from && t.date_naive() <= to;
+    let wanted = |p: &str| prison.is_none_or(|q| q == p);
     for f in facts {
-        if prison.is_some_and(|p| p != f.prison) {
-            continue;
-        }
-        for r in f.referrals.iter().filter(|r| in_range(r.received_at)) {
-            let m = slot(&mut out, &f.prison, r.received_at);
+        for r in f.referrals.iter() {
+            if !in_range(r.received_at) || !wanted(&r.prison) {
+                continue;
+            }
+            let m = slot(&mut out, &r.prison, r.received_at);
             *m.referrals_by_source.entry(r.referrer).or_default() += 1;
             if let (Some(d), ReferralState::Accepted | ReferralState::Declined) =
                 (r.decided_at, r.state)
@@ -188,106 +158,67 @@ pub fn kpis(
                     .push((d - r.received_at).num_seconds() as f64 / 3600.0);
             }
         }
-        if let Some(r) = f.released_at.filter(|r| in_range(*r)) {
-            let hospital = f.release_reason == Some(ReleaseReason::ReleasedToHospital);
-            let m = slot(&mut out, &f.prison, r);
-            m.assessed_before_release
-                .count(f.first_assessed_at.is_some_and(|a| a <= r));
-            m.released_with_plan.count(f.plan_at_release);
-            let back_within_72h = f
-                .returned_to_custody_at
-                .is_some_and(|b| b <= r + Duration::hours(72));
-            let contacted = f
-                .first_contact_at
-                .is_some_and(|c| c <= r + Duration::hours(72));
-            // Still inside the window and not yet contacted: not decided yet.
-            let pending_72h = now < r + Duration::hours(72) && !contacted;
-            if !hospital && !back_within_72h && !pending_72h {
-                m.contacted_within_72h.count(contacted);
-            }
-            if !hospital {
-                m.met_at_gate.count(f.gate_contact_at.is_some());
-            }
-            let gp = f
-                .gp_registered_at
-                .is_some_and(|g| g <= r + Duration::days(28));
-            let pending_28d = now < r + Duration::days(28) && !gp;
-            if !hospital && !pending_28d {
-                m.gp_registered_within_28d.count(gp);
+        if let Some((r, p)) = f.release() {
+            if in_range(r) && wanted(p) {
+                count_release(slot(&mut out, p, r), &f, r, now);
             }
         }
-        for s in f.signposts.iter().filter(|s| in_range(s.made_at)) {
-            slot(&mut out, &f.prison, s.made_at)
-                .signposting_conversion
-                .entry(s.service_type)
-                .or_default()
-                .count(converted(s.outcome));
+        for s in f.signposts.iter() {
+            let p = f.prison_at(s.made_at);
+            if in_range(s.made_at) && wanted(p) {
+                slot(&mut out, p, s.made_at)
+                    .signposting_conversion
+                    .entry(s.service_type)
+                    .or_default()
+                    .count(converted(s.outcome));
+            }
         }
-        if let Some(c) = f.closed_at.filter(|c| in_range(*c)) {
-            let reason = f
-                .close_reason
-                .map_or("NOT_ACCEPTED".to_string(), |r| r.as_str().to_string());
-            *slot(&mut out, &f.prison, c)
-                .closure_reasons
-                .entry(reason)
-                .or_default() += 1;
+        if let Some(c) = f.closed_at {
+            let p = f.prison_at(c);
+            if in_range(c) && wanted(p) {
+                let reason = f
+                    .close_reason
+                    .map_or("NOT_ACCEPTED".to_string(), |r| r.as_str().to_string());
+                *slot(&mut out, p, c)
+                    .closure_reasons
+                    .entry(reason)
+                    .or_default() += 1;
+            }
         }
     }
     out.into_values().collect()
 }
 
-/// A count as a commissioner may see it: "<5" for 1 to 4.
-pub fn shown(n: u64) -> Value {
-    if n > 0 && n < SUPPRESS_BELOW {
-        json!("<5")
-    } else {
-        json!(n)
+/// One episode's release `r` in the release-based measures of `m`.
+fn count_release(m: &mut MonthKpis, f: &EpisodeFacts, r: DateTime<Utc>, now: DateTime<Utc>) {
+    // A transfer to a secure hospital is not a release to the community (the journey
+    // records none for it; older records may).
+    if f.release_reason == Some(ReleaseReason::ReleasedToHospital) {
+        return;
     }
-}
-
-fn shown_ratio(r: Ratio) -> Value {
-    let suppressed = (r.numerator > 0 && r.numerator < SUPPRESS_BELOW)
-        || (r.denominator > 0 && r.denominator < SUPPRESS_BELOW);
-    let rate = if suppressed || r.denominator == 0 {
-        Value::Null
-    } else {
-        json!((r.numerator as f64 / r.denominator as f64 * 1000.0).round() / 1000.0)
-    };
-    json!({ "numerator": shown(r.numerator), "denominator": shown(r.denominator), "rate": rate, "suppressed": suppressed })
-}
-
-fn median(v: &[f64]) -> Option<f64> {
-    let mut v = v.to_vec();
-    v.sort_by(f64::total_cmp);
-    let n = v.len();
-    match n {
-        0 => None,
-        _ if n % 2 == 1 => Some(v[n / 2]),
-        _ => Some((v[n / 2 - 1] + v[n / 2]) / 2.0),
+    if f.accepted_at.is_none() {
+        // Declined or withdrawn: never the service's case. Awaiting triage: not yet known.
+        if f.awaiting_triage() {
+            for ratio in m.release_ratios() {
+                ratio.pending += 1;
+            }
+        }
+        return;
     }
-}
-
-impl MonthKpis {
-    /// The KPIs as published: small counts suppressed, each rate beside its parts.
-    pub fn published(&self) -> Value {
-        let triage = if self.triage_hours.len() as u64 >= SUPPRESS_BELOW {
-            median(&self.triage_hours).map(|h| (h * 10.0).round() / 10.0)
-        } else {
-            None
-        };
-        json!({
-            "prison": self.prison,
-            "month": self.month,
-            "referrals_total": shown(self.referrals_by_source.values().sum()),
-            "referrals_by_source": self.referrals_by_source.iter().map(|(k, v)| (k.as_str(), shown(*v))).collect::<BTreeMap<_, _>>(),
-            "median_hours_referral_to_triage": { "value": triage, "referrals_triaged": shown(self.triage_hours.len() as u64) },
-            "assessed_before_release": shown_ratio(self.assessed_before_release),
-            "released_with_plan": shown_ratio(self.released_with_plan),
-            "contacted_within_72h_of_release": shown_ratio(self.contacted_within_72h),
-            "met_at_gate": shown_ratio(self.met_at_gate),
-            "gp_registered_within_28d_of_release": shown_ratio(self.gp_registered_within_28d),
-            "signposting_conversion": self.signposting_conversion.iter().map(|(k, r)| (k.as_str(), shown_ratio(*r))).collect::<BTreeMap<_, _>>(),
-            "closure_reasons": self.closure_reasons.iter().map(|(k, v)| (k.clone(), shown(*v))).collect::<BTreeMap<_, _>>(),
-        })
+    m.assessed_before_release
+        .count(f.first_assessed_at.is_some_and(|a| a <= r));
+    m.released_with_plan.count(f.plan_at_release);
+    let back_by = |end: DateTime<Utc>| f.returned_to_custody_at.is_some_and(|b| b <= end);
+    let h72 = r + contact_window();
+    if !back_by(h72) {
+        let contacted = f.first_contact_at.is_some_and(|c| c <= h72);
+        m.contacted_within_72h.once_closed(now, h72, contacted);
+    }
+    m.met_at_gate
+        .once_closed(now, r + gate_closes(), f.gate_contact_at.is_some());
+    let d28 = r + gp_window();
+    if !back_by(d28) {
+        let registered = f.gp_registered_at.is_some_and(|g| g <= d28);
+        m.gp_registered_within_28d.once_closed(now, d28, registered);
     }
 }

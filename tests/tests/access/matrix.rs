@@ -4,7 +4,7 @@
 //! not have an operation without a row, and its `x-roles` must agree with the row. Every
 //! refusal leaves the ledger head where it was and is in the access log as DENIED.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 
 use serde_json::{json, Value};
 
@@ -377,16 +377,6 @@ async fn role_route_matrix() {
         served = Some(ops);
     }
 
-    // A browser session per column (sign-in through the form).
-    let mut sessions: BTreeMap<Col, Option<String>> = BTreeMap::new();
-    for col in COLS {
-        let cookie = match credential(&w, col) {
-            Some(cred) => Caller::sign_in(&url, &cred).await.1,
-            None => None,
-        };
-        sessions.insert(col, cookie);
-    }
-
     let mut logged: Vec<Logged> = Vec::new();
     let mut grid: Vec<String> = Vec::new();
     let mut n = 0u64;
@@ -434,7 +424,13 @@ async fn role_route_matrix() {
                 }
                 Page if r.path == "/sign-in" => (Caller::anonymous(&url).get(&path).await, None),
                 Page => {
-                    let caller = Caller::browser(&url, sessions[&col].clone());
+                    // A fresh session (the sign-in form) for each cell, so that short-lived
+                    // JWTs (the leeway column) are used well inside their lifetime.
+                    let session = match &cred {
+                        Some(c) => Caller::sign_in(&url, c).await.1,
+                        None => None,
+                    };
+                    let caller = Caller::browser(&url, session);
                     (caller.send(r.method, &path, &[], None).await, None)
                 }
                 SignIn => {
@@ -495,13 +491,15 @@ async fn role_route_matrix() {
                 problems.push(format!("{cell}: no Throughcare-Request-Id header"));
                 continue;
             };
-            if r.kind == Page && expect == 303 && resp.status == 303 {
-                if location_path(&resp) != "/sign-in" {
-                    problems.push(format!(
-                        "{cell}: 303 to {:?}, not /sign-in",
-                        resp.header("location")
-                    ));
-                }
+            if r.kind == Page
+                && expect == 303
+                && resp.status == 303
+                && location_path(&resp) != "/sign-in"
+            {
+                problems.push(format!(
+                    "{cell}: 303 to {:?}, not /sign-in",
+                    resp.header("location")
+                ));
             }
             if r.kind == Api && resp.status == 401 {
                 let challenge = resp.header("www-authenticate").unwrap_or_default();

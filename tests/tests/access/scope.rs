@@ -369,6 +369,35 @@ async fn out_of_scope_is_unknown_and_break_glass_is_logged() {
             ));
         }
     }
+
+    // Scope follows the current allocation: A reallocated to W-BNI-07 leaves jo's scope.
+    let mut realloc = crate::support::event(
+        "case.allocated",
+        "scope-realloc-A",
+        &crate::at(1),
+        serde_json::json!({"person": {"nomis": w.a.nomis}, "worker_id": SAM_WORKER_ID, "worker_role": "NAVIGATOR"}),
+    );
+    realloc["source"] = serde_json::json!(crate::SEED_SOURCE);
+    let r = w.as_("seeder").submit(&realloc).await;
+    if r.status != 201 {
+        problems.push(format!("reallocating A: {}", r.brief()));
+    } else {
+        crate::settle(&url).await;
+        let r = jo.get(&format!("/v1/people/{a}/journey")).await;
+        if r.status != 404 {
+            problems.push(format!(
+                "jo reads A after A was reallocated to sam: expected 404, got {}",
+                r.brief()
+            ));
+        }
+        let r = w.as_(SAM).get(&format!("/v1/people/{a}/journey")).await;
+        if r.status != 200 {
+            problems.push(format!(
+                "sam reads A after the reallocation: expected 200, got {}",
+                r.brief()
+            ));
+        }
+    }
     report("person scope and break glass", &problems);
 }
 

@@ -373,6 +373,24 @@ impl Caller {
         })
     }
 
+    /// GET that returns as soon as the response head arrives: (status, request id).
+    /// The body is read but a cut body (the server was killed) does not matter.
+    pub async fn try_get_head(&self, path: &str) -> Option<(u16, Option<String>)> {
+        let mut rb = self.http.get(format!("{}{path}", self.url));
+        if let Some(a) = &self.authorization {
+            rb = rb.header("authorization", a);
+        }
+        let r = rb.send().await.ok()?;
+        let status = r.status().as_u16();
+        let id = r
+            .headers()
+            .get(REQUEST_ID)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string);
+        let _ = r.bytes().await;
+        Some((status, id))
+    }
+
     pub async fn send(
         &self,
         method: &str,
@@ -454,7 +472,7 @@ pub async fn access_entries(auditor: &Caller, query: &str) -> Result<Vec<Value>,
     let mut out: Vec<Value> = Vec::new();
     let mut after: Option<u64> = None;
     loop {
-        let mut path = format!("/v1/access?limit=500");
+        let mut path = "/v1/access?limit=500".to_string();
         if !query.is_empty() {
             path += &format!("&{query}");
         }

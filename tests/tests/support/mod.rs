@@ -94,7 +94,13 @@ impl Server {
 
     fn wait_healthy(&self) {
         for _ in 0..200 {
-            if std::net::TcpStream::connect(self.url.trim_start_matches("http://")).is_ok() {
+            if std::net::TcpStream::connect(
+                self.url
+                    .trim_start_matches("http://")
+                    .trim_start_matches("https://"),
+            )
+            .is_ok()
+            {
                 return;
             }
             std::thread::sleep(Duration::from_millis(25));

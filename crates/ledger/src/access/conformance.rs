@@ -106,7 +106,11 @@ pub async fn appends_chain_in_order(log: Log) {
         appended.push(e);
     }
     assert_chain(&appended);
-    assert_eq!(appended[0].prev, Hash::ZERO, "the first entry's prev is zeros");
+    assert_eq!(
+        appended[0].prev,
+        Hash::ZERO,
+        "the first entry's prev is zeros"
+    );
     assert_eq!(log.head().await.expect("head"), 3);
     assert_eq!(all(&log).await, appended, "read back exactly as appended");
     let report = log.verify().await.expect("verify");
@@ -125,7 +129,11 @@ pub async fn concurrent_appends_share_one_chain(log: Log, n: usize) {
             let log = log.clone();
             tokio::spawn(async move {
                 let who = format!("worker.{i}");
-                let r = record(&who, Some(person(i as u64 % 7)), t + Duration::milliseconds(i as i64));
+                let r = record(
+                    &who,
+                    Some(person(i as u64 % 7)),
+                    t + Duration::milliseconds(i as i64),
+                );
                 log.append(r).await
             })
         })
@@ -143,7 +151,10 @@ async fn check_concurrent(log: &Log, mut entries: Vec<AccessEntry>, n: usize) {
     assert_chain(&entries);
     assert_eq!(log.head().await.expect("head"), n as u64);
     let stored = all(log).await;
-    assert_eq!(stored, entries, "what each append returned is what is stored");
+    assert_eq!(
+        stored, entries,
+        "what each append returned is what is stored"
+    );
     let report = log.verify().await.expect("verify");
     assert!(report.ok, "{report:?}");
     assert_eq!(report.entries, n as u64);
@@ -217,7 +228,11 @@ pub async fn queries_filter_and_page(log: Log) {
             1 => Some(a),
             _ => Some(b),
         };
-        let who = if i % 2 == 0 { "jo.worker" } else { "wci.manager" };
+        let who = if i % 2 == 0 {
+            "jo.worker"
+        } else {
+            "wci.manager"
+        };
         let mut r = record(who, p, t0 + Duration::minutes(i as i64));
         if i == 4 || i == 7 {
             r.review = true;
@@ -441,8 +456,20 @@ pub async fn json_shape(log: Log) {
         .map(String::as_str)
         .collect();
     let mut want_keys = vec![
-        "seq", "at", "who", "role", "what", "person_id", "purpose", "outcome", "review",
-        "route", "status", "request_id", "prev", "hash",
+        "seq",
+        "at",
+        "who",
+        "role",
+        "what",
+        "person_id",
+        "purpose",
+        "outcome",
+        "review",
+        "route",
+        "status",
+        "request_id",
+        "prev",
+        "hash",
     ];
     let mut sorted = keys.clone();
     sorted.sort_unstable();
@@ -477,8 +504,14 @@ pub fn names() {
     assert_eq!(seen.len(), 5);
     assert_eq!(Purpose::parse("DIRECT-CARE"), None);
     assert_eq!(Purpose::parse(""), None);
-    assert_eq!(serde_json::to_value(Outcome::Allowed).expect("json"), "ALLOWED");
-    assert_eq!(serde_json::to_value(Outcome::Denied).expect("json"), "DENIED");
+    assert_eq!(
+        serde_json::to_value(Outcome::Allowed).expect("json"),
+        "ALLOWED"
+    );
+    assert_eq!(
+        serde_json::to_value(Outcome::Denied).expect("json"),
+        "DENIED"
+    );
 }
 
 /// Every check that needs only fresh logs, each on its own (`fresh` gives a new, empty

@@ -144,7 +144,11 @@ fn stopped() -> Error {
     Error::Unavailable("the access log writer stopped".into())
 }
 
-fn query_tree(tree: &sled::Tree, durable: u64, f: &AccessFilter) -> Result<Vec<AccessEntry>, Error> {
+fn query_tree(
+    tree: &sled::Tree,
+    durable: u64,
+    f: &AccessFilter,
+) -> Result<Vec<AccessEntry>, Error> {
     let mut out = Vec::new();
     if f.limit == 0 || f.after_seq >= durable {
         return Ok(out);
@@ -156,7 +160,9 @@ fn query_tree(tree: &sled::Tree, durable: u64, f: &AccessFilter) -> Result<Vec<A
                 let (k, _) = item?;
                 let seq = u64_from(&k[17..]);
                 let v = tree.get(key_entry(seq))?.ok_or_else(|| {
-                    Error::Corrupt(format!("the access log's person index names missing entry {seq}"))
+                    Error::Corrupt(format!(
+                        "the access log's person index names missing entry {seq}"
+                    ))
                 })?;
                 let e = decode(seq, &v)?;
                 if f.matches(&e) {

@@ -98,7 +98,14 @@ pub async fn guard(State(state): State<AppState>, mut request: Request, next: Ne
     let mut response = match route {
         None => next.run(request).await,
         Some(route) => match admit(&state, route, &mut request, &request_id).await {
-            Err(refusal) => refusal.respond(&state, route, &request_id).await,
+            Err(mut refusal) => {
+                // Who tried to reach a person is on that person's record, whatever the
+                // reason for the refusal.
+                if route.scope == Scope::Person && refusal.person.is_none() {
+                    refusal.person = path_person(&request);
+                }
+                refusal.respond(&state, route, &request_id).await
+            }
             Ok(caller) => {
                 let person = path_person(&request);
                 request.extensions_mut().insert(caller.clone());
@@ -445,14 +452,24 @@ async fn log_read(
     let Some(what) = what else { return response };
     let denied = note.as_ref().is_some_and(|n| n.denied);
     let review = caller.review || note.as_ref().is_some_and(|n| n.review);
+    // On open routes (sign-in) nobody is identified: a refusal there is anonymous.
+    let anonymous = matches!(route.allow, Allow::Open | Allow::Metrics);
     let record = AccessRecord {
         at: state.ledger.now(),
-        who: caller.principal.name.clone(),
-        role: caller.principal.role.to_string(),
+        who: if anonymous {
+            "anonymous".into()
+        } else {
+            caller.principal.name.clone()
+        },
+        role: if anonymous {
+            "NONE".into()
+        } else {
+            caller.principal.role.to_string()
+        },
         what,
         person_id: note.and_then(|n| n.person).or(path_person),
-        // A submission has no purpose of reading.
-        purpose: (what != AccessWhat::Submit).then_some(caller.purpose),
+        // A submission has no purpose of reading; an anonymous refusal has none at all.
+        purpose: (what != AccessWhat::Submit && !anonymous).then_some(caller.purpose),
         reason: caller.reason.clone(),
         outcome: if denied {
             Outcome::Denied

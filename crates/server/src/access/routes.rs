@@ -105,7 +105,7 @@ pub fn routes() -> Vec<Route> {
         kind: Kind::Page,
         what,
         summary,
-        statuses: &[200, 303, 403, 404],
+        statuses: &[200, 303, 400, 401, 403, 404, 413, 415],
         handler,
     };
     vec![
@@ -196,7 +196,7 @@ pub fn routes() -> Vec<Route> {
             Scope::Worker,
             Some(ReadCaseload),
             "A worker's open cases, most urgent first",
-            &[200, 401, 403, 503],
+            &[200, 400, 401, 403, 503],
             || get(api::caseload),
         ),
         api(

@@ -1,0 +1,239 @@
+//! HTTPS end to end: `throughcare serve --tls-cert --tls-key` with a self-signed
+//! certificate made at test time answers over HTTP/1.1 and h2 to a client trusting that
+//! certificate, and refuses plain HTTP on the same port; a non-loopback `--listen` without
+//! `--auth`, or with `--auth` but without TLS, is refused at start with one line saying
+//! what to add.
+
+mod support;
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use support::binary;
+
+/// A `throughcare serve` over TLS, killed on drop.
+struct TlsServer {
+    child: Child,
+    /// `https://127.0.0.1:PORT`
+    url: String,
+}
+
+impl TlsServer {
+    fn start(data: &Path, cert: &Path, key: &Path) -> TlsServer {
+        let mut child = Command::new(binary())
+            .args(["serve", "--listen", "127.0.0.1:0", "--data"])
+            .arg(data)
+            .arg("--tls-cert")
+            .arg(cert)
+            .arg("--tls-key")
+            .arg(key)
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("spawn throughcare serve");
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().expect("stdout"))
+            .read_line(&mut line)
+            .expect("read the listening line");
+        let url = line
+            .trim()
+            .strip_prefix("throughcare listening on ")
+            .unwrap_or_else(|| panic!("unexpected first line from serve: {line:?}"))
+            .to_string();
+        assert!(url.starts_with("https://127.0.0.1:"), "{url}");
+        TlsServer { child, url }
+    }
+
+    fn addr(&self) -> &str {
+        self.url.trim_start_matches("https://")
+    }
+}
+
+impl Drop for TlsServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A self-signed certificate for 127.0.0.1 and its key, as PEM files in `dir`.
+fn self_signed(dir: &Path) -> (PathBuf, PathBuf, String) {
+    let made = rcgen::generate_simple_self_signed(vec!["127.0.0.1".into(), "localhost".into()])
+        .expect("generate a self-signed certificate");
+    let cert_pem = made.cert.pem();
+    let cert = dir.join("cert.pem");
+    let key = dir.join("key.pem");
+    std::fs::write(&cert, &cert_pem).unwrap();
+    std::fs::write(&key, made.signing_key.serialize_pem()).unwrap();
+    (cert, key, cert_pem)
+}
+
+fn client(cert_pem: &str, http2_only: bool) -> reqwest::Client {
+    let root = reqwest::Certificate::from_pem(cert_pem.as_bytes()).expect("the test certificate");
+    let mut b = reqwest::Client::builder()
+        .use_rustls_tls()
+        .tls_built_in_root_certs(false)
+        .add_root_certificate(root)
+        .timeout(Duration::from_secs(30));
+    if http2_only {
+        b = b.http2_prior_knowledge();
+    } else {
+        b = b.http1_only();
+    }
+    b.build().expect("https client")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn https_answers_over_http1_and_h2_and_plain_http_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let (cert, key, cert_pem) = self_signed(dir.path());
+    let server = TlsServer::start(&dir.path().join("data"), &cert, &key);
+
+    for (http2, want) in [
+        (false, reqwest::Version::HTTP_11),
+        (true, reqwest::Version::HTTP_2),
+    ] {
+        let r = client(&cert_pem, http2)
+            .get(format!("{}/healthz", server.url))
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("GET /healthz over https ({want:?}): {e:?}"));
+        assert_eq!(r.status(), 200);
+        assert_eq!(r.version(), want);
+        let body: serde_json::Value = r.json().await.unwrap();
+        assert_eq!(body["status"], "ok");
+    }
+
+    // The same request in plain HTTP gets no HTTP answer.
+    let mut plain = TcpStream::connect(server.addr()).unwrap();
+    plain
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    plain
+        .write_all(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
+        .unwrap();
+    let mut answer = Vec::new();
+    let _ = plain.read_to_end(&mut answer);
+    assert!(
+        !answer.starts_with(b"HTTP/"),
+        "plain HTTP was answered: {}",
+        String::from_utf8_lossy(&answer)
+    );
+    let http = reqwest::Client::builder()
+        .timeout(Duration::from_secs(10))
+        .build()
+        .unwrap();
+    let r = http
+        .get(format!("http://{}/healthz", server.addr()))
+        .send()
+        .await;
+    assert!(r.is_err(), "plain http answered: {r:?}");
+
+    // A client that does not trust the certificate is refused.
+    let untrusting = reqwest::Client::builder()
+        .use_rustls_tls()
+        .tls_built_in_root_certs(false)
+        .timeout(Duration::from_secs(10))
+        .build()
+        .unwrap();
+    let r = untrusting
+        .get(format!("{}/healthz", server.url))
+        .send()
+        .await;
+    assert!(r.is_err(), "an untrusted certificate was accepted: {r:?}");
+
+    // The server is still up after the refused connections.
+    let r = client(&cert_pem, false)
+        .get(format!("{}/healthz", server.url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+}
+
+/// Runs `throughcare serve ARGS` expecting it to refuse to start: its stderr.
+fn refused(data: &Path, args: &[&str]) -> String {
+    let mut child = Command::new(binary())
+        .arg("serve")
+        .arg("--data")
+        .arg(data)
+        .args(args)
+        .env("RUST_LOG", "warn")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn throughcare serve");
+    for _ in 0..400 {
+        if child.try_wait().unwrap().is_some() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(25));
+    }
+    if child.try_wait().unwrap().is_none() {
+        let _ = child.kill();
+        let _ = child.wait();
+        panic!("serve {args:?} did not exit within 10 s");
+    }
+    let out = child.wait_with_output().unwrap();
+    assert!(!out.status.success(), "serve {args:?} exited 0");
+    let stderr = String::from_utf8_lossy(&out.stderr).trim().to_string();
+    assert_eq!(
+        stderr.lines().count(),
+        1,
+        "serve {args:?}: expected one line on stderr, got:\n{stderr}"
+    );
+    stderr
+}
+
+#[test]
+fn a_public_address_needs_auth_and_tls() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+
+    let line = refused(&data, &["--listen", "0.0.0.0:0"]);
+    assert!(line.contains("--auth"), "{line}");
+
+    // A minimal valid auth file: one auditor (the token itself is never used).
+    let auth = dir.path().join("auth.toml");
+    std::fs::write(
+        &auth,
+        format!(
+            "[[principal]]\nname = \"a\"\nrole = \"AUDITOR\"\ntoken_sha256 = \"{}\"\n",
+            "ab".repeat(32)
+        ),
+    )
+    .unwrap();
+    let auth = auth.to_str().unwrap();
+    let line = refused(&data, &["--listen", "0.0.0.0:0", "--auth", auth]);
+    assert!(
+        line.contains("--tls-cert") && line.contains("--behind-tls-proxy"),
+        "{line}"
+    );
+}
+
+#[test]
+fn bad_tls_files_are_refused_at_start_in_one_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let (cert, key, _) = self_signed(dir.path());
+    let junk = dir.path().join("junk.pem");
+    std::fs::write(&junk, "not a certificate\n").unwrap();
+    let missing = dir.path().join("missing.pem");
+    let s = |p: &Path| p.to_str().unwrap().to_string();
+    for (c, k, needle) in [
+        (s(&missing), s(&key), "missing.pem"),
+        (s(&junk), s(&key), "junk.pem"),
+        (s(&cert), s(&cert), "no PEM private key"),
+    ] {
+        let line = refused(
+            &data,
+            &["--listen", "127.0.0.1:0", "--tls-cert", &c, "--tls-key", &k],
+        );
+        assert!(line.contains(needle), "{line}");
+    }
+}
