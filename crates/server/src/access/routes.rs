@@ -219,6 +219,8 @@ pub fn routes() -> Vec<Route> {
             &[200, 400, 401, 403, 503],
             || get(api::kpis),
         ),
+        // -- audit routes (ledger checkpoint, entries, proofs, export) --
+        // -- interoperability routes (HMPPS domain events, FHIR) --
         api(
             Method::GET,
             "/v1/schema/events",
