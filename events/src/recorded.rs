@@ -5,6 +5,7 @@
 //! `prev`. The global position is not in the body: the backend assigns it.
 
 use std::fmt;
+use std::sync::Arc;
 
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde::{Deserialize, Serialize};
@@ -69,6 +70,9 @@ pub struct RecordedEvent {
     /// SHA-256 of the stored bytes.
     pub hash: Hash,
     pub event: Event,
+    /// The exact stored bytes (UTF-8 JSON) that `hash` is over, as read back from the
+    /// log; empty for an event that was only folded, never read from a log.
+    pub stored: Arc<str>,
 }
 
 /// Errors reading stored bytes back.
@@ -82,7 +86,10 @@ pub enum DecodeError {
 pub struct StoredBody;
 
 impl StoredBody {
-    /// The bytes to store for `event`, chained to `prev`.
+    /// The bytes to store for `event`, chained to `prev`: the RFC 8785 (JCS) canonical
+    /// JSON of `{"person_id", "recorded_at", "prev", "event"}`, so that anyone can
+    /// re-encode and re-hash them. Bytes stored before JCS (serde_json's compact form)
+    /// are kept as they are: [`StoredBody::decode`] reads either, and hashes what is stored.
     pub fn encode(
         person_id: PersonId,
         recorded_at: DateTime<Utc>,
@@ -95,7 +102,7 @@ impl StoredBody {
             "prev": prev,
             "event": event.to_json(),
         });
-        serde_json::to_vec(&body).expect("json values serialize")
+        throughcare_tlog::canonical_json(&body)
     }
 
     /// Reads stored bytes back; the hash is recomputed from the bytes themselves.
@@ -108,7 +115,8 @@ impl StoredBody {
             prev: Hash,
             event: StoredEnvelope,
         }
-        let body: Body = serde_json::from_slice(bytes).map_err(|e| bad(e.to_string()))?;
+        let text = std::str::from_utf8(bytes).map_err(|e| bad(e.to_string()))?;
+        let body: Body = serde_json::from_str(text).map_err(|e| bad(e.to_string()))?;
         let event = body.event.into_event().map_err(|e| bad(e.to_string()))?;
         Ok(RecordedEvent {
             position,
@@ -117,6 +125,7 @@ impl StoredBody {
             prev: body.prev,
             hash: Hash::of(bytes),
             event,
+            stored: Arc::from(text),
         })
     }
 }

@@ -101,6 +101,7 @@ impl Story {
             prev: Hash::ZERO,
             hash: Hash::ZERO,
             event,
+            stored: Default::default(),
         });
         self
     }

@@ -151,11 +151,12 @@ impl Plan {
             query_reps: 1,
             fresh_writers: 8,
             fresh_samples: 300,
+            // Two reps, so each mode goes first once.
             auth_query_warmup: Duration::from_millis(200),
-            auth_query_measure: Duration::from_secs(1),
-            auth_query_reps: 1,
-            http_write: (32, 2),
-            http_write_reps: 1,
+            auth_query_measure: Duration::from_millis(500),
+            auth_query_reps: 2,
+            http_write: (32, 1),
+            http_write_reps: 2,
         }
     }
     fn full() -> Plan {

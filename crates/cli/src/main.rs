@@ -1,5 +1,6 @@
 //! The `throughcare` binary: `serve` the ledger and its HTTP API, `submit` CloudEvents to
-//! a running server, `rebuild` read models from the log, make a bearer `token`.
+//! a running server, `rebuild` read models from the log, make a bearer `token`, `audit`
+//! the log from outside.
 //!
 //! Errors end the process with a non-zero exit and one readable line on stderr.
 
@@ -9,13 +10,16 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+mod audit;
+mod checkpoints;
 mod demo;
 
 use anyhow::{bail, Context, Result};
 use clap::{Parser, Subcommand};
 use throughcare_ledger::{AccessLog, EmbeddedLog, EventLog, Ledger};
 use throughcare_nats::{
-    serve_submissions, JetStreamConfig, JetStreamLog, SubmitReply, SubmitRequest,
+    consume_hmpps, serve_submissions, Disposition, JetStreamConfig, JetStreamLog, SubmitReply,
+    SubmitRequest,
 };
 use throughcare_projector::Projector;
 use throughcare_server::{AppState, Authenticator, Role};
@@ -67,12 +71,33 @@ enum Command {
         /// Stream and KV replicas when --nats creates them (3 on a 3-node cluster).
         #[arg(long, default_value_t = 1, requires = "nats")]
         replicas: usize,
+        /// Consume HMPPS domain events (SNS notifications delivered from SQS, as JSON
+        /// messages) from this existing JetStream stream, through a durable consumer.
+        #[arg(long, requires = "nats", env = "THROUGHCARE_HMPPS_STREAM")]
+        hmpps_stream: Option<String>,
         /// Seed a synthetic population (through the write path; idempotent).
         #[arg(long)]
         demo: bool,
         /// How many synthetic people `--demo` seeds.
         #[arg(long, default_value_t = 500, requires = "demo")]
         people: u64,
+        /// The checkpoint signing key (a `throughcare keygen` file). Without it the server
+        /// uses (and on first start makes) `checkpoint-signing-key` under --data.
+        #[arg(long, env = "THROUGHCARE_SIGNING_KEY")]
+        signing_key: Option<PathBuf>,
+        /// The checkpoint origin (default `throughcare.local/<ledger id>`); on JetStream give
+        /// every `serve` the same --origin and --signing-key so their checkpoints agree.
+        #[arg(long, env = "THROUGHCARE_ORIGIN")]
+        origin: Option<String>,
+    },
+    /// Make a checkpoint signing key: writes it to FILE (mode 0600, never over an existing
+    /// file) and prints its verifier key.
+    Keygen {
+        /// The key name (conventionally the log's origin).
+        #[arg(long)]
+        name: String,
+        #[arg(long)]
+        out: PathBuf,
     },
     /// Post CloudEvents (one object or an array) from FILE or - (stdin) to a server.
     Submit {
@@ -113,6 +138,43 @@ enum Command {
         #[arg(long, env = "THROUGHCARE_NATS")]
         nats: Option<String>,
     },
+    /// Check the ledger from outside, trusting only its verifier key; replay the past.
+    Audit {
+        #[command(subcommand)]
+        command: AuditCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum AuditCommand {
+    /// Verify a server's log: the signed checkpoint, every entry's hash, every person's
+    /// chain, the Merkle root, and with --since that history was only appended to. Exits 0,
+    /// or non-zero with one line naming the first bad position.
+    Verify {
+        #[arg(long, default_value = "http://127.0.0.1:8080", env = "THROUGHCARE_URL")]
+        url: String,
+        /// The verifier key (`<name>+<hash>+<key>`), or a file holding it.
+        #[arg(long)]
+        key: String,
+        /// An earlier signed checkpoint (a file) the latest must be consistent with.
+        #[arg(long)]
+        since: Option<PathBuf>,
+        /// An AUDITOR bearer token (when the server runs with --auth).
+        #[arg(long, env = "THROUGHCARE_TOKEN", hide_env_values = true)]
+        token: Option<String>,
+    },
+    /// Rebuild the read models as of a time (events recorded at or before it) into a new
+    /// directory, from the embedded ledger under --data (the server must be stopped).
+    Replay {
+        /// RFC 3339, e.g. 2025-03-31T23:59:59Z.
+        #[arg(long)]
+        as_of: String,
+        #[arg(long, default_value = "./throughcare-data", env = "THROUGHCARE_DATA")]
+        data: PathBuf,
+        /// An empty or new directory for the replayed read models.
+        #[arg(long)]
+        out: PathBuf,
+    },
 }
 
 fn main() -> ExitCode {
@@ -148,8 +210,11 @@ fn main() -> ExitCode {
                 nats_creds,
                 nats_tls_ca,
                 replicas,
+                hmpps_stream,
                 demo,
                 people,
+                signing_key,
+                origin,
             } => {
                 let backend = nats.map(|url| {
                     let mut config = JetStreamConfig::new(url).replicas(replicas);
@@ -167,7 +232,10 @@ fn main() -> ExitCode {
                     auth,
                     tls,
                     behind_tls_proxy,
+                    hmpps_stream,
                     demo: demo.then_some(people),
+                    signing_key,
+                    origin,
                 };
                 serve(&data, backend, options).await
             }
@@ -187,7 +255,19 @@ fn main() -> ExitCode {
                 &sources,
                 &types,
             ),
+            Command::Keygen { name, out } => checkpoints::keygen(&name, &out),
             Command::Rebuild { data, nats } => rebuild(&data, nats.map(JetStreamConfig::new)).await,
+            Command::Audit { command } => match command {
+                AuditCommand::Verify {
+                    url,
+                    key,
+                    since,
+                    token,
+                } => audit::verify(&url, &key, since.as_deref(), token).await,
+                AuditCommand::Replay { as_of, data, out } => {
+                    audit::replay(&as_of, &data, &out).await
+                }
+            },
         }
     });
     match result {
@@ -264,7 +344,12 @@ struct ServeOptions {
     auth: Option<PathBuf>,
     tls: Option<(PathBuf, PathBuf)>,
     behind_tls_proxy: bool,
+    /// The JetStream stream of HMPPS domain events to consume (needs --nats).
+    hmpps_stream: Option<String>,
     demo: Option<u64>,
+    /// The checkpoint signing key file and origin (checkpoints.rs).
+    signing_key: Option<PathBuf>,
+    origin: Option<String>,
 }
 
 /// Refuses an exposed listener without access control or transport security.
@@ -301,6 +386,13 @@ async fn serve(data: &Path, nats: Option<JetStreamConfig>, o: ServeOptions) -> R
     let log = logs.events.clone();
     let ledger = Ledger::with_system_clock(log.clone());
     let models = projector.read_models();
+    let signing = checkpoints::start(
+        data,
+        &projector,
+        log.clone(),
+        o.signing_key.as_deref(),
+        o.origin.clone(),
+    )?;
     let projector_log = log.clone();
     let projector_task = tokio::spawn(async move {
         if let Err(e) = projector.run(projector_log).await {
@@ -312,7 +404,32 @@ async fn serve(data: &Path, nats: Option<JetStreamConfig>, o: ServeOptions) -> R
         .with_context(|| format!("cannot listen on {}", o.listen))?;
     let head = log.head().await?;
     let mut state = AppState::new(ledger.clone(), models.clone(), logs.access.clone())
-        .with_secure_cookies(tls.is_some() || o.behind_tls_proxy);
+        .with_secure_cookies(tls.is_some() || o.behind_tls_proxy)
+        .with_ledger_audit(signing.audit.clone())
+        // As-of replays of the aggregates are folded into scratch stores beside the data.
+        .with_replay_scratch(data.join("replays"));
+    let publisher = match &nats {
+        Some(config) => match throughcare_nats::CheckpointPublisher::connect(config).await {
+            Ok(p) => Some(p),
+            Err(e) => {
+                tracing::warn!(error = %e, "checkpoints will not be published on NATS");
+                None
+            }
+        },
+        None => None,
+    };
+    tokio::spawn(throughcare_server::ledger_api::run_checkpoints(
+        signing.audit.tree.clone(),
+        signing.key,
+        signing.audit.origin.clone(),
+        head,
+        move |_, note| {
+            if let Some(p) = publisher.clone() {
+                let note = note.to_string();
+                tokio::spawn(async move { p.publish(note).await });
+            }
+        },
+    ));
     match auth {
         Some(auth) => {
             tracing::info!(principals = auth.principals(), "access control on: every request needs a principal");
@@ -360,6 +477,9 @@ async fn serve(data: &Path, nats: Option<JetStreamConfig>, o: ServeOptions) -> R
             }
         });
     }
+    if let (Some(config), Some(stream)) = (&nats, &o.hmpps_stream) {
+        spawn_hmpps_consumer(config.clone(), stream.clone(), state.clone());
+    }
     if let Some(people) = o.demo {
         // Seed in the background so the page answers while the population grows.
         let ledger = ledger.clone();
@@ -375,6 +495,40 @@ async fn serve(data: &Path, nats: Option<JetStreamConfig>, o: ServeOptions) -> R
     projector_task.abort();
     tracing::info!("stopped");
     Ok(())
+}
+
+/// Consumes HMPPS domain events from `stream`, each handled exactly as
+/// `POST /v1/hmpps/domain-events` would handle it for the HMPPS partner: settled (acked)
+/// when recorded, a duplicate or ignored; dead-lettered when it can never be recorded;
+/// delivered again when the ledger is unavailable.
+fn spawn_hmpps_consumer(config: JetStreamConfig, stream: String, state: AppState) {
+    tokio::spawn(async move {
+        let counter = state.clone();
+        let consumed = consume_hmpps(
+            &config,
+            &stream,
+            move |body: Vec<u8>| {
+                let state = state.clone();
+                async move {
+                    let (status, _, reply) =
+                        throughcare_server::handle_hmpps_message(&state, &body).await;
+                    match status {
+                        200..=299 => Disposition::Settled,
+                        500..=599 => Disposition::Retry,
+                        _ => Disposition::DeadLetter(String::from_utf8_lossy(&reply).into_owned()),
+                    }
+                }
+            },
+            move || throughcare_server::note_hmpps_dead_letter(&counter),
+        )
+        .await;
+        // A consumer that stopped must be seen: no silent backlog on the HMPPS stream.
+        if let Err(e) = consumed {
+            tracing::error!(error = %e, "the HMPPS domain-events consumer stopped");
+            eprintln!("throughcare: error: the HMPPS domain-events consumer stopped: {e}");
+            std::process::exit(1);
+        }
+    });
 }
 
 /// Prints a fresh token once and the block that lets it in.

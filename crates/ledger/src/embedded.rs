@@ -15,6 +15,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use async_trait::async_trait;
+use chrono::{DateTime, Utc};
 use futures::stream::{self, BoxStream, StreamExt};
 use throughcare_events::{Hash, Identifier, PersonId, RecordedEvent, StoredBody};
 use tokio::sync::{mpsc, oneshot, watch};
@@ -99,11 +100,12 @@ impl EmbeddedLog {
             // journey cache, so a small page cache keeps memory flat as the log grows.
             .cache_capacity(64 * 1024 * 1024)
             .open()?;
-        let last = db
-            .scan_prefix([b'L'])
-            .next_back()
-            .transpose()?
-            .map_or(0, |(k, _)| u64_from(&k[1..]));
+        let tail = db.scan_prefix([b'L']).next_back().transpose()?;
+        let last = tail.as_ref().map_or(0, |(k, _)| u64_from(&k[1..]));
+        let last_recorded_at = match &tail {
+            Some((k, v)) => Some(decode(u64_from(&k[1..]), v)?.recorded_at),
+            None => None,
+        };
         let access = crate::access::EmbeddedAccessLog::open(&db, dir)?;
         let (tx, rx) = mpsc::channel(4 * MAX_GROUP);
         let (durable_tx, durable_rx) = watch::channel(last);
@@ -119,6 +121,7 @@ impl EmbeddedLog {
             data_file,
             db: db.clone(),
             next: last + 1,
+            last_recorded_at,
             durable: durable_tx,
         };
         std::thread::Builder::new()
@@ -273,6 +276,18 @@ impl EventLog for EmbeddedLog {
         log_stream(self.clone(), from, false)
     }
 
+    async fn read_at(&self, position: u64) -> Result<Option<RecordedEvent>, Error> {
+        if position == 0 || position > self.durable() {
+            return Ok(None);
+        }
+        match self.inner.db.get(key_log(position))? {
+            Some(v) => decode(position, &v).map(Some),
+            None => Err(Error::Corrupt(format!(
+                "position {position} is missing from the log"
+            ))),
+        }
+    }
+
     fn subscribe(&self, from: u64) -> BoxStream<'static, Result<RecordedEvent, Error>> {
         log_stream(self.clone(), from, true)
     }
@@ -311,6 +326,9 @@ struct Writer {
     db: sled::Db,
     data_file: std::fs::File,
     next: u64,
+    /// The `recorded_at` of the last event staged: no later position records an earlier
+    /// time, so "recorded by T" is always a prefix of the log (DESIGN.md "As of").
+    last_recorded_at: Option<DateTime<Utc>>,
     durable: watch::Sender<u64>,
 }
 
@@ -480,7 +498,13 @@ impl Writer {
         for (key, e) in fresh {
             let position = self.next;
             self.next += 1;
-            let body = StoredBody::encode(person, e.recorded_at, prev, &e.event);
+            // Concurrent submissions stamp their time before they queue here, so a later
+            // position may carry an earlier stamp: clamp it before it is hashed.
+            let recorded_at = self
+                .last_recorded_at
+                .map_or(e.recorded_at, |last| e.recorded_at.max(last));
+            self.last_recorded_at = Some(recorded_at);
+            let body = StoredBody::encode(person, recorded_at, prev, &e.event);
             let hash = Hash::of(&body);
             let mut value = Vec::with_capacity(32 + body.len());
             value.extend_from_slice(&hash.0);

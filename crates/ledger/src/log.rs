@@ -108,6 +108,20 @@ pub trait EventLog: Send + Sync + 'static {
     /// Every event from position `from` (inclusive) up to the head when called, streamed.
     fn read_all(&self, from: u64) -> BoxStream<'static, Result<RecordedEvent, Error>>;
 
+    /// The event at `position`, or `None` beyond the head. The default reads the first
+    /// event of `read_all(position)`; a backend with random access reads just the one.
+    async fn read_at(&self, position: u64) -> Result<Option<RecordedEvent>, Error> {
+        use futures::StreamExt;
+        match self.read_all(position).next().await.transpose()? {
+            Some(e) if e.position == position => Ok(Some(e)),
+            Some(e) => Err(Error::Corrupt(format!(
+                "position {position} is missing from the log (next is {})",
+                e.position
+            ))),
+            None => Ok(None),
+        }
+    }
+
     /// Every event from `from`, then each new one as it is acknowledged: no gap and no
     /// duplicate at the seam between catch-up and live.
     fn subscribe(&self, from: u64) -> BoxStream<'static, Result<RecordedEvent, Error>>;

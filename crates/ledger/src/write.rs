@@ -198,6 +198,7 @@ impl Ledger {
                 prev: Hash::ZERO,
                 hash: Hash::ZERO,
                 event,
+                stored: Default::default(),
             });
         }
         self.journeys.put(Arc::new(next));
@@ -289,6 +290,7 @@ impl Ledger {
                     prev: Hash::ZERO,
                     hash: Hash::ZERO,
                     event: event.clone(),
+                    stored: Default::default(),
                 });
                 states.insert(who, journey);
                 Ok(())

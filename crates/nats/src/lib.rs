@@ -142,9 +142,12 @@
 mod access;
 mod baseline;
 mod cache;
+mod checkpoint;
 mod config;
 pub mod consume;
 mod error;
+mod hmpps;
+pub mod hmpps_testkit;
 mod log;
 pub mod records;
 mod stats;
@@ -154,8 +157,13 @@ mod version;
 
 pub use access::{access_subject, JetStreamAccessLog, ACCESS_STREAM, ACCESS_SUBJECT_PREFIX};
 pub use baseline::{raw_publish_baseline, BASELINE_SUBJECTS};
+pub use checkpoint::{CheckpointPublisher, CHECKPOINT_SUBJECT};
 pub use config::JetStreamConfig;
 pub use error::JetStreamError;
+pub use hmpps::{
+    consume_hmpps, Disposition, ACK_WAIT, DEAD_LETTER_ORIGIN_HEADER, DEAD_LETTER_REASON_HEADER,
+    DEAD_LETTER_SUBJECT, HMPPS_CONSUMER,
+};
 pub use log::JetStreamLog;
 pub use records::{
     identity_key, subject_of, submission_key, HASH_HEADER, IDENTITY_BUCKET, PREV_SEQ_HEADER,

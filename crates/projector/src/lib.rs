@@ -5,6 +5,10 @@
 //! sled batch, so a crash never applies an event twice or skips one. A changed
 //! projection version rebuilds from position 1.
 
+pub mod as_of;
+mod audit;
 mod store;
 
+pub use as_of::{Cut, Replay, Replays};
+pub use audit::{AuditTree, TreeFollower};
 pub use store::{release_day, Error, Projector, ReadModels, PROJECTION_VERSION};

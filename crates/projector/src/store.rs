@@ -27,7 +27,7 @@ use tokio::sync::watch;
 pub const PROJECTION_VERSION: u64 = 3;
 
 /// Most events folded into one read-model batch.
-const CHUNK: usize = 2048;
+pub(crate) const CHUNK: usize = 2048;
 
 const CHECKPOINT: &[u8] = b"Mcheckpoint";
 const VERSION: &[u8] = b"Mversion";
@@ -229,6 +229,11 @@ impl Projector {
             // what sled evicts, and a small cache keeps memory flat as the log grows.
             .cache_capacity(64 * 1024 * 1024)
             .open()?;
+        Self::with_db(db)
+    }
+
+    /// A projector over an opened store (the live one, or an as-of replay's scratch store).
+    pub(crate) fn with_db(db: sled::Db) -> Result<Self, Error> {
         let stored_version = db.get(VERSION)?.map(|v| u64_from(&v));
         if stored_version != Some(PROJECTION_VERSION) {
             if stored_version.is_some() {
@@ -257,6 +262,11 @@ impl Projector {
 
     pub fn read_models(&self) -> ReadModels {
         self.models.clone()
+    }
+
+    /// The audit tree kept beside the read models, and its follower (crate::audit).
+    pub fn audit_tree(&self) -> Result<(crate::AuditTree, crate::TreeFollower), Error> {
+        crate::AuditTree::open(&self.db)
     }
 
     pub fn checkpoint(&self) -> u64 {

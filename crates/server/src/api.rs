@@ -18,6 +18,7 @@ use throughcare_projections::{contact_overdue, next_action};
 
 use crate::access::policy::{can_read, check_submission, is_staff, may_break_glass};
 use crate::access::{Caller, LogNote, ScopedJourney};
+use crate::as_of::{self, AsOf};
 use crate::auth::{Principal, Role};
 use crate::extract::{Path, Query};
 use crate::problem::ApiError;
@@ -334,14 +335,21 @@ pub struct JourneyQuery {
     min_position: Option<u64>,
 }
 
-/// `GET /v1/people/{id}/journey[?min_position=N]`
+/// `GET /v1/people/{id}/journey[?min_position=N][?as_of=T|?at_position=P]`
 pub async fn journey(
     State(state): State<AppState>,
     Path(id): Path<String>,
     Query(q): Query<JourneyQuery>,
+    AsOf(cut): AsOf,
     scoped: Option<Extension<ScopedJourney>>,
 ) -> Result<Response, ApiError> {
     let person = parse_person(&id)?;
+    // The past: the person's events up to the cut, folded afresh and read at the cut's
+    // time. The guard has checked the caller's scope on the journey now.
+    if let Some(cut) = cut {
+        let j = as_of::journey(&state, person, cut).await?;
+        return Ok(Json(j.view(cut.at)).into_response());
+    }
     if let Some(min) = q.min_position {
         if !state.models.wait_for(min, FRESHNESS_WAIT).await {
             return Err(ApiError::unavailable(format!(
@@ -370,6 +378,8 @@ fn recorded_json(e: &RecordedEvent) -> Value {
         "prev": e.prev,
         "hash": e.hash,
         "event": e.event,
+        // The exact stored bytes `hash` is over (DESIGN.md "Audit").
+        "stored": &*e.stored,
     })
 }
 
@@ -402,19 +412,25 @@ pub async fn verify(
     Ok(Json(json!(report)))
 }
 
-/// `GET /v1/caseload/{worker_id}`: the worker's open cases, most urgent first.
+/// `GET /v1/caseload/{worker_id}[?as_of=T|?at_position=P]`: the worker's open cases,
+/// most urgent first.
 pub async fn caseload(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
     Path(worker): Path<String>,
+    AsOf(cut): AsOf,
 ) -> Result<Json<Value>, ApiError> {
-    let now = state.ledger.now();
-    let mut cases: Vec<(bool, Option<i64>, Value)> = state
-        .models
-        .caseload(&worker)?
+    let (now, journeys) = match cut {
+        None => (state.ledger.now(), state.models.caseload(&worker)?),
+        Some(cut) => (
+            cut.at,
+            state.replays.at(cut.position).await?.caseload(&worker)?,
+        ),
+    };
+    // A manager sees the worker's cases at its own prisons only.
+    let journeys = readable(&state, &caller, cut, journeys, |j| j)?;
+    let mut cases: Vec<(bool, Option<i64>, Value)> = journeys
         .into_iter()
-        // A manager sees the worker's cases at its own prisons only.
-        .filter(|j| can_read(&caller.principal, j))
         .map(|j| {
             let v = j.view(now);
             let overdue = contact_overdue(&j, now);
@@ -446,8 +462,28 @@ pub async fn caseload(
     cases.sort_by_key(|(overdue, days, _)| (!overdue, days.unwrap_or(i64::MAX)));
     let cases: Vec<Value> = cases.into_iter().map(|(_, _, v)| v).collect();
     Ok(Json(
-        json!({ "worker_id": worker, "as_of": now, "cases": cases }),
+        json!({ "worker_id": worker, "as_of": now, "at_position": cut.map(|c| c.position), "cases": cases }),
     ))
+}
+
+/// The journeys the caller may read: at the cut (a manager sees its own prisons only)
+/// and, for an answer about the past, now as well (reading the past never widens scope).
+fn readable<T>(
+    state: &AppState,
+    caller: &Caller,
+    cut: Option<throughcare_projector::Cut>,
+    rows: Vec<T>,
+    journey: impl Fn(&T) -> &throughcare_projections::Journey,
+) -> Result<Vec<T>, ApiError> {
+    let p = &caller.principal;
+    let mut out = Vec::with_capacity(rows.len());
+    for row in rows {
+        let j = journey(&row);
+        if can_read(p, j) && (cut.is_none() || as_of::readable_now(state, p, j.person_id)?) {
+            out.push(row);
+        }
+    }
+    Ok(out)
 }
 
 #[derive(Deserialize)]
@@ -499,20 +535,25 @@ pub async fn releases(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
     Query(q): Query<RangeQuery>,
+    AsOf(cut): AsOf,
 ) -> Result<Json<Value>, ApiError> {
-    let now = state.ledger.now();
+    let now = cut.map_or_else(|| state.ledger.now(), |c| c.at);
     let today = now.date_naive();
     let (from, to, prison) = range(
         &q,
         today - chrono::Duration::days(7),
         today + chrono::Duration::days(90),
     )?;
-    let rows: Vec<Value> = state
-        .models
-        .releases(from, to, prison.as_deref())?
+    let calendar = match cut {
+        None => state.models.releases(from, to, prison.as_deref())?,
+        Some(c) => state
+            .replays
+            .at(c.position)
+            .await?
+            .releases(from, to, prison.as_deref())?,
+    };
+    let rows: Vec<Value> = readable(&state, &caller, cut, calendar, |(_, j)| j)?
         .into_iter()
-        // A manager sees its own prisons only.
-        .filter(|(_, j)| can_read(&caller.principal, j))
         .map(|(day, j)| {
             let v = j.view(now);
             let released = j.released_at.is_some() && !j.in_custody;
@@ -533,7 +574,8 @@ pub async fn releases(
         })
         .collect();
     Ok(Json(
-        json!({ "from": from, "to": to, "prison": prison, "as_of": now, "releases": rows }),
+        json!({ "from": from, "to": to, "prison": prison, "as_of": now,
+                "at_position": cut.map(|c| c.position), "releases": rows }),
     ))
 }
 
@@ -543,14 +585,24 @@ pub async fn kpis(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
     Query(q): Query<RangeQuery>,
+    AsOf(cut): AsOf,
 ) -> Result<Json<Value>, ApiError> {
-    let now = state.ledger.now();
+    // As of a past time, both what was known and the clock are the cut's, so a month's
+    // published figures can be reproduced exactly later.
+    let now = cut.map_or_else(|| state.ledger.now(), |c| c.at);
     let today = now.date_naive();
     let six_months = today
         .checked_sub_months(chrono::Months::new(6))
         .unwrap_or(today);
     let (from, to, prison) = range(&q, six_months.with_day(1).unwrap_or(six_months), today)?;
-    let facts = state.models.episode_facts(prison.as_deref())?;
+    let facts = match cut {
+        None => state.models.episode_facts(prison.as_deref())?,
+        Some(c) => state
+            .replays
+            .at(c.position)
+            .await?
+            .episode_facts(prison.as_deref())?,
+    };
     let p = &caller.principal;
     let limited = !p.open_mode && matches!(p.role, Role::Manager | Role::Commissioner);
     let months: Vec<Value> = throughcare_projections::kpis(facts, prison.as_deref(), from, to, now)
@@ -561,6 +613,7 @@ pub async fn kpis(
         .collect();
     Ok(Json(json!({
         "prison": prison, "from": from, "to": to, "as_of": now,
+        "at_position": cut.map(|c| c.position),
         "suppression": throughcare_projections::kpi::SUPPRESSION,
         "months": months,
     })))

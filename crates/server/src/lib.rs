@@ -9,9 +9,14 @@
 pub mod access;
 mod access_api;
 mod api;
+mod as_of;
 pub mod auth;
+mod csv;
 mod error;
 mod extract;
+mod fhir;
+mod hmpps;
+pub mod ledger_api;
 mod metrics;
 pub mod openapi;
 mod pages;
@@ -22,11 +27,13 @@ use std::sync::Arc;
 
 use axum::Router;
 use throughcare_ledger::{AccessLog, AccessRecord, AccessWhat, Ledger, Outcome};
-use throughcare_projector::ReadModels;
+use throughcare_projector::{ReadModels, Replays};
 
 pub use access::REQUEST_ID;
 pub use auth::{Authenticator, Principal, Role};
 pub use error::Error;
+pub use hmpps::{handle_hmpps_message, note_hmpps_dead_letter};
+pub use ledger_api::LedgerAudit;
 pub use problem::ApiError;
 
 /// What every handler can reach.
@@ -39,15 +46,20 @@ pub struct AppState {
     pub access: Arc<dyn AccessLog>,
     /// Whether cookies get `Secure` (served over TLS, directly or behind a proxy).
     pub secure_cookies: bool,
+    /// Read models replayed as of past cuts (`?as_of=`, `?at_position=`), cached.
+    replays: Arc<Replays>,
     sessions: Arc<access::session::Sessions>,
     routes: Arc<access::RouteIndex>,
     metrics: Arc<metrics::Metrics>,
+    /// The audit tree and checkpoint key behind `/v1/ledger/*` (`None`: those answer 503).
+    pub ledger_audit: Option<Arc<ledger_api::LedgerAudit>>,
 }
 
 impl AppState {
     /// State in open development mode (no `--auth`); reads are still logged.
     pub fn new(ledger: Ledger, models: ReadModels, access: Arc<dyn AccessLog>) -> Self {
         AppState {
+            replays: Arc::new(Replays::new(ledger.log().clone())),
             ledger,
             models,
             auth: None,
@@ -56,12 +68,26 @@ impl AppState {
             sessions: Arc::default(),
             routes: Arc::default(),
             metrics: Arc::default(),
+            ledger_audit: None,
         }
+    }
+
+    /// Serves `/v1/ledger/*` from this audit tree and checkpoint key.
+    pub fn with_ledger_audit(mut self, audit: ledger_api::LedgerAudit) -> Self {
+        self.ledger_audit = Some(Arc::new(audit));
+        self
     }
 
     /// Requires a principal from `auth` on every non-open route.
     pub fn with_auth(mut self, auth: Authenticator) -> Self {
         self.auth = Some(Arc::new(auth));
+        self
+    }
+
+    /// Builds as-of replays in scratch directories under `dir` (default: the system's
+    /// temp directory); each is the size of the read models at its cut.
+    pub fn with_replay_scratch(mut self, dir: std::path::PathBuf) -> Self {
+        self.replays = Arc::new(Replays::in_dir(self.ledger.log().clone(), dir));
         self
     }
 
@@ -77,7 +103,7 @@ pub fn app(state: AppState) -> Router {
     for route in access::routes::routes() {
         router = router.route(route.path, (route.handler)());
     }
-    router
+    let router = router
         .fallback(api::not_found)
         .method_not_allowed_fallback(extract::method_not_allowed)
         .layer(axum::middleware::from_fn_with_state(
@@ -85,7 +111,12 @@ pub fn app(state: AppState) -> Router {
             access::guard,
         ))
         .layer(axum::extract::DefaultBodyLimit::disable())
-        .with_state(state)
+        .with_state(state);
+    // CSV negotiation wraps the router so that it runs before routing: `/v1/kpis.csv` is
+    // rewritten to `/v1/kpis` for the router and the guard (`csv.rs`).
+    Router::new()
+        .fallback_service(router)
+        .layer(axum::middleware::from_fn(crate::csv::negotiate))
 }
 
 /// Answers one submission from another transport (the NATS submit service) exactly as

@@ -14,6 +14,9 @@ pub struct Metrics {
     access_allowed: AtomicU64,
     access_denied: AtomicU64,
     access_review: AtomicU64,
+    /// HMPPS messages by outcome, and those ignored by reason (labels, never identifiers).
+    hmpps: std::sync::Mutex<std::collections::BTreeMap<&'static str, u64>>,
+    hmpps_ignored: std::sync::Mutex<std::collections::BTreeMap<&'static str, u64>>,
 }
 
 impl Metrics {
@@ -47,6 +50,56 @@ impl Metrics {
         .fetch_add(1, Relaxed);
         if review {
             self.access_review.fetch_add(1, Relaxed);
+        }
+    }
+
+    /// One HMPPS message handled: recorded, duplicate, malformed, identity-conflict,
+    /// refused, unavailable, or dead-lettered (by the consumer).
+    pub fn hmpps(&self, outcome: &'static str) {
+        let mut counts = self.hmpps.lock().unwrap_or_else(|e| e.into_inner());
+        *counts.entry(outcome).or_default() += 1;
+    }
+
+    /// One HMPPS message deliberately not recorded, by reason (e.g. unknown-person).
+    pub fn hmpps_ignored(&self, reason: &'static str) {
+        self.hmpps("ignored");
+        let mut counts = self.hmpps_ignored.lock().unwrap_or_else(|e| e.into_inner());
+        *counts.entry(reason).or_default() += 1;
+    }
+
+    fn render_hmpps(&self, out: &mut String) {
+        const OUTCOMES: [&str; 8] = [
+            "recorded",
+            "duplicate",
+            "ignored",
+            "malformed",
+            "identity-conflict",
+            "refused",
+            "unavailable",
+            "dead-lettered",
+        ];
+        let counts = self.hmpps.lock().unwrap_or_else(|e| e.into_inner());
+        out.push_str(
+            "# HELP throughcare_hmpps_messages_total HMPPS domain events handled, by outcome.\n",
+        );
+        out.push_str("# TYPE throughcare_hmpps_messages_total counter\n");
+        for o in OUTCOMES {
+            let n = counts.get(o).copied().unwrap_or(0);
+            out.push_str(&format!(
+                "throughcare_hmpps_messages_total{{outcome=\"{o}\"}} {n}\n"
+            ));
+        }
+        let ignored = self.hmpps_ignored.lock().unwrap_or_else(|e| e.into_inner());
+        out.push_str(
+            "# HELP throughcare_hmpps_ignored_total HMPPS domain events not recorded, by reason.\n",
+        );
+        out.push_str("# TYPE throughcare_hmpps_ignored_total counter\n");
+        for r in throughcare_hmpps::Ignored::ALL {
+            let n = ignored.get(r.as_str()).copied().unwrap_or(0);
+            out.push_str(&format!(
+                "throughcare_hmpps_ignored_total{{reason=\"{}\"}} {n}\n",
+                r.as_str()
+            ));
         }
     }
 
@@ -123,6 +176,7 @@ impl Metrics {
             "Events not yet in the read models.",
             head.saturating_sub(checkpoint),
         );
+        self.render_hmpps(&mut out);
         out
     }
 }

@@ -207,7 +207,7 @@ fn query_parameters(route: &Route) -> Vec<QueryParam> {
             json!({ "type": "string", "pattern": "^(nomis|nhs|crn|person):.+$",
                     "examples": ["nomis:A1234BC", "nhs:9434765919", "crn:X123456"] }),
         )],
-        (Method::GET, "/v1/people/{id}/journey") => vec![(
+        (Method::GET, "/v1/people/{id}/journey" | "/v1/people/{id}/fhir") => vec![(
             "min_position",
             false,
             "Answer at least this fresh (an append's position), or 503 with Retry-After",
@@ -234,6 +234,55 @@ fn query_parameters(route: &Route) -> Vec<QueryParam> {
             p
         }
         (Method::GET, "/v1/people/{id}/access") => access_filter(),
+        // The ledger routes (ledger_api.rs).
+        (Method::GET, "/v1/ledger/checkpoint") => vec![(
+            "size",
+            false,
+            "The kept checkpoint of this tree size (default: the latest)",
+            json!({ "type": "integer", "minimum": 0 }),
+        )],
+        (Method::GET, "/v1/ledger/entries") => vec![
+            (
+                "from",
+                false,
+                "First position (default 1)",
+                json!({ "type": "integer", "minimum": 1 }),
+            ),
+            (
+                "limit",
+                false,
+                "Most entries in one answer",
+                json!({ "type": "integer", "minimum": 1, "maximum": 1000 }),
+            ),
+        ],
+        (Method::GET, "/v1/ledger/proof/inclusion") => vec![
+            (
+                "position",
+                true,
+                "The log position (leaf index + 1)",
+                json!({ "type": "integer", "minimum": 1 }),
+            ),
+            (
+                "size",
+                false,
+                "The tree size (default: the latest checkpoint's)",
+                json!({ "type": "integer", "minimum": 1 }),
+            ),
+        ],
+        (Method::GET, "/v1/ledger/proof/consistency") => vec![
+            (
+                "from",
+                true,
+                "The earlier tree size",
+                json!({ "type": "integer", "minimum": 0 }),
+            ),
+            (
+                "to",
+                false,
+                "The later tree size (default: the latest checkpoint's)",
+                json!({ "type": "integer", "minimum": 0 }),
+            ),
+        ],
         (Method::GET, "/") => vec![
             (
                 "identifier",
@@ -245,6 +294,34 @@ fn query_parameters(route: &Route) -> Vec<QueryParam> {
         ],
         _ => Vec::new(),
     };
+    // What the ledger knew then (DESIGN.md "Audit" -> "As of"; as_of.rs).
+    if route.method == Method::GET
+        && matches!(
+            route.path,
+            "/v1/people/{id}/journey" | "/v1/caseload/{worker_id}" | "/v1/releases" | "/v1/kpis"
+        )
+    {
+        params.push((
+            "as_of",
+            false,
+            "Answer as the ledger knew it then: events recorded at or before this time, time-based rules read at it; a time not in the past answers as now; not with at_position",
+            json!({ "type": "string", "format": "date-time" }),
+        ));
+        params.push((
+            "at_position",
+            false,
+            "Answer as of this position of the log (1 to the head), read at its recorded_at; not with as_of",
+            json!({ "type": "integer", "minimum": 1 }),
+        ));
+    }
+    if route.method == Method::GET && route.path == "/people/{id}" {
+        params.push((
+            "as_of",
+            false,
+            "The journey as the ledger knew it by the end of this day (UTC), or at an RFC 3339 time",
+            json!({ "type": "string" }),
+        ));
+    }
     if route.what.is_some() {
         params.push((
             "purpose",
@@ -340,16 +417,26 @@ fn response(route: &Route, status: u16) -> Value {
     }
     let (media, schema) = match (route.kind, route.path) {
         (Kind::Page, _) => ("text/html", json!({ "type": "string" })),
-        (Kind::Api, "/metrics") => ("text/plain", json!({ "type": "string" })),
+        (Kind::Api, "/v1/people/{id}/fhir") => {
+            ("application/fhir+json", json!({ "type": "object" }))
+        }
+        (Kind::Api, "/metrics" | "/v1/ledger/checkpoint" | "/v1/ledger/key") => {
+            ("text/plain", json!({ "type": "string" }))
+        }
         (Kind::Api, "/v1/schema/events") => {
             ("application/schema+json", json!({ "type": "object" }))
         }
         (Kind::Api, _) => ("application/json", json!({ "type": "object" })),
     };
-    json!({
+    let mut r = json!({
         "description": description,
         "content": { media: { "schema": schema } },
-    })
+    });
+    // These also answer RFC 4180 CSV, by Accept or a `.csv` suffix (csv.rs).
+    if status == 200 && crate::csv::ROUTES.contains(&route.path) {
+        r["content"]["text/csv"] = json!({ "schema": { "type": "string" } });
+    }
+    r
 }
 
 /// The schemas this module adds to the catalogue's.
@@ -570,6 +657,8 @@ mod tests {
         for want in [
             "id",
             "min_position",
+            "as_of",
+            "at_position",
             "purpose",
             "reason",
             "Throughcare-Purpose",

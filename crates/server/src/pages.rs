@@ -363,22 +363,57 @@ pub async fn sign_out(State(state): State<AppState>, headers: axum::http::Header
         .into_response()
 }
 
-/// `GET /people/{id}`: a person's journey and timeline.
+#[derive(Deserialize)]
+pub struct PersonQuery {
+    /// The date picker's day (what was known by its end, UTC) or an RFC 3339 time.
+    as_of: Option<String>,
+}
+
+/// `GET /people/{id}[?as_of=DAY]`: a person's journey and timeline, now or as the ledger
+/// knew it then (the guard checked the caller's scope on the journey now).
 pub async fn person(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
     Path(id): Path<String>,
+    Query(q): Query<PersonQuery>,
     scoped: Option<Extension<ScopedJourney>>,
 ) -> Result<Response, ApiError> {
     let person = parse_person(&id)?;
-    let j: Journey = match scoped {
-        Some(Extension(ScopedJourney(j))) => j.as_ref().clone(),
-        None => state
+    let cut = match crate::as_of::parse_page_as_of(q.as_of.as_deref())? {
+        Some(t) => crate::as_of::cut_at(&state, t).await?,
+        None => None,
+    };
+    let j: Journey = match (cut, scoped) {
+        (Some(cut), _) => crate::as_of::journey(&state, person, cut).await?,
+        (None, Some(Extension(ScopedJourney(j)))) => j.as_ref().clone(),
+        (None, None) => state
             .models
             .journey(person)?
             .ok_or_else(|| ApiError::unknown_person(person))?,
     };
-    let v = j.view(state.ledger.now());
+    let v = j.view(cut.map_or_else(|| state.ledger.now(), |c| c.at));
+    let as_of_form = format!(
+        r#"<form method="get" action="/people/{p}" class="as-of">{glass}<label>As of the end of (UTC) <input type="date" name="as_of" value="{day}"></label> <button>Show</button> <a href="/people/{p}">now</a></form>{notice}"#,
+        p = j.person_id,
+        // A break-glass read keeps its purpose and reason when it looks back.
+        glass = caller
+            .reason
+            .as_ref()
+            .map(|r| format!(
+                r#"<input type="hidden" name="purpose" value="{}"><input type="hidden" name="reason" value="{}">"#,
+                caller.purpose.as_str(),
+                esc(r)
+            ))
+            .unwrap_or_default(),
+        day = cut.map(|c| c.at.date_naive().to_string()).unwrap_or_default(),
+        notice = cut
+            .map(|c| format!(
+                "<p class=flag role=status>As the ledger knew it at {} (events up to position {}); later events are not shown.</p>",
+                c.at.format("%Y-%m-%d %H:%M:%S UTC"),
+                c.position
+            ))
+            .unwrap_or_default(),
+    );
     let mut timeline = String::new();
     for t in j.timeline.iter().rev() {
         timeline.push_str(&format!(
@@ -469,7 +504,7 @@ pub async fn person(
     Ok(page_for(
         Some(&caller.principal),
         &format!("Journey of {}", j.person_id),
-        &format!("{glass}{body}"),
+        &format!("{glass}{as_of_form}{body}"),
     )
     .into_response())
 }

@@ -44,6 +44,7 @@ impl HistoryEntry {
             prev: Hash::ZERO,
             hash: Hash::ZERO,
             event,
+            stored: Default::default(),
         }
     }
 

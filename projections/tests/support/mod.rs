@@ -101,6 +101,7 @@ impl Given {
                 time,
                 data: ev.data.clone(),
             },
+            stored: Default::default(),
         }
     }
 

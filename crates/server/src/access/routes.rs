@@ -7,7 +7,7 @@ use axum::routing::{get, post, MethodRouter};
 use throughcare_ledger::AccessWhat;
 
 use crate::auth::Role;
-use crate::{access_api, api, pages, AppState};
+use crate::{access_api, api, ledger_api, pages, AppState};
 
 /// Who may call a route.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -220,7 +220,77 @@ pub fn routes() -> Vec<Route> {
             || get(api::kpis),
         ),
         // -- audit routes (ledger checkpoint, entries, proofs, export) --
+        api(
+            Method::GET,
+            "/v1/ledger/checkpoint",
+            Allow::Roles(&[A]),
+            Scope::None,
+            None,
+            "The latest signed checkpoint of the log's Merkle tree, or the kept one of ?size= (C2SP signed note, text/plain)",
+            &[200, 400, 401, 403, 404, 503],
+            || get(ledger_api::checkpoint),
+        ),
+        api(
+            Method::GET,
+            "/v1/ledger/key",
+            Allow::Roles(&[A]),
+            Scope::None,
+            None,
+            "The verifier key of the checkpoints (text/plain)",
+            &[200, 401, 403, 503],
+            || get(ledger_api::key),
+        ),
+        api(
+            Method::GET,
+            "/v1/ledger/entries",
+            Allow::Roles(&[A]),
+            Scope::None,
+            Some(Export),
+            "Log entries from a position, each with its exact stored bytes and hash",
+            &[200, 400, 401, 403, 503],
+            || get(ledger_api::entries),
+        ),
+        api(
+            Method::GET,
+            "/v1/ledger/proof/inclusion",
+            Allow::Roles(&[A]),
+            Scope::None,
+            None,
+            "RFC 9162 inclusion proof of a position in the tree of a size",
+            &[200, 400, 401, 403, 404, 503],
+            || get(ledger_api::inclusion),
+        ),
+        api(
+            Method::GET,
+            "/v1/ledger/proof/consistency",
+            Allow::Roles(&[A]),
+            Scope::None,
+            None,
+            "RFC 9162 consistency proof between two tree sizes",
+            &[200, 400, 401, 403, 404, 503],
+            || get(ledger_api::consistency),
+        ),
         // -- interoperability routes (HMPPS domain events, FHIR) --
+        api(
+            Method::POST,
+            "/v1/hmpps/domain-events",
+            Allow::Roles(&[P]),
+            Scope::None,
+            None,
+            "One HMPPS domain event, bare or in its SNS notification (the HMPPS partner)",
+            &[200, 201, 202, 401, 403, 409, 413, 422, 503],
+            || post(crate::hmpps::post_domain_event),
+        ),
+        api(
+            Method::GET,
+            "/v1/people/{id}/fhir",
+            Allow::Roles(READERS),
+            Scope::Person,
+            Some(Export),
+            "A person's record as a FHIR R4 Bundle (collection), application/fhir+json",
+            &[200, 400, 401, 403, 404, 503],
+            || get(crate::fhir::export),
+        ),
         api(
             Method::GET,
             "/v1/schema/events",

@@ -1,0 +1,80 @@
+//! FHIR R4 out: `GET /v1/people/{id}/fhir` answers `application/fhir+json`, a Bundle of
+//! type `collection` holding the person's record as NHS services read it: Patient,
+//! EpisodeOfCare, ServiceRequest (referrals and signposts), CarePlan, Consent, Encounter,
+//! Flag, and a Provenance per resource naming the ledger positions and hashes it came
+//! from. Facts corrected away (ENTERED_IN_ERROR, WRONG_PERSON) are exported with status
+//! `entered-in-error`, never dropped. Read-only and pure apart from the handler: `build`
+//! turns a journey and its recorded events into the Bundle; `status` holds the code
+//! mappings (documented in the README's "FHIR R4" section).
+//!
+//! Access is the journey's: the route row (`access::routes`) scopes the person and logs
+//! the read as EXPORT; the guard hands over the journey it loaded.
+
+mod build;
+mod care;
+mod facts;
+mod requests;
+mod status;
+mod systems;
+mod types;
+
+use axum::extract::{Extension, State};
+use axum::http::header;
+use axum::response::{IntoResponse, Response};
+use serde::Deserialize;
+use serde_json::json;
+
+use crate::access::ScopedJourney;
+use crate::api::{parse_person, FRESHNESS_WAIT};
+use crate::extract::{Path, Query};
+use crate::problem::ApiError;
+use crate::AppState;
+
+pub use build::bundle;
+pub use systems::FHIR_JSON;
+
+#[derive(Deserialize)]
+pub struct ExportQuery {
+    min_position: Option<u64>,
+}
+
+/// `GET /v1/people/{id}/fhir[?min_position=N]`
+pub async fn export(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    Query(q): Query<ExportQuery>,
+    scoped: Option<Extension<ScopedJourney>>,
+) -> Result<Response, ApiError> {
+    let person = parse_person(&id)?;
+    if let Some(min) = q.min_position {
+        if !state.models.wait_for(min, FRESHNESS_WAIT).await {
+            return Err(ApiError::unavailable(format!(
+                "read models are at position {} and have not reached {min} yet",
+                state.models.checkpoint()
+            ))
+            .with("checkpoint", json!(state.models.checkpoint())));
+        }
+    }
+    // The guard read the journey for the scope check (after the same wait).
+    let journey = match scoped {
+        Some(Extension(ScopedJourney(j))) => j,
+        None => std::sync::Arc::new(
+            state
+                .models
+                .journey(person)?
+                .ok_or_else(|| ApiError::unknown_person(person))?,
+        ),
+    };
+    // The events the journey has folded: the read model may trail the log.
+    let mut events = state.ledger.history(person).await?;
+    events.retain(|e| e.position <= journey.version);
+    let bundle = bundle(&journey, &events, state.ledger.now());
+    let body = serde_json::to_vec(&bundle).map_err(|e| {
+        tracing::error!(error = %e, "serialising a FHIR bundle failed");
+        ApiError::internal()
+    })?;
+    Ok(([(header::CONTENT_TYPE, FHIR_JSON)], body).into_response())
+}
+
+#[cfg(test)]
+mod tests;

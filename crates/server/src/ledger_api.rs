@@ -1,0 +1,305 @@
+//! The auditor's ledger routes (DESIGN.md "Audit"): signed checkpoints of the RFC 9162
+//! tree over the whole log, the verifier key, the log's entries with their exact stored
+//! bytes, and inclusion and consistency proofs; plus the task that signs checkpoints.
+//!
+//! Proofs are served for sizes the audit tree follower has reached (like `min_position`
+//! freshness): a size beyond it is 404, as is a checkpoint size never signed.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use axum::extract::State;
+use axum::http::header;
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use base64::engine::general_purpose::STANDARD as BASE64;
+use base64::Engine as _;
+use futures::StreamExt;
+use serde::Deserialize;
+use serde_json::{json, Value};
+use throughcare_ledger::EventLog;
+use throughcare_projector::AuditTree;
+use throughcare_tlog::{Checkpoint, Hash, SigningKey, VerifierKey};
+
+use crate::extract::Query;
+use crate::problem::ApiError;
+use crate::AppState;
+
+/// Most entries one answer holds.
+pub const MAX_ENTRIES: usize = 1000;
+
+/// A new checkpoint once the log has grown by this many events...
+pub const CHECKPOINT_EVERY_EVENTS: u64 = 1000;
+/// ...or once this long has passed since the last one, while the log grows.
+pub const CHECKPOINT_EVERY: Duration = Duration::from_secs(60);
+
+/// What the ledger routes serve from: the audit tree and who signs its checkpoints.
+#[derive(Clone)]
+pub struct LedgerAudit {
+    pub tree: AuditTree,
+    pub verifier: VerifierKey,
+    pub origin: String,
+}
+
+/// Signs and keeps a checkpoint of the tree's current size; returns the note.
+pub async fn sign_checkpoint(
+    tree: &AuditTree,
+    key: &SigningKey,
+    origin: &str,
+) -> Result<(u64, String), String> {
+    let size = tree.size();
+    let root = tree.root_at(size).map_err(|e| e.to_string())?;
+    let note = key
+        .sign(&Checkpoint {
+            origin: origin.to_string(),
+            size,
+            root,
+        })
+        .map_err(|e| e.to_string())?;
+    tree.keep_checkpoint(size, &note)
+        .await
+        .map_err(|e| e.to_string())?;
+    Ok((size, note))
+}
+
+/// Signs checkpoints forever: one at start if none is kept or the tree is past the latest,
+/// one as soon as the tree catches up with `head_at_start` (so that everything
+/// acknowledged before a restart is provable at once), then one every
+/// [`CHECKPOINT_EVERY_EVENTS`] events or [`CHECKPOINT_EVERY`] while the log grows.
+/// `published` gets each new note (e.g. to publish it on NATS).
+pub async fn run_checkpoints(
+    tree: AuditTree,
+    key: SigningKey,
+    origin: String,
+    head_at_start: u64,
+    published: impl Fn(u64, &str) + Send + Sync + 'static,
+) {
+    let mut sizes = tree.watch_size();
+    let mut last = match tree.latest_checkpoint() {
+        Ok(latest) => latest.map(|(s, _)| s),
+        Err(e) => {
+            tracing::error!(error = %e, "cannot read the kept checkpoints; checkpoints stopped");
+            return;
+        }
+    };
+    let mut last_at = Instant::now();
+    let mut caught_up = false;
+    loop {
+        let size = tree.size();
+        let due = match last {
+            None => true,
+            Some(last) if size > last => {
+                (!caught_up && size >= head_at_start)
+                    || size - last >= CHECKPOINT_EVERY_EVENTS
+                    || last_at.elapsed() >= CHECKPOINT_EVERY
+            }
+            Some(_) => false,
+        };
+        caught_up |= size >= head_at_start;
+        if due {
+            match sign_checkpoint(&tree, &key, &origin).await {
+                Ok((size, note)) => {
+                    tracing::debug!(size, "checkpoint signed");
+                    published(size, &note);
+                    last = Some(size);
+                    last_at = Instant::now();
+                }
+                Err(e) => tracing::error!(error = %e, "cannot sign a checkpoint"),
+            }
+        }
+        // Wake on growth (checked again after at most a second, for the time rule).
+        let _ = tokio::time::timeout(Duration::from_secs(1), sizes.changed()).await;
+    }
+}
+
+fn audit(state: &AppState) -> Result<&LedgerAudit, ApiError> {
+    state
+        .ledger_audit
+        .as_deref()
+        .ok_or_else(|| ApiError::unavailable("the audit tree is not kept by this server"))
+}
+
+fn text(body: String) -> Response {
+    ([(header::CONTENT_TYPE, "text/plain; charset=utf-8")], body).into_response()
+}
+
+fn b64(hashes: &[Hash]) -> Vec<String> {
+    hashes.iter().map(|h| BASE64.encode(h)).collect()
+}
+
+fn tree_error(e: throughcare_tlog::Error) -> ApiError {
+    match e {
+        throughcare_tlog::Error::InvalidRange(detail) => ApiError::bad_request(detail),
+        other => {
+            tracing::error!(error = %other, "audit tree unreadable");
+            ApiError::unavailable("the audit tree is unavailable; retry shortly")
+        }
+    }
+}
+
+fn store_error(e: throughcare_projector::Error) -> ApiError {
+    tracing::error!(error = %e, "checkpoint store unreadable");
+    ApiError::unavailable("the checkpoint store is unavailable; retry shortly")
+}
+
+/// A size the caller asks about must be one the audit tree has reached.
+fn reached(audit: &LedgerAudit, name: &str, size: u64) -> Result<(), ApiError> {
+    let have = audit.tree.size();
+    if size > have {
+        return Err(ApiError::not_found(format!(
+            "{name} {size} is beyond the audit tree, which has {have} entries"
+        )));
+    }
+    Ok(())
+}
+
+/// The latest checkpoint's size (what `size`/`to` default to).
+fn latest_size(audit: &LedgerAudit) -> Result<u64, ApiError> {
+    match audit.tree.latest_checkpoint().map_err(store_error)? {
+        Some((size, _)) => Ok(size),
+        None => Err(ApiError::not_found("no checkpoint has been signed yet")),
+    }
+}
+
+#[derive(Deserialize)]
+pub struct CheckpointQuery {
+    size: Option<u64>,
+}
+
+/// `GET /v1/ledger/checkpoint[?size=N]`: the latest signed checkpoint, or the kept one of
+/// size N (text/plain, a C2SP signed note).
+pub async fn checkpoint(
+    State(state): State<AppState>,
+    Query(q): Query<CheckpointQuery>,
+) -> Result<Response, ApiError> {
+    let audit = audit(&state)?;
+    let note = match q.size {
+        Some(size) => audit
+            .tree
+            .checkpoint(size)
+            .map_err(store_error)?
+            .ok_or_else(|| ApiError::not_found(format!("no checkpoint of size {size} is kept")))?,
+        None => {
+            audit
+                .tree
+                .latest_checkpoint()
+                .map_err(store_error)?
+                .ok_or_else(|| ApiError::not_found("no checkpoint has been signed yet"))?
+                .1
+        }
+    };
+    Ok(text(note))
+}
+
+/// `GET /v1/ledger/key`: the verifier key of the checkpoints (`<name>+<hash>+<key>`).
+pub async fn key(State(state): State<AppState>) -> Result<Response, ApiError> {
+    Ok(text(format!("{}\n", audit(&state)?.verifier)))
+}
+
+#[derive(Deserialize)]
+pub struct EntriesQuery {
+    from: Option<u64>,
+    limit: Option<usize>,
+}
+
+/// `GET /v1/ledger/entries?from=P&limit=N`: positions P.. (at most N <= 1000) with
+/// `position`, `person_id`, `hash` (hex SHA-256 of `stored`) and `stored`, the exact
+/// stored bytes: leaf `position - 1` of the tree.
+pub async fn entries(
+    State(state): State<AppState>,
+    Query(q): Query<EntriesQuery>,
+) -> Result<Json<Value>, ApiError> {
+    let from = q.from.unwrap_or(1);
+    if from == 0 {
+        return Err(ApiError::bad_request("from is a position: 1 or more"));
+    }
+    let limit = q.limit.unwrap_or(MAX_ENTRIES);
+    if limit == 0 || limit > MAX_ENTRIES {
+        return Err(ApiError::bad_request(format!(
+            "limit must be from 1 to {MAX_ENTRIES}"
+        )));
+    }
+    let log: &Arc<dyn EventLog> = state.ledger.log();
+    let mut events = log.read_all(from).take(limit);
+    let mut out = Vec::with_capacity(limit.min(64));
+    while let Some(e) = events.next().await {
+        let e = e?;
+        out.push(json!({
+            "position": e.position,
+            "person_id": e.person_id,
+            "hash": e.hash,
+            "stored": &*e.stored,
+        }));
+    }
+    Ok(Json(json!({ "entries": out })))
+}
+
+#[derive(Deserialize)]
+pub struct InclusionQuery {
+    position: u64,
+    size: Option<u64>,
+}
+
+/// `GET /v1/ledger/proof/inclusion?position=P&size=N`: the RFC 9162 inclusion proof of
+/// position P (leaf P - 1) in the tree of N leaves (default: the latest checkpoint's).
+pub async fn inclusion(
+    State(state): State<AppState>,
+    Query(q): Query<InclusionQuery>,
+) -> Result<Json<Value>, ApiError> {
+    let audit = audit(&state)?;
+    let size = match q.size {
+        Some(size) => size,
+        None => latest_size(audit)?,
+    };
+    if q.position == 0 || q.position > size {
+        return Err(ApiError::bad_request(format!(
+            "position must be from 1 to the tree size {size}"
+        )));
+    }
+    reached(audit, "size", size)?;
+    let leaf_index = q.position - 1;
+    let proof = audit
+        .tree
+        .inclusion_proof(leaf_index, size)
+        .map_err(tree_error)?;
+    Ok(Json(json!({
+        "leaf_index": leaf_index,
+        "tree_size": size,
+        "hashes": b64(&proof),
+    })))
+}
+
+#[derive(Deserialize)]
+pub struct ConsistencyQuery {
+    from: u64,
+    to: Option<u64>,
+}
+
+/// `GET /v1/ledger/proof/consistency?from=M&to=N`: the RFC 9162 consistency proof from
+/// the tree of M leaves to the tree of N (default: the latest checkpoint's size).
+pub async fn consistency(
+    State(state): State<AppState>,
+    Query(q): Query<ConsistencyQuery>,
+) -> Result<Json<Value>, ApiError> {
+    let audit = audit(&state)?;
+    let to = match q.to {
+        Some(to) => to,
+        None => latest_size(audit)?,
+    };
+    if q.from > to {
+        return Err(ApiError::bad_request(format!(
+            "from ({}) must not be larger than to ({to})",
+            q.from
+        )));
+    }
+    reached(audit, "to", to)?;
+    let proof = audit
+        .tree
+        .consistency_proof(q.from, to)
+        .map_err(tree_error)?;
+    Ok(Json(json!({
+        "first": q.from,
+        "second": to,
+        "hashes": b64(&proof),
+    })))
+}
