@@ -332,6 +332,19 @@ struct Writer {
     durable: watch::Sender<u64>,
 }
 
+/// Waits for one job, then takes every job already queued behind it (up to `max`): the
+/// group that shares one flush. `None` once every sender is gone.
+pub(crate) fn next_group<J>(jobs: &mut mpsc::Receiver<J>, max: usize) -> Option<Vec<J>> {
+    let mut group = vec![jobs.blocking_recv()?];
+    while group.len() < max {
+        match jobs.try_recv() {
+            Ok(j) => group.push(j),
+            Err(_) => break,
+        }
+    }
+    Some(group)
+}
+
 /// Changes made by earlier appends of the group that is being built (not yet in sled).
 #[derive(Default)]
 struct Overlay {
@@ -343,14 +356,7 @@ struct Overlay {
 impl Writer {
     fn run(mut self, mut jobs: mpsc::Receiver<Job>) {
         let mut poisoned: Option<String> = None;
-        while let Some(first) = jobs.blocking_recv() {
-            let mut group = vec![first];
-            while group.len() < MAX_GROUP {
-                match jobs.try_recv() {
-                    Ok(j) => group.push(j),
-                    Err(_) => break,
-                }
-            }
+        while let Some(group) = crate::embedded::next_group(&mut jobs, MAX_GROUP) {
             if let Some(why) = &poisoned {
                 for job in group {
                     let _ = job.reply.send(Err(Error::Unavailable(why.clone())));

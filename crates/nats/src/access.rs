@@ -79,7 +79,7 @@ use tokio::time::Instant;
 
 use crate::config::JetStreamConfig;
 use crate::error::JetStreamError;
-use crate::log::JetStreamLog;
+use crate::log::{source_api_error, stream_problems, transient_api, JetStreamLog};
 use crate::records::HASH_HEADER;
 use crate::version::{check_server_version, ServerVersion};
 
@@ -140,58 +140,6 @@ fn stream_config(config: &JetStreamConfig) -> stream::Config {
         duplicate_window: config.duplicate_window.unwrap_or_default(),
         ..Default::default()
     }
-}
-
-/// What makes an existing stream unfit to hold the access log.
-fn stream_problems(c: &stream::Config) -> Vec<String> {
-    let mut p = Vec::new();
-    let subject = format!("{ACCESS_SUBJECT_PREFIX}*");
-    if !c
-        .subjects
-        .iter()
-        .any(|s| *s == subject || s == "throughcare.access.>")
-    {
-        p.push(format!(
-            "its subjects {:?} do not include {subject}",
-            c.subjects
-        ));
-    }
-    if c.storage != stream::StorageType::File {
-        p.push("it is not file-backed".into());
-    }
-    if !c.deny_delete {
-        p.push("deny_delete is off".into());
-    }
-    if !c.deny_purge {
-        p.push("deny_purge is off".into());
-    }
-    if c.retention != stream::RetentionPolicy::Limits {
-        p.push("its retention is not Limits (entries would be removed)".into());
-    }
-    if c.max_age > Duration::ZERO
-        || c.max_messages > 0
-        || c.max_bytes > 0
-        || c.max_messages_per_subject > 0
-    {
-        p.push("it has limits that would discard entries".into());
-    }
-    p
-}
-
-/// Whether a JetStream API error is worth retrying (503 no leader yet / restarting, 408).
-fn transient_api(e: &jetstream::Error) -> bool {
-    matches!(e.code(), 503 | 408)
-}
-
-fn source_api_error<'a>(e: &'a (dyn std::error::Error + 'static)) -> Option<&'a jetstream::Error> {
-    let mut cur = e.source();
-    while let Some(s) = cur {
-        if let Some(api) = s.downcast_ref::<jetstream::Error>() {
-            return Some(api);
-        }
-        cur = s.source();
-    }
-    None
 }
 
 /// The hash recorded beside a message's payload when it was published.
@@ -308,7 +256,7 @@ impl JetStreamAccessLog {
         wanted.allow_atomic_publish = supports_atomic;
         let stream = ensure_stream(&js, wanted, deadline).await?;
         let existing = stream.cached_info().config.clone();
-        let problems = stream_problems(&existing);
+        let problems = stream_problems(&existing, ACCESS_SUBJECT_PREFIX);
         if !problems.is_empty() {
             return Err(JetStreamError::UnsafeStream {
                 stream: ACCESS_STREAM.into(),

@@ -139,15 +139,14 @@ fn kv_stream_config(bucket: &str, max_value: i32, config: &JetStreamConfig) -> s
     }
 }
 
-/// What makes an existing stream unfit to hold the ledger.
-fn stream_problems(c: &stream::Config) -> Vec<String> {
+/// What makes an existing stream unfit to hold a log whose subjects are
+/// `<prefix><id>` (the ledger's events, or the access log's entries): anything that could
+/// drop or delete a message.
+pub(crate) fn stream_problems(c: &stream::Config, prefix: &str) -> Vec<String> {
     let mut p = Vec::new();
-    let subject = format!("{SUBJECT_PREFIX}*");
-    if !c
-        .subjects
-        .iter()
-        .any(|s| *s == subject || s == "throughcare.person.>")
-    {
+    let subject = format!("{prefix}*");
+    let wildcard = format!("{prefix}>");
+    if !c.subjects.iter().any(|s| *s == subject || *s == wildcard) {
         p.push(format!(
             "its subjects {:?} do not include {subject}",
             c.subjects
@@ -170,18 +169,20 @@ fn stream_problems(c: &stream::Config) -> Vec<String> {
         || c.max_bytes > 0
         || c.max_messages_per_subject > 0
     {
-        p.push("it has limits that would discard events (max_age, max_msgs, max_bytes or max_msgs_per_subject)".into());
+        p.push("it has limits that would discard messages (max_age, max_msgs, max_bytes or max_msgs_per_subject)".into());
     }
     p
 }
 
 /// Whether a JetStream API error is worth retrying (503: temporarily unavailable, e.g. no
 /// leader yet or a server restarting; 408: timed out).
-fn transient_api(e: &jetstream::Error) -> bool {
+pub(crate) fn transient_api(e: &jetstream::Error) -> bool {
     matches!(e.code(), 503 | 408)
 }
 
-fn source_api_error<'a>(e: &'a (dyn std::error::Error + 'static)) -> Option<&'a jetstream::Error> {
+pub(crate) fn source_api_error<'a>(
+    e: &'a (dyn std::error::Error + 'static),
+) -> Option<&'a jetstream::Error> {
     let mut cur = e.source();
     while let Some(s) = cur {
         if let Some(api) = s.downcast_ref::<jetstream::Error>() {
@@ -286,7 +287,7 @@ impl JetStreamLog {
         let deadline = Instant::now() + config.retry_for;
 
         let stream = ensure_stream(&js, stream_config(&config), deadline).await?;
-        let problems = stream_problems(&stream.cached_info().config);
+        let problems = stream_problems(&stream.cached_info().config, SUBJECT_PREFIX);
         if !problems.is_empty() {
             return Err(JetStreamError::UnsafeStream {
                 stream: STREAM.into(),

@@ -266,14 +266,7 @@ struct Writer {
 impl Writer {
     fn run(mut self, mut jobs: mpsc::Receiver<Job>) {
         let mut poisoned: Option<String> = None;
-        while let Some(first) = jobs.blocking_recv() {
-            let mut group = vec![first];
-            while group.len() < MAX_GROUP {
-                match jobs.try_recv() {
-                    Ok(j) => group.push(j),
-                    Err(_) => break,
-                }
-            }
+        while let Some(group) = crate::embedded::next_group(&mut jobs, MAX_GROUP) {
             if let Some(why) = &poisoned {
                 for job in group {
                     let _ = job.reply.send(Err(Error::Unavailable(why.clone())));
