@@ -207,14 +207,14 @@ async fn admit(
         request_id: request_id.to_string(),
     };
     let roles = match route.allow {
-        Allow::Open => return Ok(open(Arc::new(Principal::open_mode()))),
+        Allow::Open => return Ok(open(Arc::new(Principal::anonymous()))),
         Allow::Metrics => {
             let ok = match &state.auth {
                 None => true,
                 Some(auth) => bearer(request.headers()).is_some_and(|t| auth.is_metrics_token(t)),
             };
             return if ok {
-                Ok(open(Arc::new(Principal::open_mode())))
+                Ok(open(Arc::new(Principal::anonymous())))
             } else {
                 Err(Refusal::unauthenticated(
                     "/metrics needs the scrape token of the [metrics] table",

@@ -163,5 +163,10 @@ mod tests {
         assert!(!can_read(&principal(Role::Commissioner), &j));
         assert!(can_read(&principal(Role::Auditor), &j));
         assert!(can_read(&Principal::open_mode(), &j));
+        // The caller of an open route has no rights at all.
+        let nobody = Principal::anonymous();
+        assert!(!can_read(&nobody, &j));
+        assert!(check_submission(&nobody, "urn:p", EventType::ReferralReceived).is_err());
+        assert!(check_submission(&nobody, "", EventType::ReferralReceived).is_err());
     }
 }

@@ -80,6 +80,20 @@ impl Principal {
         }
     }
 
+    /// The caller of an open route (health, schema, sign-in): nobody, with no rights, so
+    /// that an open handler can never pass a policy check by accident.
+    pub fn anonymous() -> Principal {
+        Principal {
+            name: "anonymous".into(),
+            role: Role::Partner,
+            worker_id: None,
+            prisons: Vec::new(),
+            sources: Vec::new(),
+            types: vec!["-".into()],
+            open_mode: false,
+        }
+    }
+
     /// The source the server fills in for staff (WORKER, MANAGER) submissions.
     pub fn staff_source(&self) -> String {
         format!("urn:throughcare:staff:{}", self.name)
