@@ -4,7 +4,11 @@
 //! 1. query-auth: `GET /v1/people/{id}/journey` with an AUDITOR token (reads everyone)
 //!    beside the same GETs in open mode; and a WORKER token reading only the people
 //!    allocated to its `worker_id` (the scope check against the journey's allocation)
-//!    beside open mode reading the same people.
+//!    beside open mode reading the same people. As a reference (no target), open mode with
+//!    an access log that seals entries but keeps nothing shows what the durable append
+//!    (group commit, fsync) costs a read. The read models are read once first, so that
+//!    every mode starts with them in the page cache, however long a kept `--dataset` lay
+//!    unused.
 //! 2. write-auth: `POST /v1/events` (one event a request) with a PARTNER token whose
 //!    `sources` hold the synthetic events' source, beside the same in open mode, each on a
 //!    fresh data directory.
@@ -27,7 +31,7 @@ use serde_json::json;
 use throughcare_server::auth::{new_token, principal_block};
 use throughcare_server::Role;
 
-use crate::query::{self, Conn, Load, Server};
+use crate::query::{self, AccessKind, Conn, Load, Server};
 use crate::report::{median, percentile, Row, Target};
 use crate::{data, rebuild, Plan, PER_PERSON};
 
@@ -93,11 +97,13 @@ pub fn write_auth_file(dir: &Path) -> Result<Principals> {
     })
 }
 
-/// Open development mode or `--auth`.
+/// Open development mode or `--auth`; and, as a reference for reads only, open mode with
+/// an access log that is not durable.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Mode {
     Open = 0,
     Auth = 1,
+    OpenMemoryLog = 2,
 }
 
 impl Mode {
@@ -105,6 +111,20 @@ impl Mode {
         match self {
             Mode::Open => "open",
             Mode::Auth => "auth",
+            Mode::OpenMemoryLog => "open (access log in memory)",
+        }
+    }
+    fn access(self) -> AccessKind {
+        match self {
+            Mode::OpenMemoryLog => AccessKind::Memory,
+            Mode::Open | Mode::Auth => AccessKind::Durable,
+        }
+    }
+    /// As [`Mode::order`], with the reference last or first.
+    fn order_with_reference(rep: usize) -> [Mode; 3] {
+        match Mode::order(rep) {
+            [Mode::Open, b] => [Mode::Open, b, Mode::OpenMemoryLog],
+            [a, b] => [Mode::OpenMemoryLog, a, b],
         }
     }
     /// Both modes, the first one alternating with the rep so neither always goes first.
@@ -221,10 +241,11 @@ pub async fn bench_query_auth(plan: &Plan, dataset: &Path, run_dir: &Path) -> Re
         Arc::new(move |r| journey_path(mine[(r % mine.len() as u64) as usize]));
     let (mut all_open, mut all_auth) = (Samples::default(), Samples::default());
     let (mut own_open, mut own_auth) = (Samples::default(), Samples::default());
+    let mut all_memory = Samples::default();
     for rep in 0..plan.auth_query_reps {
-        for mode in Mode::order(rep) {
+        for mode in Mode::order_with_reference(rep) {
             let auth_file = (mode == Mode::Auth).then_some(principals.file.as_path());
-            let server = Server::start_with(dataset, auth_file)?;
+            let server = Server::start_with(dataset, auth_file, mode.access())?;
             query::wait_ready(server.addr, Duration::from_secs(600)).await?;
             if mode == Mode::Auth {
                 check_scope(server.addr, &principals, people).await?;
@@ -238,10 +259,11 @@ pub async fn bench_query_auth(plan: &Plan, dataset: &Path, run_dir: &Path) -> Re
             let (bearer, target) = match mode {
                 Mode::Open => (None, &mut all_open),
                 Mode::Auth => (Some(principals.auditor.clone()), &mut all_auth),
+                Mode::OpenMemoryLog => (None, &mut all_memory),
             };
             let (load, logged) = logged_load(&server, bearer, plan, all.clone()).await?;
             target.add(load, logged);
-            if !caseload.is_empty() {
+            if !caseload.is_empty() && mode != Mode::OpenMemoryLog {
                 eprintln!(
                     "query-auth: journey of {}'s {} people, {} mode (rep {})",
                     principals.worker_id,
@@ -250,7 +272,7 @@ pub async fn bench_query_auth(plan: &Plan, dataset: &Path, run_dir: &Path) -> Re
                     rep + 1
                 );
                 let (bearer, target) = match mode {
-                    Mode::Open => (None, &mut own_open),
+                    Mode::Open | Mode::OpenMemoryLog => (None, &mut own_open),
                     Mode::Auth => (Some(principals.worker.clone()), &mut own_auth),
                 };
                 let (load, logged) = logged_load(&server, bearer, plan, own.clone()).await?;
@@ -259,7 +281,13 @@ pub async fn bench_query_auth(plan: &Plan, dataset: &Path, run_dir: &Path) -> Re
             server.stop()?;
         }
     }
-    for s in [&mut all_open, &mut all_auth, &mut own_open, &mut own_auth] {
+    for s in [
+        &mut all_open,
+        &mut all_auth,
+        &mut own_open,
+        &mut own_auth,
+        &mut all_memory,
+    ] {
         s.finish();
     }
     let (clients, reps) = (plan.query_clients, plan.auth_query_reps);
@@ -273,6 +301,7 @@ pub async fn bench_query_auth(plan: &Plan, dataset: &Path, run_dir: &Path) -> Re
         "readmodels_read_first_secs": warm_secs,
         "auth_auditor": all_auth.detail(),
         "open": all_open.detail(),
+        "open_access_log_in_memory": all_memory.detail(),
     });
     let name = format!("GET journey, AUDITOR token, {people} people, {clients} clients");
     let mut rows = vec![
@@ -302,6 +331,20 @@ pub async fn bench_query_auth(plan: &Plan, dataset: &Path, run_dir: &Path) -> Re
             "req/s",
         )
         .beside("open mode", all_open.rate())
+        .detail(detail.clone()),
+        // A reference, not a target: how much of a read is the durable access-log append.
+        Row::new(
+            "query-auth",
+            format!(
+                "GET journey, open mode, {people} people, {clients} clients: p99, median of {reps} reps"
+            ),
+            all_open.p99_median(),
+            "ms",
+        )
+        .beside(
+            "access log in memory (not durable)",
+            all_memory.p99_median(),
+        )
         .detail(detail),
     ];
     let wname = format!(
@@ -469,9 +512,10 @@ pub async fn bench_write_auth(plan: &Plan, run_dir: &Path) -> Result<Vec<Row>> {
             let dir = run_dir.join(format!("http-write-{}-{rep}", mode.name()));
             std::fs::create_dir_all(&dir)?;
             let auth_file = (mode == Mode::Auth).then_some(principals.file.as_path());
-            let server = Server::start_with(&dir, auth_file)?;
+            let server = Server::start_with(&dir, auth_file, AccessKind::Durable)?;
             let bearer = match mode {
                 Mode::Open => None,
+                Mode::OpenMemoryLog => unreachable!("the write path runs open and auth only"),
                 Mode::Auth => {
                     // Without a token a submission is refused.
                     let mut anonymous = Conn::open(server.addr).await?;

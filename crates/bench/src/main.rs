@@ -152,8 +152,8 @@ impl Plan {
             fresh_writers: 8,
             fresh_samples: 300,
             // Two reps, so each mode goes first once.
-            auth_query_warmup: Duration::from_millis(200),
-            auth_query_measure: Duration::from_millis(500),
+            auth_query_warmup: Duration::from_millis(150),
+            auth_query_measure: Duration::from_millis(400),
             auth_query_reps: 2,
             http_write: (32, 1),
             http_write_reps: 2,

@@ -17,7 +17,11 @@ use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;
 use tokio::sync::oneshot;
 
-use throughcare_ledger::{AccessLog, EmbeddedLog, EventLog, Ledger};
+use throughcare_events::Hash;
+use throughcare_ledger::{
+    AccessChainReport, AccessEntry, AccessFilter, AccessLog, AccessRecord, EmbeddedLog,
+    Error as LedgerError, EventLog, Ledger,
+};
 use throughcare_projector::Projector;
 use throughcare_server::{AppState, Authenticator};
 
@@ -37,12 +41,13 @@ impl Server {
     /// Serves the data directory `data` (ledger + read models) as `throughcare serve` in
     /// open mode.
     pub fn start(data: &Path) -> Result<Server> {
-        Server::start_with(data, None)
+        Server::start_with(data, None, AccessKind::Durable)
     }
 
     /// As [`Server::start`], with `--auth auth_file` when given (every request then needs
-    /// a principal's bearer token).
-    pub fn start_with(data: &Path, auth_file: Option<&Path>) -> Result<Server> {
+    /// a principal's bearer token), and the access log `access`.
+    pub fn start_with(data: &Path, auth_file: Option<&Path>, access: AccessKind) -> Result<Server> {
+        let kind = access;
         let data = data.to_path_buf();
         let auth_file: Option<PathBuf> = auth_file.map(Path::to_path_buf);
         let (addr_tx, addr_rx) = std::sync::mpsc::channel();
@@ -56,7 +61,10 @@ impl Server {
                     .build()?;
                 runtime.block_on(async move {
                     let embedded = open_log(&ledger_dir(&data)).await?;
-                    let access: Arc<dyn AccessLog> = Arc::new(embedded.access_log());
+                    let access: Arc<dyn AccessLog> = match kind {
+                        AccessKind::Durable => Arc::new(embedded.access_log()),
+                        AccessKind::Memory => Arc::new(MemoryAccessLog::default()),
+                    };
                     let log: Arc<dyn EventLog> = Arc::new(embedded);
                     let projector = Projector::open(&readmodels_dir(&data))?;
                     let ledger = Ledger::with_system_clock(log.clone());
@@ -122,6 +130,48 @@ impl Server {
 impl Drop for Server {
     fn drop(&mut self) {
         let _ = self.shutdown();
+    }
+}
+
+/// Which access log a bench server appends to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AccessKind {
+    /// The embedded one, as `throughcare serve` uses it: durable before the response.
+    Durable,
+    /// [`MemoryAccessLog`]: a reference only, to show what durability costs a read.
+    Memory,
+}
+
+/// An access log that seals each entry into the hash chain (the same encoding and SHA-256
+/// as a real one) but keeps nothing and writes nothing: no fsync, no group commit.
+#[derive(Default)]
+pub struct MemoryAccessLog {
+    /// (last seq, its hash).
+    head: std::sync::Mutex<(u64, Hash)>,
+}
+
+#[async_trait::async_trait]
+impl AccessLog for MemoryAccessLog {
+    async fn append(&self, record: AccessRecord) -> Result<AccessEntry, LedgerError> {
+        let mut head = self.head.lock().expect("not poisoned");
+        let (entry, _stored) = AccessEntry::seal(head.0 + 1, record, head.1);
+        *head = (entry.seq, entry.hash);
+        Ok(entry)
+    }
+    async fn query(&self, _filter: &AccessFilter) -> Result<Vec<AccessEntry>, LedgerError> {
+        Ok(Vec::new())
+    }
+    async fn verify(&self) -> Result<AccessChainReport, LedgerError> {
+        let (seq, hash) = *self.head.lock().expect("not poisoned");
+        Ok(AccessChainReport {
+            entries: seq,
+            ok: true,
+            head: (seq > 0).then_some(hash),
+            broken_at: None,
+        })
+    }
+    async fn head(&self) -> Result<u64, LedgerError> {
+        Ok(self.head.lock().expect("not poisoned").0)
     }
 }
 
