@@ -79,7 +79,7 @@ use tokio::time::Instant;
 
 use crate::config::JetStreamConfig;
 use crate::error::JetStreamError;
-use crate::log::{source_api_error, stream_problems, transient_api, JetStreamLog};
+use crate::log::{ensure_stream, source_api_error, stream_problems, transient_api, JetStreamLog};
 use crate::records::HASH_HEADER;
 use crate::version::{check_server_version, ServerVersion};
 
@@ -147,35 +147,6 @@ fn recorded_hash(headers: Option<&HeaderMap>) -> Option<Hash> {
     headers
         .and_then(|h| h.get(HASH_HEADER))
         .and_then(|v| Hash::from_hex(v.as_str()))
-}
-
-async fn ensure_stream(
-    js: &jetstream::Context,
-    config: stream::Config,
-    deadline: Instant,
-) -> Result<stream::Stream, JetStreamError> {
-    let name = config.name.clone();
-    let mut pause = Duration::from_millis(50);
-    loop {
-        let err = match js.get_or_create_stream(config.clone()).await {
-            Ok(s) => return Ok(s),
-            Err(e) => e,
-        };
-        let transient = match err.kind() {
-            jetstream::context::CreateStreamErrorKind::TimedOut
-            | jetstream::context::CreateStreamErrorKind::JetStreamUnavailable => true,
-            jetstream::context::CreateStreamErrorKind::JetStream(api) => transient_api(&api),
-            _ => false,
-        };
-        if !transient || Instant::now() + pause > deadline {
-            return Err(JetStreamError::Setup {
-                what: format!("stream {name}"),
-                detail: err.to_string(),
-            });
-        }
-        tokio::time::sleep(pause).await;
-        pause = (pause * 2).min(Duration::from_secs(1));
-    }
 }
 
 /// A connection with the settings [`JetStreamLog::connect_with`] uses.

@@ -909,7 +909,8 @@ fn parse_person(key: &str, v: &[u8]) -> Result<PersonId, Error> {
         .ok_or_else(|| Error::Corrupt(format!("identity entry {key} does not hold a person id")))
 }
 
-async fn ensure_stream(
+/// Gets or creates a stream, retrying transient failures until `deadline`.
+pub(crate) async fn ensure_stream(
     js: &jetstream::Context,
     config: stream::Config,
     deadline: Instant,
