@@ -14,7 +14,8 @@ mod schema;
 
 pub use catalogue::{EventData, EventType, Origin, Personal};
 pub use envelope::{
-    validate_body, validate_event, Event, Submission, MAX_BODY_BYTES, MAX_FUTURE_SKEW,
+    validate_body, validate_event, Event, Submission, MAX_BODY_BYTES, MAX_EVENT_BYTES,
+    MAX_FUTURE_SKEW,
 };
 pub use ids::{
     nhs_check_digit, Crn, Identifier, NhsNumber, Nomis, PersonId, PersonRef, PrisonCode,

@@ -5,7 +5,9 @@ use std::path::PathBuf;
 
 use chrono::{DateTime, Utc};
 use serde_json::{json, Value};
-use throughcare_events::{catalogue_schema_text, validate_body, EventType, Submission};
+use throughcare_events::{
+    catalogue_schema_text, validate_body, EventType, Submission, MAX_BODY_BYTES, MAX_EVENT_BYTES,
+};
 
 fn now() -> DateTime<Utc> {
     "2026-11-20T10:00:00Z".parse().unwrap()
@@ -138,6 +140,37 @@ fn oversized_and_malformed_bodies() {
     let big = vec![b' '; 64 * 1024 + 1];
     assert!(validate_body(&big, now()).is_err());
     assert!(validate_body(b"{not json", now()).is_err());
+}
+
+/// A referral with about `n` bytes of personal text (in notes of 1 KiB, under the
+/// per-string limit) and its own id.
+fn padded(id: &str, n: usize) -> Value {
+    let mut v = referral();
+    v["id"] = json!(id);
+    let notes: serde_json::Map<String, Value> = (0..n / 1024)
+        .map(|i| (format!("note{i}"), json!("x".repeat(1024))))
+        .collect();
+    v["data"]["personal"] = Value::Object(notes);
+    v
+}
+
+#[test]
+fn every_event_is_held_to_64_kib_and_a_batch_to_4_mib() {
+    // One event over 64 KiB: refused at the top.
+    assert_eq!(problems(&padded("big", 65 * 1024)), vec![""]);
+    // A batch bigger than 64 KiB whose events are each under it: accepted.
+    let batch = json!([padded("a", 40 * 1024), padded("b", 40 * 1024)]);
+    assert!(serde_json::to_vec(&batch).unwrap().len() > MAX_EVENT_BYTES);
+    assert_eq!(problems(&batch), Vec::<String>::new());
+    // One item over 64 KiB: refused at that item.
+    let batch = json!([padded("a", 1024), padded("b", 65 * 1024)]);
+    assert_eq!(problems(&batch), vec!["/1"]);
+    // A body over 4 MiB: refused whole.
+    let many: Vec<Value> = (0..70)
+        .map(|i| padded(&format!("e{i}"), 60 * 1024))
+        .collect();
+    assert!(serde_json::to_vec(&many).unwrap().len() > MAX_BODY_BYTES);
+    assert_eq!(problems(&json!(many)), vec![""]);
 }
 
 #[test]

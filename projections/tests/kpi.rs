@@ -12,9 +12,10 @@ use std::collections::BTreeMap;
 use chrono::{DateTime, Duration, NaiveDate, Utc};
 use serde_json::{json, Value};
 use throughcare_events::catalogue::{ReferrerKind, ServiceType};
-use throughcare_events::{nhs_check_digit, Event, Hash, PersonId, RecordedEvent};
+use throughcare_events::{Event, Hash, RecordedEvent};
 use throughcare_projections::kpi::{shown, SUPPRESS_BELOW};
 use throughcare_projections::{decide, kpis, EpisodeFacts, Journey, MonthKpis, Ratio};
+use throughcare_synthetic::{cloudevent, data, person, person_id, with_person};
 
 // ------------------------------------------------------------------------------------------
 // Building histories.
@@ -31,22 +32,6 @@ fn date(s: &str) -> NaiveDate {
     s.parse().unwrap_or_else(|e| panic!("bad date {s}: {e}"))
 }
 
-/// A synthetic NHS number that passes Modulus 11.
-fn nhs(n: u32) -> String {
-    let mut k = 940_000_000 + u64::from(n) * 37;
-    loop {
-        let nine: Vec<u8> = format!("{k:09}").bytes().map(|b| b - b'0').collect();
-        if let Some(c) = nhs_check_digit(&nine) {
-            return nine
-                .iter()
-                .chain([&c])
-                .map(|d| char::from(b'0' + d))
-                .collect();
-        }
-        k += 1;
-    }
-}
-
 /// One person's history, built event by event. Each event must be one `decide` allows
 /// on the journey so far (the scenario is a history the ledger could have recorded).
 struct Story {
@@ -56,10 +41,9 @@ struct Story {
 
 impl Story {
     fn new(n: u32) -> Story {
-        let person = PersonId(ulid::Ulid::from_parts(1_790_000_000_000, u128::from(n)));
         Story {
             n,
-            journey: Journey::new(person),
+            journey: Journey::new(person_id(0, u64::from(n))),
         }
     }
 
@@ -70,11 +54,7 @@ impl Story {
     }
 
     /// Records an event that happened at `time` and reached the ledger at `recorded`.
-    fn reported(mut self, time: &str, recorded: &str, kind: &str, mut data: Value) -> Story {
-        data["person"] = json!({
-            "nomis": format!("K{:04}AB", 1000 + self.n),
-            "nhs_number": nhs(self.n),
-        });
+    fn reported(mut self, time: &str, recorded: &str, kind: &str, data: Value) -> Story {
         let source = match kind {
             "referral.received" => "urn:throughcare:test:referrer",
             k if k.starts_with("referral.") => "urn:throughcare:test:triage",
@@ -82,15 +62,10 @@ impl Story {
             _ => "urn:throughcare:test:worker",
         };
         let position = u64::from(self.n) * 1000 + self.journey.version % 1000 + 1;
-        let event = Event::from_stored(&json!({
-            "specversion": "1.0",
-            "id": format!("p{}-{position}", self.n),
-            "source": source,
-            "type": format!("throughcare.{kind}.v1"),
-            "time": time,
-            "data": data,
-        }))
-        .unwrap_or_else(|p| panic!("person {}: {kind} at {time} is malformed: {p:?}", self.n));
+        let id = format!("p{}-{position}", self.n);
+        let data = with_person(data, person(u64::from(self.n)));
+        let event = Event::from_stored(&cloudevent(source, &id, kind, time, data))
+            .unwrap_or_else(|p| panic!("person {}: {kind} at {time} is malformed: {p:?}", self.n));
         if let Err(e) = decide(&self.journey, &event) {
             panic!("person {}: {kind} at {time} would be refused: {e}", self.n);
         }
@@ -107,84 +82,62 @@ impl Story {
     }
 
     fn referred(self, time: &str, rid: &str, referrer: &str, prison: &str) -> Story {
-        self.at(
-            time,
-            "referral.received",
-            json!({
-                "referral_id": rid,
-                "referrer": { "kind": referrer },
-                "prison": prison,
-                "vulnerabilities": ["MENTAL_HEALTH"],
-            }),
-        )
+        let referral = data::referral_received(rid, referrer, prison);
+        self.at(time, "referral.received", referral)
     }
     fn accepted(self, time: &str, rid: &str) -> Story {
-        self.at(time, "referral.accepted", json!({ "referral_id": rid }))
+        self.at(time, "referral.accepted", data::referral_accepted(rid))
     }
     fn declined(self, time: &str, rid: &str, reason: &str) -> Story {
-        self.at(
-            time,
-            "referral.declined",
-            json!({ "referral_id": rid, "reason": reason }),
-        )
+        let declined = data::referral_declined(rid, reason);
+        self.at(time, "referral.declined", declined)
     }
     fn withdrawn(self, time: &str, rid: &str) -> Story {
-        self.at(time, "referral.withdrawn", json!({ "referral_id": rid }))
+        let withdrawn = data::referral_withdrawn(rid, None);
+        self.at(time, "referral.withdrawn", withdrawn)
     }
     fn allocated(self, time: &str) -> Story {
-        self.at(
-            time,
-            "case.allocated",
-            json!({ "worker_id": "W-7", "worker_role": "PEER_SUPPORT" }),
-        )
+        self.at(time, "case.allocated", data::case_allocated("W-7"))
     }
     fn consented(self, time: &str) -> Story {
-        self.at(time, "consent.given", json!({ "scope": "ENGAGE" }))
+        self.at(time, "consent.given", data::consent_given("ENGAGE", None))
     }
     fn assessed(self, time: &str) -> Story {
-        self.at(
-            time,
-            "assessment.completed",
-            json!({ "kind": "INITIAL", "needs": [{ "domain": "MENTAL_HEALTH", "level": "MEDIUM" }] }),
-        )
+        let assessment = data::assessment_completed("INITIAL", &[("MENTAL_HEALTH", "MEDIUM")]);
+        self.at(time, "assessment.completed", assessment)
     }
     fn planned(self, time: &str) -> Story {
-        self.at(
-            time,
-            "plan.agreed",
-            json!({ "actions": [{ "need": "MENTAL_HEALTH", "service_type": "GP", "due_by": "2027-03-31" }] }),
-        )
+        let plan = data::plan_agreed(&[("MENTAL_HEALTH", "GP", "2027-03-31")], None);
+        self.at(time, "plan.agreed", plan)
     }
     fn released(self, time: &str, prison: &str) -> Story {
-        self.at(
-            time,
-            "prisoner.released",
-            json!({ "prison": prison, "reason": "RELEASED" }),
-        )
+        self.released_for(time, prison, "RELEASED")
+    }
+    fn released_for(self, time: &str, prison: &str, reason: &str) -> Story {
+        let released = data::prisoner_released(prison, reason);
+        self.at(time, "prisoner.released", released)
+    }
+    fn recalled(self, time: &str, prison: &str) -> Story {
+        let back = data::prisoner_returned_to_custody(prison, true);
+        self.at(time, "prisoner.returned_to_custody", back)
+    }
+    fn transferred(self, time: &str, from: &str, to: &str) -> Story {
+        let moved = data::prisoner_transferred(from, to);
+        self.at(time, "prisoner.transferred", moved)
     }
     fn contact(self, time: &str, channel: &str) -> Story {
-        self.at(
-            time,
-            "contact.made",
-            json!({ "channel": channel, "outcome": "MET" }),
-        )
+        self.at(time, "contact.made", data::contact_made(channel, "MET"))
     }
     fn signposted(self, time: &str, sid: &str, service: &str) -> Story {
-        self.at(
-            time,
-            "signposting.made",
-            json!({ "signpost_id": sid, "service_type": service, "org": "Synthetic Service", "mode": "REFERRED" }),
-        )
+        let signpost = data::signposting_made(sid, service);
+        self.at(time, "signposting.made", signpost)
     }
     fn outcome(self, time: &str, sid: &str, outcome: &str) -> Story {
-        self.at(
-            time,
-            "signposting.outcome",
-            json!({ "signpost_id": sid, "outcome": outcome }),
-        )
+        let outcome = data::signposting_outcome(sid, outcome);
+        self.at(time, "signposting.outcome", outcome)
     }
     fn closed(self, time: &str, reason: &str) -> Story {
-        self.at(time, "case.closed", json!({ "reason": reason }))
+        self.at(time, "case.closed", data::case_closed(reason))
     }
 }
 
@@ -226,7 +179,7 @@ fn scenario() -> Vec<Journey> {
             .at(
                 "2027-02-10T10:00:00Z",
                 "consent.withdrawn",
-                json!({ "scope": "ENGAGE" }),
+                data::consent_withdrawn("ENGAGE", None),
             ),
         // P3: probation, triaged in 48h; released 18 Jan with neither assessment nor
         // plan; assessed two days after release; first contact 96h after release; GP
@@ -246,11 +199,7 @@ fn scenario() -> Vec<Journey> {
             .accepted("2027-01-06T15:00:00Z", "R4")
             .assessed("2027-01-10T10:00:00Z")
             .planned("2027-01-11T10:00:00Z")
-            .at(
-                "2027-01-20T08:00:00Z",
-                "prisoner.released",
-                json!({ "prison": "WCI", "reason": "RELEASED_TO_HOSPITAL" }),
-            ),
+            .released_for("2027-01-20T08:00:00Z", "WCI", "RELEASED_TO_HOSPITAL"),
         // P5: liaison and diversion, triaged in 36h; assessed, no plan; released 21 Jan;
         // GP signpost (no response); back in custody 48h after release (left out of the
         // 72-hour and 28-day measures); closed RETURNED_TO_CUSTODY on 25 Jan.
@@ -260,11 +209,7 @@ fn scenario() -> Vec<Journey> {
             .assessed("2027-01-12T10:00:00Z")
             .released("2027-01-21T08:00:00Z", "WCI")
             .signposted("2027-01-22T10:00:00Z", "S5", "GP")
-            .at(
-                "2027-01-23T08:00:00Z",
-                "prisoner.returned_to_custody",
-                json!({ "prison": "WCI", "recall": true }),
-            )
+            .recalled("2027-01-23T08:00:00Z", "WCI")
             .outcome("2027-01-24T10:00:00Z", "S5", "NO_RESPONSE")
             .closed("2027-01-25T10:00:00Z", "RETURNED_TO_CUSTODY"),
         // P6: probation, triaged in 4h; assessed and planned. Met at the gate at 07:00 on
@@ -332,11 +277,7 @@ fn scenario() -> Vec<Journey> {
         Story::new(11)
             .referred("2027-01-12T09:00:00Z", "R11", "SUBSTANCE_MISUSE", "BNI")
             .accepted("2027-01-13T09:00:00Z", "R11")
-            .at(
-                "2027-01-20T10:00:00Z",
-                "prisoner.transferred",
-                json!({ "from_prison": "BNI", "to_prison": "WCI" }),
-            )
+            .transferred("2027-01-20T10:00:00Z", "BNI", "WCI")
             .referred("2027-01-21T09:00:00Z", "R11B", "PROBATION", "WCI")
             .released("2027-02-10T08:00:00Z", "WCI")
             .contact("2027-02-12T20:00:00Z", "SMS"),
@@ -429,8 +370,8 @@ fn episodes_know_every_prison_they_count_for() {
     let facts = facts();
     // 14 referred people, P7 with two episodes; P15 (never referred) has none: 15.
     assert_eq!(facts.len(), 15);
-    let of = |n: u128| -> Vec<&EpisodeFacts> {
-        let p = PersonId(ulid::Ulid::from_parts(1_790_000_000_000, n));
+    let of = |n: u64| -> Vec<&EpisodeFacts> {
+        let p = person_id(0, n);
         facts.iter().filter(|f| f.person_id == p).collect()
     };
     assert!(
@@ -1056,11 +997,7 @@ fn issue_11_denominators_leave_out_the_never_accepted_hospital_transfers_and_rec
             .accepted("2027-02-02T09:00:00Z", "C")
             .assessed("2027-02-03T10:00:00Z")
             .planned("2027-02-04T10:00:00Z")
-            .at(
-                "2027-03-01T08:00:00Z",
-                "prisoner.released",
-                json!({ "prison": "WCI", "reason": "RELEASED_TO_HOSPITAL" }),
-            ),
+            .released_for("2027-03-01T08:00:00Z", "WCI", "RELEASED_TO_HOSPITAL"),
         // D: assessed and planned, released, never contacted, recalled on day 9: counts
         // for assessment, plan and 72 hours, but not for GP within 28 days.
         Story::new(204)
@@ -1069,11 +1006,7 @@ fn issue_11_denominators_leave_out_the_never_accepted_hospital_transfers_and_rec
             .assessed("2027-02-03T10:00:00Z")
             .planned("2027-02-04T10:00:00Z")
             .released("2027-03-01T08:00:00Z", "WCI")
-            .at(
-                "2027-03-10T08:00:00Z",
-                "prisoner.returned_to_custody",
-                json!({ "prison": "WCI", "recall": true }),
-            ),
+            .recalled("2027-03-10T08:00:00Z", "WCI"),
         // E: assessed, no plan, released, phoned, GP-registered in five days.
         Story::new(205)
             .referred("2027-02-01T09:00:00Z", "E", "PROBATION", "WCI")
@@ -1153,11 +1086,7 @@ fn issue_12_release_kpis_count_for_the_releasing_prison_referrals_for_their_own(
         .referred("2027-01-05T09:00:00Z", "M1", "PROBATION", "BNI")
         .accepted("2027-01-06T09:00:00Z", "M1")
         .signposted("2027-01-07T09:00:00Z", "M-ID", "ID")
-        .at(
-            "2027-01-08T10:00:00Z",
-            "prisoner.transferred",
-            json!({ "from_prison": "BNI", "to_prison": "WCI" }),
-        )
+        .transferred("2027-01-08T10:00:00Z", "BNI", "WCI")
         .released("2027-01-20T08:00:00Z", "WCI")
         .signposted("2027-01-21T09:00:00Z", "M-GP", "GP")
         .closed("2027-01-30T09:00:00Z", "NEEDS_MET")

@@ -1162,12 +1162,21 @@ fn facts_about_a_person_with_no_case_keep_them_not_referred() {
     assert_eq!(j.release_date.as_ref().unwrap().date, date("2027-01-15"));
     given(&[]).when(linked()).then(|j| {
         assert_eq!(j.status, Status::NotReferred);
-        assert!(j.identifiers.crn.contains("X123456"));
-        assert!(j.identifiers.nomis.contains("A1234BC"));
-        assert!(j.identifiers.nhs_number.contains("9434765919"));
+        let (nomis, nhs, crn) = (
+            throughcare_synthetic::nomis(SEED),
+            throughcare_synthetic::nhs_number(SEED),
+            throughcare_synthetic::crn(SEED),
+        );
+        assert!(j.identifiers.crn.contains(&crn));
+        assert!(j.identifiers.nomis.contains(&nomis));
+        assert!(j.identifiers.nhs_number.contains(&nhs));
         assert_eq!(
             j.identifiers.all(),
-            ["nomis:A1234BC", "nhs:9434765919", "crn:X123456"]
+            [
+                format!("nomis:{nomis}"),
+                format!("nhs:{nhs}"),
+                format!("crn:{crn}")
+            ]
         );
     });
     given(&[]).when(transfer("WCI", "BNI")).then(|j| {

@@ -3,7 +3,8 @@
 //! Each check is a `pub async fn` taking a fresh, empty log (`Arc<dyn EventLog>`) and
 //! panicking on the first violation, so a backend's test file can give every check its
 //! own `#[tokio::test]` (use the multi-thread flavor: several checks race tasks against
-//! each other). [`run_all`] runs every backend-neutral check, each on a log of its own.
+//! each other). [`conformance_tests!`](crate::conformance_tests) makes those tests from
+//! the one list of checks.
 //!
 //! The checks never measure time. Waits on a subscription are bounded by [`PATIENCE`]
 //! only so that a lost event fails the test instead of hanging it.
@@ -12,7 +13,6 @@
 //! numbers like `A0001BC`, NHS numbers in the 999 test range with a valid check digit).
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
-use std::future::Future;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -21,13 +21,12 @@ use chrono::{DateTime, Utc};
 use futures::stream::{BoxStream, StreamExt, TryStreamExt};
 use serde_json::{json, Value};
 use throughcare_events::{
-    nhs_check_digit, validate_event, verify_chain, Event, Hash, Identifier, PersonId,
-    RecordedEvent, StoredBody,
+    validate_event, verify_chain, Event, Hash, Identifier, PersonId, RecordedEvent, StoredBody,
 };
 use throughcare_ledger::{
-    AppendRequest, Appended, Error, EventLog, ExpectedVersion, Ledger, NewEvent,
+    AppendRequest, Appended, BatchError, Error, EventLog, ExpectedVersion, Ledger, NewEvent,
+    Receipt, MAX_BATCH,
 };
-use ulid::Ulid;
 
 /// The log under test.
 pub type Log = Arc<dyn EventLog>;
@@ -35,42 +34,52 @@ pub type Log = Arc<dyn EventLog>;
 /// The longest a check waits for one event on a subscription before failing.
 pub const PATIENCE: Duration = Duration::from_secs(60);
 
-/// Runs every backend-neutral check, each on a fresh, empty log from `make`.
+/// One `#[tokio::test(flavor = "multi_thread")]` per conformance check, named after it,
+/// for the backend whose logs `$open` makes. This is the only list of the checks: a check
+/// added here runs on every backend, so none can silently miss one.
 ///
-/// `make` must return a new, empty log on every call and keep whatever backs it (a
-/// directory, a stream) alive at least until the check using it has finished.
-/// [`failed_append_leaves_no_claims`] is not included: it holds only for backends that
-/// claim identifiers atomically with the events (the embedded one).
-pub async fn run_all<F, Fut>(mut make: F)
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = Log>,
-{
-    macro_rules! run {
-        ($($check:ident),* $(,)?) => {$(
-            eprintln!("conformance: {}", stringify!($check));
-            $check(make().await).await;
-        )*};
-    }
-    run!(
-        positions_are_contiguous_and_ordered,
-        read_all_stops_at_head_when_called,
-        read_all_streams_a_long_log,
-        head_tracks_last_position,
-        expected_version_conflicts_append_nothing,
-        idempotent_retry_returns_original_position,
-        same_key_different_body_is_idempotency_conflict,
-        identity_claims_are_create_only,
-        identity_claim_race_has_one_winner,
-        hash_chain_links_each_persons_events,
-        subscribe_has_no_gap_or_duplicate_at_the_seam,
-        subscribe_on_empty_log_delivers_live_events,
-        concurrent_appends_lose_no_update,
-        ledger_referral_creates_person_and_resolves_by_any_identifier,
-        ledger_refuses_identifiers_of_two_persons,
-        ledger_concurrent_submits_create_one_person,
-        same_key_twice_in_one_append_is_recorded_once,
-    );
+/// `$open` is a path to an `async fn() -> (G, Log)` returning a fresh, empty log and a
+/// guard `G` (a directory, a server) that keeps it alive until the test ends.
+///
+/// ```ignore
+/// async fn open() -> (TempDir, Log) { ... }
+/// throughcare_tests::conformance_tests!(open);
+/// ```
+#[macro_export]
+macro_rules! conformance_tests {
+    ($open:path) => {
+        $crate::conformance_tests!(@each $open;
+            positions_are_contiguous_and_ordered,
+            read_all_stops_at_head_when_called,
+            read_all_streams_a_long_log,
+            head_tracks_last_position,
+            expected_version_conflicts_append_nothing,
+            idempotent_retry_returns_original_position,
+            same_key_different_body_is_idempotency_conflict,
+            same_key_twice_in_one_append_is_recorded_once,
+            identity_claims_are_create_only,
+            identity_claim_race_has_one_winner,
+            failed_append_leaves_no_claims,
+            hash_chain_links_each_persons_events,
+            subscribe_has_no_gap_or_duplicate_at_the_seam,
+            subscribe_on_empty_log_delivers_live_events,
+            concurrent_appends_lose_no_update,
+            append_all_records_every_request_or_none,
+            append_all_is_atomic_under_a_racing_writer,
+            ledger_referral_creates_person_and_resolves_by_any_identifier,
+            ledger_refuses_identifiers_of_two_persons,
+            ledger_concurrent_submits_create_one_person,
+            ledger_batch_is_all_or_nothing_under_a_racing_writer,
+            ledger_batch_limit_is_the_stores,
+        );
+    };
+    (@each $open:path; $($check:ident),* $(,)?) => {$(
+        #[tokio::test(flavor = "multi_thread")]
+        async fn $check() {
+            let (_alive, log) = $open().await;
+            $crate::conformance::$check(log).await;
+        }
+    )*};
 }
 
 // ---------------------------------------------------------------------------------------
@@ -94,25 +103,21 @@ fn recorded_at(n: u64) -> DateTime<Utc> {
 
 /// A deterministic person id.
 fn person(n: u64) -> PersonId {
-    PersonId(Ulid::from_parts(1_790_000_000_000, u128::from(n)))
+    throughcare_synthetic::person_id(0, n)
 }
 
-/// A synthetic NOMIS number: `series` picks the letter so checks do not overlap.
+/// A synthetic NOMIS number: `series` keeps the checks' numbers apart.
 fn nomis(series: u8, n: u32) -> String {
-    format!("{}{:04}BC", char::from(b'A' + series % 26), n % 10_000)
+    assert!(
+        n < 100_000,
+        "nomis({series}, {n}): n must stay below 100000"
+    );
+    throughcare_synthetic::nomis(u64::from(series) * 100_000 + u64::from(n))
 }
 
-/// A synthetic NHS number in the 999 test range with a valid Modulus 11 check digit.
+/// A synthetic NHS number (999 test range, valid Modulus 11 check digit).
 fn nhs(seed: u32) -> String {
-    let mut base = 999_000_000u64 + u64::from(seed) * 11;
-    loop {
-        let text = format!("{base:09}");
-        let digits: Vec<u8> = text.bytes().map(|b| b - b'0').collect();
-        if let Some(check) = nhs_check_digit(&digits) {
-            return format!("{text}{check}");
-        }
-        base += 1;
-    }
+    throughcare_synthetic::nhs_number(u64::from(seed))
 }
 
 fn nomis_id(s: &str) -> Identifier {
@@ -131,15 +136,13 @@ fn validated(value: Value) -> Event {
 }
 
 fn envelope(source: &str, id: &str, kind: &str, data: Value) -> Event {
-    validated(json!({
-        "specversion": "1.0",
-        "id": id,
-        "source": source,
-        "type": format!("throughcare.{kind}.v1"),
-        "time": "2026-11-20T09:30:00Z",
-        "datacontenttype": "application/json",
-        "data": data,
-    }))
+    validated(throughcare_synthetic::cloudevent(
+        source,
+        id,
+        kind,
+        "2026-11-20T09:30:00Z",
+        data,
+    ))
 }
 
 /// A `release_date.set` fact about `nomis`; `day` (1..=28) varies the body.
@@ -987,9 +990,7 @@ pub async fn identity_claim_race_has_one_winner(log: Log) {
     assert_eq!(all[0].person_id, *winner);
 }
 
-/// For backends that claim identifiers atomically with the events (the embedded one; not
-/// part of [`run_all`]): an append that fails claims nothing, not even its free
-/// identifiers.
+/// An append that fails claims nothing, not even its free identifiers.
 pub async fn failed_append_leaves_no_claims(log: Log) {
     let (a, b) = (person(1), person(2));
     let x = nomis_id(&nomis(9, 1));
@@ -1389,6 +1390,335 @@ pub async fn concurrent_appends_lose_no_update(log: Log) {
 }
 
 // ---------------------------------------------------------------------------------------
+// Appends across persons, all or nothing
+// ---------------------------------------------------------------------------------------
+
+/// Asserts that nothing of a refused call is in the log: not the events (by id), not the
+/// person's stream, not the identifiers it would have claimed.
+async fn assert_nothing_of(
+    log: &Log,
+    person: PersonId,
+    event_ids: &[&str],
+    claims: &[Identifier],
+    what: &str,
+) {
+    for id in event_ids {
+        assert_eq!(
+            log.lookup_submission(SOURCE, id).await.expect("lookup"),
+            None,
+            "{what}: {id} must not be recorded"
+        );
+    }
+    assert!(
+        read_person(log, person, 1).await.is_empty(),
+        "{what}: {person} must have no events"
+    );
+    for id in claims {
+        assert_eq!(
+            log.lookup_identifier(id).await.expect("lookup"),
+            None,
+            "{what}: {id} must not be claimed"
+        );
+    }
+}
+
+/// `append_all` records every request (new persons with their claims, existing persons
+/// at their versions) and answers one `Vec<Appended>` per request in order; a repeat of
+/// the call is all duplicates at the original positions; and when the LAST request fails
+/// (stale version, taken identifier, idempotency conflict) the earlier ones, which alone
+/// would have been accepted, are not recorded either.
+pub async fn append_all_records_every_request_or_none(log: Log) {
+    let (a, b, c) = (person(1), person(2), person(3));
+    let (xa, xb, xc) = (
+        nomis_id(&nomis(14, 1)),
+        nomis_id(&nomis(14, 2)),
+        nomis_id(&nomis(14, 3)),
+    );
+    assert!(
+        log.append_all(Vec::new())
+            .await
+            .expect("empty call")
+            .is_empty(),
+        "nothing asked, nothing answered"
+    );
+    log.append(request(
+        a,
+        ExpectedVersion::NoStream,
+        vec![xa.clone()],
+        &[(ev("aa-1"), now())],
+    ))
+    .await
+    .expect("a's first event");
+
+    let both = vec![
+        request(
+            b,
+            ExpectedVersion::NoStream,
+            vec![xb.clone()],
+            &[(ev("aa-2"), now()), (ev("aa-3"), now())],
+        ),
+        request(
+            a,
+            ExpectedVersion::Exactly(1),
+            vec![],
+            &[(ev("aa-4"), now())],
+        ),
+    ];
+    let out = log.append_all(both.clone()).await.expect("append_all");
+    assert_eq!(
+        out.iter().map(Vec::len).collect::<Vec<_>>(),
+        [2, 1],
+        "one Vec<Appended> per request, one Appended per event"
+    );
+    for (request, answered) in both.iter().zip(&out) {
+        for x in answered {
+            assert_eq!(
+                x.person, request.person,
+                "Appended names the request's person"
+            );
+            assert!(!x.duplicate, "fresh events are not duplicates: {x:?}");
+        }
+    }
+    let mut recorded: Vec<u64> = out.iter().flatten().map(|x| x.position).collect();
+    recorded.sort_unstable();
+    assert_eq!(recorded, [2, 3, 4], "three new positions after the first");
+    let all = assert_log_is(&log, 4, "after append_all").await;
+    let by_id: HashMap<&str, &RecordedEvent> =
+        all.iter().map(|e| (e.event.id.as_str(), e)).collect();
+    assert_eq!(by_id["aa-2"].position, out[0][0].position);
+    assert_eq!(by_id["aa-3"].position, out[0][1].position);
+    assert_eq!(by_id["aa-4"].position, out[1][0].position);
+    assert!(
+        by_id["aa-2"].position < by_id["aa-3"].position,
+        "a request keeps its order"
+    );
+    assert_eq!(log.lookup_identifier(&xb).await.expect("lookup"), Some(b));
+    assert_chain(a, &read_person(&log, a, 1).await, "append_all, a");
+    assert_chain(b, &read_person(&log, b, 1).await, "append_all, b");
+
+    let again = log.append_all(both).await.expect("repeat of the call");
+    let expected: Vec<Vec<Appended>> = out
+        .iter()
+        .map(|r| {
+            r.iter()
+                .map(|x| Appended {
+                    duplicate: true,
+                    ..*x
+                })
+                .collect()
+        })
+        .collect();
+    assert_eq!(again, expected, "a repeat answers the original positions");
+    assert_log_is(&log, 4, "after the repeat").await;
+
+    // The first request (a new person c claiming xc) would be accepted on its own.
+    let fresh_c = || {
+        request(
+            c,
+            ExpectedVersion::NoStream,
+            vec![xc.clone()],
+            &[(ev("aa-5"), now())],
+        )
+    };
+    let stale = log
+        .append_all(vec![
+            fresh_c(),
+            request(
+                a,
+                ExpectedVersion::Exactly(1),
+                vec![],
+                &[(ev("aa-6"), now())],
+            ),
+        ])
+        .await;
+    assert_conflict(stale, a, 4, "append_all with one stale version");
+    assert_nothing_of(
+        &log,
+        c,
+        &["aa-5", "aa-6"],
+        std::slice::from_ref(&xc),
+        "stale version",
+    )
+    .await;
+
+    let taken = log
+        .append_all(vec![
+            fresh_c(),
+            request(
+                a,
+                ExpectedVersion::Exactly(4),
+                vec![xb.clone()],
+                &[(ev("aa-6"), now())],
+            ),
+        ])
+        .await;
+    match taken {
+        Err(Error::IdentityConflict { owner, person, .. }) => {
+            assert_eq!(
+                (owner, person),
+                (b, a),
+                "the conflict names owner and claimant"
+            );
+        }
+        other => panic!("a taken claim: expected IdentityConflict, got {other:?}"),
+    }
+    assert_nothing_of(
+        &log,
+        c,
+        &["aa-5", "aa-6"],
+        std::slice::from_ref(&xc),
+        "taken claim",
+    )
+    .await;
+
+    let reused = log
+        .append_all(vec![
+            fresh_c(),
+            request(
+                a,
+                ExpectedVersion::Exactly(4),
+                vec![],
+                &[(release_date(SOURCE, "aa-1", "A0001BC", 3), now())],
+            ),
+        ])
+        .await;
+    assert!(
+        matches!(reused, Err(Error::IdempotencyConflict { .. })),
+        "a reused (source, id): {reused:?}"
+    );
+    assert_nothing_of(
+        &log,
+        c,
+        &["aa-5"],
+        std::slice::from_ref(&xc),
+        "idempotency conflict",
+    )
+    .await;
+    assert_log_is(&log, 4, "after three refused calls").await;
+
+    // Nothing of the refused calls is left in the way: the same requests now go in.
+    let out = log
+        .append_all(vec![
+            fresh_c(),
+            request(
+                a,
+                ExpectedVersion::Exactly(4),
+                vec![],
+                &[(ev("aa-6"), now())],
+            ),
+        ])
+        .await
+        .expect("the corrected call");
+    let mut recorded: Vec<u64> = out.iter().flatten().map(|x| x.position).collect();
+    recorded.sort_unstable();
+    assert_eq!(recorded, [5, 6], "numbering carries on without gaps");
+    assert_eq!(log.lookup_identifier(&xc).await.expect("lookup"), Some(c));
+    assert_log_is(&log, 6, "after the corrected call").await;
+}
+
+/// Rounds of racers on one shared person, all having read the same version: each racer's
+/// `append_all` first creates a new person of its own (two events and a claim), then
+/// appends to the shared person; one racer per round writes the shared person with a
+/// plain `append` instead. Exactly one racer per round wins; every loser gets `Conflict`
+/// and leaves nothing behind: not its new person's events, not its claim.
+pub async fn append_all_is_atomic_under_a_racing_writer(log: Log) {
+    const ROUNDS: u64 = 8;
+    const RACERS: u64 = 8;
+    let shared = person(1);
+    append_ok(&log, shared, ExpectedVersion::NoStream, &[ev("ar-0")]).await;
+    let mut plain_wins = 0;
+    for round in 0..ROUNDS {
+        let version = read_person(&log, shared, 1)
+            .await
+            .last()
+            .map_or(0, |e| e.position);
+        let expected = ExpectedVersion::from_version(version);
+        let mut tasks = Vec::new();
+        for i in 0..RACERS {
+            let log = log.clone();
+            let k = round * RACERS + i;
+            let own = person(100 + k);
+            let claim = crn_id(&format!("Y{k:06}"));
+            let ids = [
+                format!("ar-{k}-own-1"),
+                format!("ar-{k}-own-2"),
+                format!("ar-{k}-shared"),
+            ];
+            tasks.push(tokio::spawn(async move {
+                let on_shared = request(shared, expected, vec![], &[(ev(&ids[2]), now())]);
+                let result = if i == 0 {
+                    log.append(on_shared).await.map(|out| vec![out])
+                } else {
+                    log.append_all(vec![
+                        request(
+                            own,
+                            ExpectedVersion::NoStream,
+                            vec![claim.clone()],
+                            &[(ev(&ids[0]), now()), (ev(&ids[1]), now())],
+                        ),
+                        on_shared,
+                    ])
+                    .await
+                };
+                (i, own, claim, ids, result)
+            }));
+        }
+        let mut winners = 0;
+        for t in tasks {
+            let (i, own, claim, ids, result) = t.await.expect("task");
+            let what = format!("round {round}, racer {i}");
+            match result {
+                Ok(out) => {
+                    winners += 1;
+                    plain_wins += u64::from(i == 0);
+                    assert!(
+                        out.iter().flatten().all(|x| !x.duplicate),
+                        "{what}: {out:?}"
+                    );
+                    if i != 0 {
+                        assert_eq!(read_person(&log, own, 1).await.len(), 2, "{what}");
+                        assert_eq!(
+                            log.lookup_identifier(&claim).await.expect("lookup"),
+                            Some(own),
+                            "{what}: the winner's claim"
+                        );
+                    }
+                }
+                Err(Error::Conflict { person, .. }) => {
+                    assert_eq!(
+                        person, shared,
+                        "{what}: the conflict is on the shared person"
+                    );
+                    let ids: Vec<&str> = ids.iter().map(String::as_str).collect();
+                    assert_nothing_of(&log, own, &ids, &[claim], &what).await;
+                }
+                Err(e) => panic!("{what}: unexpected error {e}"),
+            }
+        }
+        assert_eq!(winners, 1, "round {round}: exactly one racer wins");
+    }
+    eprintln!("append_all race: the plain append won {plain_wins} of {ROUNDS} rounds");
+    let all = read_all(&log, 1).await;
+    assert_eq!(
+        positions(&all),
+        (1..=all.len() as u64).collect::<Vec<_>>(),
+        "the log has no gaps"
+    );
+    let mine = read_person(&log, shared, 1).await;
+    assert_eq!(
+        mine.len() as u64,
+        1 + ROUNDS,
+        "one write on the shared person per round"
+    );
+    assert_chain(shared, &mine, "the shared person");
+    assert_eq!(
+        all.len() as u64,
+        1 + ROUNDS + 2 * (ROUNDS - plain_wins),
+        "only the winners' events are recorded"
+    );
+}
+
+// ---------------------------------------------------------------------------------------
 // The write path on this backend
 // ---------------------------------------------------------------------------------------
 
@@ -1614,4 +1944,192 @@ pub async fn ledger_concurrent_submits_create_one_person(log: Log) {
     assert_eq!(acked, (1..=u64::from(TASKS)).collect::<Vec<_>>());
     let report = ledger.verify(owner).await.expect("verify");
     assert!(report.ok && report.events == TASKS as usize, "{report:?}");
+}
+
+fn referral_declined(id: &str, person: Value, referral_id: &str) -> Event {
+    envelope(
+        SOURCE,
+        id,
+        "referral.declined",
+        json!({ "person": person, "referral_id": referral_id, "reason": "OUT_OF_AREA" }),
+    )
+}
+
+/// Rounds of a ledger batch racing other writers on a person it names: facts about that
+/// person (always accepted, so the batch's append conflicts and is decided again) and a
+/// decline of the referral the batch accepts (so either the batch or the decline is
+/// refused). The batch names a NEW person first, so a backend recording request by
+/// request would record that person before the conflict. Each round the batch is either
+/// recorded whole (every receipt fresh, no duplicate from an earlier partial attempt) or
+/// refused with item 1 and nothing of it recorded (not the new person, not its claim).
+pub async fn ledger_batch_is_all_or_nothing_under_a_racing_writer(log: Log) {
+    const ROUNDS: u32 = 8;
+    const FACTS: u32 = 4;
+    let ledger = ledger(&log);
+    let (mut recorded, mut refused) = (0, 0);
+    for round in 0..ROUNDS {
+        let (x, y) = (nomis(16, round * 2 + 1), nomis(16, round * 2 + 2));
+        let referral = format!("REF-BATCH-{round}");
+        let existing = ledger
+            .submit(referral_received(
+                &format!("lb-{round}-0"),
+                json!({ "nomis": x }),
+                &referral,
+            ))
+            .await
+            .expect("the referral")
+            .person_id;
+        let ids: Vec<String> = (1..=3).map(|n| format!("lb-{round}-{n}")).collect();
+        let batch = vec![
+            release_date(SOURCE, &ids[0], &y, round + 1),
+            referral_accepted(&ids[1], json!({ "nomis": x }), &referral),
+            release_date(SOURCE, &ids[2], &x, round + 2),
+        ];
+        let mut facts = Vec::new();
+        for f in 0..FACTS {
+            let ledger = ledger.clone();
+            let event = release_date(SOURCE, &format!("lb-{round}-fact-{f}"), &x, f + 3);
+            facts.push(tokio::spawn(async move { ledger.submit(event).await }));
+        }
+        let decline = {
+            let ledger = ledger.clone();
+            let event = referral_declined(
+                &format!("lb-{round}-decline"),
+                json!({ "nomis": x }),
+                &referral,
+            );
+            tokio::spawn(async move { ledger.submit(event).await })
+        };
+        let result = ledger.submit_batch(batch).await;
+        for f in facts {
+            let r = f.await.expect("task").expect("a fact is always recorded");
+            assert_eq!(r.person_id, existing);
+        }
+        let declined = decline.await.expect("task");
+        let what = format!("round {round}");
+        match (result, declined) {
+            (Ok(receipts), Err(Error::Refused(_))) => {
+                recorded += 1;
+                assert_eq!(receipts.len(), 3, "{what}: one receipt per item");
+                assert!(
+                    receipts.iter().all(|r| !r.duplicate),
+                    "{what}: a receipt says duplicate, so part of the batch was recorded \
+                     by an earlier attempt: {receipts:?}"
+                );
+                let new = receipts[0].person_id;
+                assert_ne!(new, existing, "{what}: the first item is a new person");
+                assert_eq!(receipts[1].person_id, existing);
+                assert_eq!(receipts[2].person_id, existing);
+                for (r, id) in receipts.iter().zip(&ids) {
+                    let prior = log
+                        .lookup_submission(SOURCE, id)
+                        .await
+                        .expect("lookup")
+                        .unwrap_or_else(|| panic!("{what}: {id} was acknowledged"));
+                    assert_eq!((prior.position, prior.person), (r.position, r.person_id));
+                }
+                assert_eq!(
+                    log.lookup_identifier(&nomis_id(&y)).await.expect("lookup"),
+                    Some(new)
+                );
+            }
+            (Err(BatchError::Items(failures)), Ok(_)) => {
+                refused += 1;
+                let items: Vec<(usize, bool)> = failures
+                    .iter()
+                    .map(|f| (f.index, matches!(f.error, Error::Refused(_))))
+                    .collect();
+                assert_eq!(items, [(1, true)], "{what}: only the acceptance is refused");
+                for id in &ids {
+                    assert_eq!(
+                        log.lookup_submission(SOURCE, id).await.expect("lookup"),
+                        None,
+                        "{what}: {id} of a refused batch is not recorded"
+                    );
+                }
+                assert_eq!(
+                    log.lookup_identifier(&nomis_id(&y)).await.expect("lookup"),
+                    None,
+                    "{what}: the refused batch's new person claims nothing"
+                );
+            }
+            (result, declined) => panic!(
+                "{what}: exactly one of the batch and the decline must be recorded; \
+                 batch {result:?}, decline {declined:?}"
+            ),
+        }
+        let mine = ledger.verify(existing).await.expect("verify");
+        assert!(mine.ok, "{what}: {mine:?}");
+    }
+    eprintln!("ledger batch race: {recorded} recorded whole, {refused} refused whole");
+    let all = read_all(&log, 1).await;
+    assert_eq!(
+        positions(&all),
+        (1..=all.len() as u64).collect::<Vec<_>>(),
+        "the log has no gaps"
+    );
+    let mut seen = HashSet::new();
+    for e in &all {
+        assert!(seen.insert(&e.event.id), "{} recorded twice", e.event.id);
+    }
+}
+
+/// A batch at the ledger's limit ([`MAX_BATCH`] = 1,000 events, or fewer where the store
+/// cannot append that many at once: JetStream's atomic batch holds 1,000 messages, two per
+/// event) about one new person is recorded whole, each event once; one event more is
+/// refused whole as invalid, naming the limit, with nothing recorded.
+pub async fn ledger_batch_limit_is_the_stores(log: Log) {
+    assert_eq!(MAX_BATCH, 1000);
+    let ledger = ledger(&log);
+    let limit = ledger.batch_limit();
+    assert_eq!(limit, MAX_BATCH.min(log.max_batch_events()));
+    assert!(
+        limit >= 100,
+        "a batch limit of {limit} is too small to be useful"
+    );
+    let x = nomis(17, 1);
+    let batch = |prefix: &str, n: usize| -> Vec<Event> {
+        (0..n)
+            .map(|i| release_date(SOURCE, &format!("{prefix}-{i}"), &x, i as u32))
+            .collect()
+    };
+    match ledger.submit_batch(batch("over", limit + 1)).await {
+        Err(BatchError::Whole(Error::Invalid(problems))) => {
+            assert!(
+                problems
+                    .iter()
+                    .any(|p| p.detail.contains(&limit.to_string())),
+                "the refusal names the limit: {problems:?}"
+            );
+        }
+        other => panic!("a batch over the limit: expected Invalid, got {other:?}"),
+    }
+    assert_eq!(
+        head(&log).await,
+        0,
+        "nothing of the oversized batch is recorded"
+    );
+    assert_eq!(
+        log.lookup_identifier(&nomis_id(&x)).await.expect("lookup"),
+        None
+    );
+
+    let receipts: Vec<Receipt> = ledger
+        .submit_batch(batch("full", limit))
+        .await
+        .unwrap_or_else(|e| panic!("a batch at the limit is recorded: {e:?}"));
+    assert_eq!(receipts.len(), limit);
+    let owner = receipts[0].person_id;
+    assert!(receipts
+        .iter()
+        .all(|r| r.person_id == owner && !r.duplicate));
+    let all = assert_log_is(&log, limit as u64, "after the full batch").await;
+    let mut acked: Vec<u64> = receipts.iter().map(|r| r.position).collect();
+    acked.sort_unstable();
+    assert_eq!(
+        acked,
+        positions(&all),
+        "every receipt names its own position"
+    );
+    assert_chain(owner, &all, "the full batch");
 }

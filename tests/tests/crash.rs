@@ -1,17 +1,26 @@
-//! Crash test: the real binary appending under load is killed with SIGKILL; after a
+//! Crash tests: the real binary appending under load is killed with SIGKILL; after a
 //! restart every acknowledged position is present exactly once, every chain verifies, and
-//! the read models (resumed from their checkpoint) equal a rebuild from scratch.
+//! the read models (resumed from their checkpoint) equal a rebuild from scratch; and the
+//! signed tree head equals a from-scratch computation over `/v1/ledger/entries`, with an
+//! inclusion proof for every acknowledged event that verifies against the latest
+//! checkpoint with the verifier key alone.
 
 mod support;
 
 use std::collections::{BTreeMap, HashSet};
+use std::path::Path;
 use std::process::Command;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
+use base64::engine::general_purpose::STANDARD as BASE64;
+use base64::Engine as _;
 use chrono::Utc;
 use serde_json::{json, Value};
+use sha2::{Digest, Sha256};
 use support::{binary, event, nhs_number, nomis, Client, Server};
+use throughcare_synthetic::{data, with_person};
+use throughcare_tlog::{leaf_hash, verify_inclusion, Hash, Tree, VerifierKey};
 
 /// One acknowledged append.
 #[derive(Debug, Clone)]
@@ -21,34 +30,40 @@ struct Ack {
     position: u64,
 }
 
-/// Submits referral, acceptance, then contact attempts for a series of new people until the
-/// server stops answering; records every acknowledgement.
-async fn writer(c: Client, task: u64, acks: Arc<Mutex<Vec<Ack>>>) {
+/// Submits referral, acceptance, then `attempts` contact attempts for a series of new
+/// people (seeds from `base`) until the server stops answering; records every
+/// acknowledgement.
+async fn writer(c: Client, task: u64, base: u64, attempts: u64, acks: Arc<Mutex<Vec<Ack>>>) {
     let time = (Utc::now() - chrono::Duration::hours(1)).to_rfc3339();
     for n in 0.. {
-        let seed = task * 1000 + n;
+        let seed = base + task * 1000 + n;
         let who = json!({"nomis": nomis(seed), "nhs_number": nhs_number(seed)});
+        let rid = format!("R-{seed}");
+        let id = |what: &str| format!("b{base}-t{task}-p{n}-{what}");
         let mut steps = vec![
             event(
                 "referral.received",
-                &format!("t{task}-p{n}-ref"),
+                &id("ref"),
                 &time,
-                json!({"person": who, "referral_id": format!("R-{seed}"),
-                "referrer": {"kind": "PRISON_STAFF"}, "prison": "SPI", "vulnerabilities": ["COMMUNICATION"]}),
+                with_person(
+                    data::referral_received(&rid, "PRISON_STAFF", "SPI"),
+                    who.clone(),
+                ),
             ),
             event(
                 "referral.accepted",
-                &format!("t{task}-p{n}-acc"),
+                &id("acc"),
                 &time,
-                json!({"person": who, "referral_id": format!("R-{seed}")}),
+                with_person(data::referral_accepted(&rid), who.clone()),
             ),
         ];
-        for k in 0..6 {
+        for k in 0..attempts {
+            let attempt = data::contact_attempted("PHONE", Some("NO_ANSWER"));
             steps.push(event(
                 "contact.attempted",
-                &format!("t{task}-p{n}-c{k}"),
+                &id(&format!("c{k}")),
                 &time,
-                json!({"person": who, "channel": "PHONE", "outcome": "NO_ANSWER"}),
+                with_person(attempt, who.clone()),
             ));
         }
         for s in steps {
@@ -68,6 +83,26 @@ async fn writer(c: Client, task: u64, acks: Arc<Mutex<Vec<Ack>>>) {
     }
 }
 
+/// Starts the binary on `dir`, runs `tasks` writers for 1.5 s, SIGKILLs it mid-stream and
+/// returns every acknowledgement it gave.
+async fn load_then_sigkill(dir: &Path, tasks: u64, base: u64, attempts: u64) -> Vec<Ack> {
+    let mut server = Server::start(dir);
+    let c = Client::new(&server.url);
+    let acks = Arc::new(Mutex::new(Vec::new()));
+    let writers: Vec<_> = (0..tasks)
+        .map(|t| tokio::spawn(writer(c.clone(), t, base, attempts, acks.clone())))
+        .collect();
+    // Let the load build, then crash the server mid-stream.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    server.kill();
+    for w in writers {
+        w.await.unwrap();
+    }
+    let acks = acks.lock().unwrap().clone();
+    acks
+}
+
+/// Every person's journey once the read models reach `min`, without the volatile `as_of`.
 async fn journeys(c: &Client, persons: &HashSet<String>, min: u64) -> BTreeMap<String, Value> {
     let mut out = BTreeMap::new();
     for p in persons {
@@ -84,19 +119,7 @@ async fn journeys(c: &Client, persons: &HashSet<String>, min: u64) -> BTreeMap<S
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn sigkill_under_load_loses_nothing_acknowledged() {
     let dir = tempfile::tempdir().unwrap();
-    let mut server = Server::start(dir.path());
-    let c = Client::new(&server.url);
-    let acks = Arc::new(Mutex::new(Vec::new()));
-    let tasks: Vec<_> = (0..16)
-        .map(|t| tokio::spawn(writer(c.clone(), t, acks.clone())))
-        .collect();
-    // Let the load build, then crash the server mid-stream.
-    tokio::time::sleep(Duration::from_millis(1500)).await;
-    server.kill();
-    for t in tasks {
-        t.await.unwrap();
-    }
-    let acks = acks.lock().unwrap().clone();
+    let acks = load_then_sigkill(dir.path(), 16, 0, 6).await;
     assert!(
         acks.len() > 50,
         "too little load before the crash: {} acks",
@@ -160,4 +183,110 @@ async fn sigkill_under_load_loses_nothing_acknowledged() {
     let c = Client::new(&server.url);
     let rebuilt = journeys(&c, &persons, head).await;
     assert_eq!(resumed, rebuilt);
+}
+
+fn text(v: &Value) -> String {
+    v.as_str().expect("a text/plain body").to_string()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn after_sigkill_every_acknowledged_event_is_provable() {
+    let dir = tempfile::tempdir().unwrap();
+    let acks: Vec<u64> = load_then_sigkill(dir.path(), 8, 50_000, 0)
+        .await
+        .into_iter()
+        .map(|a| a.position)
+        .collect();
+    assert!(acks.len() > 20, "too little load: {} acks", acks.len());
+
+    let server = Server::start(dir.path());
+    let c = Client::new(&server.url);
+    let head = c.get("/readyz").await.body["head"].as_u64().unwrap();
+    let key = c.get("/v1/ledger/key").await;
+    assert_eq!(key.status, 200);
+    assert!(key.content_type.starts_with("text/plain"));
+    let verifier = VerifierKey::parse(&text(&key.body)).unwrap();
+
+    // On restart a checkpoint is signed as soon as the tree has caught up with the head.
+    let started = Instant::now();
+    let checkpoint = loop {
+        let r = c.get("/v1/ledger/checkpoint").await;
+        if r.status == 200 {
+            let cp = verifier
+                .open(&text(&r.body))
+                .expect("the checkpoint verifies");
+            if cp.size >= head {
+                break cp;
+            }
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "no checkpoint of the head {head} after 30 s"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert!(checkpoint.origin.starts_with("throughcare.local/"));
+
+    // The tree head from scratch over the entries equals the signed one.
+    let mut tree = Tree::new();
+    let mut leaves = Vec::new();
+    while tree.size() < checkpoint.size {
+        let page = c
+            .get(&format!(
+                "/v1/ledger/entries?from={}&limit=1000",
+                tree.size() + 1
+            ))
+            .await;
+        assert_eq!(page.status, 200, "{:?}", page.body);
+        let entries = page.body["entries"].as_array().unwrap().clone();
+        assert!(!entries.is_empty(), "entries end before the checkpoint");
+        for e in entries {
+            if tree.size() == checkpoint.size {
+                break;
+            }
+            assert_eq!(e["position"].as_u64().unwrap(), tree.size() + 1);
+            let stored = e["stored"].as_str().unwrap().as_bytes();
+            assert_eq!(
+                hex::encode(Sha256::digest(stored)),
+                e["hash"].as_str().unwrap()
+            );
+            tree.append(stored);
+            leaves.push(leaf_hash(stored));
+        }
+    }
+    assert_eq!(
+        tree.root(),
+        checkpoint.root,
+        "the signed root is not the log's"
+    );
+
+    // Every acknowledged event has an inclusion proof against the latest checkpoint.
+    for &p in &acks {
+        let r = c
+            .get(&format!(
+                "/v1/ledger/proof/inclusion?position={p}&size={}",
+                checkpoint.size
+            ))
+            .await;
+        assert_eq!(r.status, 200, "{:?}", r.body);
+        let hashes: Vec<Hash> = r.body["hashes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|h| Hash::try_from(BASE64.decode(h.as_str().unwrap()).unwrap()).unwrap())
+            .collect();
+        verify_inclusion(
+            &leaves[p as usize - 1],
+            p - 1,
+            checkpoint.size,
+            &hashes,
+            &checkpoint.root,
+        )
+        .unwrap_or_else(|e| panic!("position {p}: {e}"));
+    }
+    eprintln!(
+        "audit crash test: {} acknowledged, all proven in the checkpoint of size {}",
+        acks.len(),
+        checkpoint.size
+    );
 }

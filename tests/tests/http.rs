@@ -13,8 +13,13 @@ fn at(days_ago: i64) -> String {
     (Utc::now() - Duration::days(days_ago)).to_rfc3339()
 }
 
+/// The synthetic NHS number of this file's person (999 range, valid check digit).
+fn nhs() -> String {
+    support::nhs_number(1)
+}
+
 fn person() -> Value {
-    json!({"nomis": "A1234BC", "nhs_number": "9434765919"})
+    json!({"nomis": "A1234BC", "nhs_number": nhs()})
 }
 
 async fn head(c: &Client) -> u64 {
@@ -86,7 +91,7 @@ async fn walk_to_gp_registration(c: Client) {
     assert_eq!(retry.body["duplicate"], true);
     assert_eq!(retry.body["person_id"], person_id.as_str());
 
-    let by_nhs = json!({"nhs_number": "9434765919"});
+    let by_nhs = json!({"nhs_number": nhs()});
     let steps = [
         event(
             "referral.accepted",
@@ -155,7 +160,7 @@ async fn walk_to_gp_registration(c: Client) {
         assert_eq!(last, i as u64 + 2);
     }
 
-    let found = c.get("/v1/people?identifier=nhs:9434765919").await;
+    let found = c.get(&format!("/v1/people?identifier=nhs:{}", nhs())).await;
     assert_eq!(found.body["person_id"], person_id.as_str());
     let found = c.get("/v1/people?identifier=nomis:A1234BC").await;
     assert_eq!(found.body["person_id"], person_id.as_str());
@@ -269,7 +274,10 @@ async fn bad_inputs(c: Client) {
         ),
         (
             "bad NHS check digit",
-            edit(&|v| v["data"]["person"]["nhs_number"] = json!("9434765918")),
+            edit(&|v| {
+                v["data"]["person"]["nhs_number"] =
+                    json!(throughcare_synthetic::invalid_nhs_number(1))
+            }),
             vec!["/data/person/nhs_number"],
         ),
         (
@@ -305,10 +313,16 @@ async fn bad_inputs(c: Client) {
         want.sort();
         assert_eq!(got, want, "{name}: {r:?}");
     }
-    // Body over 64 KiB.
+    // An event over 64 KiB (personal notes of 1 KiB each, every one within its own limit).
     let mut big = good.clone();
-    big["data"]["personal"] = json!({"note": "x".repeat(70 * 1024)});
-    assert_problem(&c.post(&big).await, 422, "invalid-submission");
+    big["data"]["personal"] = Value::Object(
+        (0..70)
+            .map(|i| (format!("note{i}"), json!("x".repeat(1024))))
+            .collect(),
+    );
+    let r = c.post(&big).await;
+    assert_problem(&r, 422, "invalid-submission");
+    assert!(r.body.to_string().contains("64 KiB"), "{r:?}");
     // Not JSON; wrong media type; batch media type with one object.
     assert_problem(
         &c.post_raw("application/cloudevents+json", b"{nope".to_vec())
@@ -390,7 +404,7 @@ async fn bad_inputs(c: Client) {
         "identifiers.linked",
         "m-1",
         &at(1),
-        json!({"person": {"nomis": "B2345CD"}, "identifiers": {"nhs_number": "9434765919"}}),
+        json!({"person": {"nomis": "B2345CD"}, "identifiers": {"nhs_number": nhs()}}),
     );
     assert_problem(&c.post(&merge).await, 409, "identity-conflict");
     // Same (source, id), different body.

@@ -1,65 +1,27 @@
 //! The `EventLog` conformance suite and the write path, run against the embedded (sled)
-//! backend: one test per check, each on a fresh log in its own temporary directory.
+//! backend: one test per check (from `conformance_tests!`), each on a fresh log in its
+//! own temporary directory; and what only the embedded backend promises (reopening).
 
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use tempfile::TempDir;
 use throughcare_ledger::EmbeddedLog;
-use throughcare_tests::conformance::{self, Log};
+use throughcare_tests::conformance::Log;
 
 /// A fresh, empty embedded log in `dir`.
-fn open(dir: &TempDir) -> Log {
+fn open_in(dir: &TempDir) -> Log {
     Arc::new(EmbeddedLog::open(dir.path()).expect("open the embedded log"))
 }
 
-/// One `#[tokio::test]` per conformance check, named after it. Checks that race tasks
-/// run on the multi-thread runtime.
-macro_rules! checks {
-    ($flavor:literal => $($check:ident),* $(,)?) => {$(
-        #[tokio::test(flavor = $flavor)]
-        async fn $check() {
-            let dir = TempDir::new().expect("temporary directory");
-            conformance::$check(open(&dir)).await;
-        }
-    )*};
+/// A fresh, empty embedded log in a temporary directory that lives as long as the guard.
+async fn open() -> (TempDir, Log) {
+    let dir = TempDir::new().expect("temporary directory");
+    let log = open_in(&dir);
+    (dir, log)
 }
 
-checks!("current_thread" =>
-    positions_are_contiguous_and_ordered,
-    read_all_stops_at_head_when_called,
-    read_all_streams_a_long_log,
-    head_tracks_last_position,
-    expected_version_conflicts_append_nothing,
-    idempotent_retry_returns_original_position,
-    same_key_different_body_is_idempotency_conflict,
-    same_key_twice_in_one_append_is_recorded_once,
-    identity_claims_are_create_only,
-    failed_append_leaves_no_claims,
-    hash_chain_links_each_persons_events,
-    ledger_referral_creates_person_and_resolves_by_any_identifier,
-    ledger_refuses_identifiers_of_two_persons,
-);
-
-checks!("multi_thread" =>
-    identity_claim_race_has_one_winner,
-    subscribe_has_no_gap_or_duplicate_at_the_seam,
-    subscribe_on_empty_log_delivers_live_events,
-    concurrent_appends_lose_no_update,
-    ledger_concurrent_submits_create_one_person,
-);
-
-/// `run_all`, as another backend would call it, works on the embedded backend too.
-#[tokio::test(flavor = "multi_thread")]
-async fn run_all_on_embedded() {
-    let dirs = Arc::new(Mutex::new(Vec::new()));
-    conformance::run_all(|| {
-        let dir = TempDir::new().expect("temporary directory");
-        let log = open(&dir);
-        dirs.lock().expect("dirs").push(dir);
-        async move { log }
-    })
-    .await;
-}
+// Every conformance check, one test each.
+throughcare_tests::conformance_tests!(open);
 
 /// Opens the log in `dir` again once the previous handle's writer has let go of it.
 async fn reopen(dir: &TempDir) -> Log {
@@ -111,7 +73,7 @@ async fn embedded_log_survives_reopen() {
 
     let dir = TempDir::new().expect("temporary directory");
     let before: Vec<_> = {
-        let log = open(&dir);
+        let log = open_in(&dir);
         log.append(append(
             p,
             ExpectedVersion::NoStream,

@@ -29,19 +29,20 @@ use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration as StdDuration;
 
-use chrono::{DateTime, Datelike, Duration, NaiveDate, SecondsFormat, TimeZone, Utc};
+use chrono::{DateTime, Datelike, Duration, NaiveDate, TimeZone, Utc};
 use futures::TryStreamExt;
 use proptest::prelude::*;
 use proptest::test_runner::{Config, RngAlgorithm, TestCaseError, TestRng, TestRunner};
 use serde_json::{json, Map, Value};
 use tempfile::TempDir;
 use throughcare_events::catalogue::{ConsentScope, ContactChannel, ReleaseReason};
-use throughcare_events::{
-    nhs_check_digit, validate_body, EventData, PersonId, RecordedEvent, Submission,
-};
-use throughcare_ledger::{EmbeddedLog, Error, EventLog, ItemError, Ledger, Receipt};
+use throughcare_events::{validate_body, EventData, PersonId, RecordedEvent, Submission};
+use throughcare_ledger::{BatchError, EmbeddedLog, Error, EventLog, ItemError, Ledger, Receipt};
 use throughcare_projections::{kpis, Journey, MonthKpis};
 use throughcare_projector::{Projector, ReadModels};
+use throughcare_synthetic::{
+    cloudevent, crn, data, invalid_nhs_number, nhs_number, nomis, person_id, rfc3339, with_person,
+};
 
 /// Cases in the default run.
 const CASES: u32 = 200;
@@ -616,7 +617,7 @@ impl Model {
 
     /// The model person a human is known by (their NOMIS number's owner).
     fn person_of(&self, h: usize) -> Option<&MPerson> {
-        self.owner(&format!("nomis:{}", nomis(h)))
+        self.owner(&format!("nomis:{}", nomis(h as u64)))
             .map(|i| &self.persons[i])
     }
 
@@ -769,14 +770,9 @@ fn day(s: &str) -> NaiveDate {
     s.parse().expect("date")
 }
 
-fn ts(t: DateTime<Utc>) -> String {
-    t.to_rfc3339_opts(SecondsFormat::Secs, true)
-}
-
 impl Item {
     fn kind_and_data(&self) -> (&'static str, Value) {
-        let actions =
-            json!([{ "need": "ACCOMMODATION", "service_type": "HOUSING", "due_by": "2027-03-01" }]);
+        let actions = [("ACCOMMODATION", "HOUSING", "2027-03-01")];
         match &self.intent {
             Intent::Refer {
                 rid,
@@ -784,69 +780,70 @@ impl Item {
                 prison,
                 expected,
             } => {
-                let mut d = json!({
-                    "referral_id": rid,
-                    "referrer": { "kind": referrer, "org": "Synthetic Referrer Org" },
-                    "prison": prison,
-                    "vulnerabilities": ["MENTAL_HEALTH"],
-                });
+                let mut d = data::referral_received(rid, referrer, prison);
+                d["referrer"]["org"] = json!("Synthetic Referrer Org");
                 if let Some(e) = expected {
                     d["expected_release_date"] = json!(e.to_string());
                 }
                 ("referral.received", d)
             }
-            Intent::Accept(r) => ("referral.accepted", json!({ "referral_id": r })),
+            Intent::Accept(r) => ("referral.accepted", data::referral_accepted(r)),
             Intent::Decline(r) => (
                 "referral.declined",
-                json!({ "referral_id": r, "reason": "INELIGIBLE" }),
+                data::referral_declined(r, "INELIGIBLE"),
             ),
             Intent::Withdraw(r) => (
                 "referral.withdrawn",
-                json!({ "referral_id": r, "reason": "REFERRER_WITHDREW" }),
+                data::referral_withdrawn(r, Some("REFERRER_WITHDREW")),
             ),
-            Intent::Allocate(w) => (
-                "case.allocated",
-                json!({ "worker_id": w, "worker_role": "PEER_SUPPORT" }),
-            ),
+            Intent::Allocate(w) => ("case.allocated", data::case_allocated(w)),
             Intent::Consent { withdraw, share } => {
-                let kind = if *withdraw {
-                    "consent.withdrawn"
+                let orgs: Option<Vec<&str>> = share
+                    .as_ref()
+                    .map(|o| o.iter().map(|s| s.as_ref()).collect());
+                let scope = if orgs.is_some() {
+                    "SHARE_WITH"
                 } else {
-                    "consent.given"
+                    "ENGAGE"
                 };
-                match share {
-                    None => (kind, json!({ "scope": "ENGAGE" })),
-                    Some(orgs) => (kind, json!({ "scope": "SHARE_WITH", "orgs": orgs })),
+                if *withdraw {
+                    (
+                        "consent.withdrawn",
+                        data::consent_withdrawn(scope, orgs.as_deref()),
+                    )
+                } else {
+                    ("consent.given", data::consent_given(scope, orgs.as_deref()))
                 }
             }
             Intent::Assess => (
                 "assessment.completed",
-                json!({ "kind": "INITIAL", "needs": [{ "domain": "ACCOMMODATION", "level": "HIGH" }] }),
+                data::assessment_completed("INITIAL", &[("ACCOMMODATION", "HIGH")]),
             ),
             Intent::Plan => (
                 "plan.agreed",
-                json!({ "actions": actions, "next_review": "2027-04-01" }),
+                data::plan_agreed(&actions, Some("2027-04-01")),
             ),
-            Intent::Review => ("plan.reviewed", json!({ "actions": actions })),
+            Intent::Review => ("plan.reviewed", data::plan_reviewed(&actions)),
             Intent::ReleaseDate(d, kind) => (
                 "release_date.set",
-                json!({ "date": d.to_string(), "date_type": kind }),
+                data::release_date_set(&d.to_string(), kind),
             ),
-            Intent::Transfer { from, to } => (
-                "prisoner.transferred",
-                json!({ "from_prison": from, "to_prison": to }),
-            ),
-            Intent::Release { prison, hospital } => (
-                "prisoner.released",
-                json!({
-                    "prison": prison,
-                    "reason": if *hospital { "RELEASED_TO_HOSPITAL" } else { "RELEASED" },
-                    "local_authority": "Synthetic Borough",
-                }),
-            ),
+            Intent::Transfer { from, to } => {
+                ("prisoner.transferred", data::prisoner_transferred(from, to))
+            }
+            Intent::Release { prison, hospital } => {
+                let reason = if *hospital {
+                    "RELEASED_TO_HOSPITAL"
+                } else {
+                    "RELEASED"
+                };
+                let mut d = data::prisoner_released(prison, reason);
+                d["local_authority"] = json!("Synthetic Borough");
+                ("prisoner.released", d)
+            }
             Intent::Return { prison } => (
                 "prisoner.returned_to_custody",
-                json!({ "prison": prison, "recall": true }),
+                data::prisoner_returned_to_custody(prison, true),
             ),
             Intent::Link { nhs, crn } => {
                 let mut ids = Map::new();
@@ -856,50 +853,51 @@ impl Item {
                 if let Some(c) = crn {
                     ids.insert("crn".into(), json!(c));
                 }
-                ("identifiers.linked", json!({ "identifiers": ids }))
+                (
+                    "identifiers.linked",
+                    data::identifiers_linked(Value::Object(ids)),
+                )
             }
-            Intent::Contact { made, gate } => (
-                if *made {
-                    "contact.made"
-                } else {
-                    "contact.attempted"
-                },
-                json!({
-                    "channel": if *gate { "GATE" } else { "PHONE" },
-                    // Only MET and SPOKE are contact (issue 9).
-                    "outcome": match (made, gate) {
-                        (true, true) => "MET",
-                        (true, false) => "SPOKE",
-                        (false, true) => "NOT_FOUND",
-                        (false, false) => "NO_ANSWER",
-                    },
-                }),
-            ),
-            Intent::Engagement(s) => ("engagement.changed", json!({ "status": s })),
-            Intent::SignpostMade { sid, service } => (
-                "signposting.made",
-                json!({ "signpost_id": sid, "service_type": service, "org": "Synthetic Service", "mode": "REFERRED" }),
-            ),
+            Intent::Contact { made, gate } => {
+                let channel = if *gate { "GATE" } else { "PHONE" };
+                // Only MET and SPOKE are contact (issue 9).
+                match (made, gate) {
+                    (true, true) => ("contact.made", data::contact_made(channel, "MET")),
+                    (true, false) => ("contact.made", data::contact_made(channel, "SPOKE")),
+                    (false, true) => (
+                        "contact.attempted",
+                        data::contact_attempted(channel, Some("NOT_FOUND")),
+                    ),
+                    (false, false) => (
+                        "contact.attempted",
+                        data::contact_attempted(channel, Some("NO_ANSWER")),
+                    ),
+                }
+            }
+            Intent::Engagement(s) => ("engagement.changed", data::engagement_changed(s)),
+            Intent::SignpostMade { sid, service } => {
+                ("signposting.made", data::signposting_made(sid, service))
+            }
             Intent::SignpostOutcome { sid, outcome } => (
                 "signposting.outcome",
-                json!({ "signpost_id": sid, "outcome": outcome }),
+                data::signposting_outcome(sid, outcome),
             ),
             Intent::Safeguarding => (
                 "safeguarding.raised",
-                json!({ "category": "SELF_HARM", "referred_to": "Synthetic Safeguarding Team" }),
+                data::safeguarding_raised("SELF_HARM"),
             ),
             Intent::Extend(until) => (
                 "support.extended",
-                json!({ "until": until.to_string(), "reason": "ONGOING_NEEDS" }),
+                data::support_extended(&until.to_string(), "ONGOING_NEEDS"),
             ),
-            Intent::Close(reason) => ("case.closed", json!({ "reason": reason })),
-            Intent::Reopen => ("case.reopened", json!({})),
+            Intent::Close(reason) => ("case.closed", data::case_closed(reason)),
+            Intent::Reopen => ("case.reopened", data::case_reopened()),
             Intent::Correct {
                 target_source,
                 target_id,
                 kind,
             } => {
-                let mut d = json!({ "target_event_id": target_id, "what_was_wrong": kind });
+                let mut d = data::record_corrected(target_id, kind);
                 if let Some(s) = target_source {
                     d["target_source"] = json!(s);
                 }
@@ -910,17 +908,9 @@ impl Item {
 
     /// The CloudEvent as a partner would send it (with its fault, if any).
     fn json(&self) -> Value {
-        let (kind, mut data) = self.kind_and_data();
-        data["person"] = self.person.clone();
-        let mut e = json!({
-            "specversion": "1.0",
-            "id": self.id,
-            "source": self.source,
-            "type": format!("throughcare.{kind}.v1"),
-            "time": ts(self.time),
-            "datacontenttype": "application/json",
-            "data": data,
-        });
+        let (kind, data) = self.kind_and_data();
+        let data = with_person(data, self.person.clone());
+        let mut e = cloudevent(self.source, &self.id, kind, &rfc3339(self.time), data);
         if let Some(fault) = self.corrupt {
             corrupt(&mut e, kind, fault, self.time);
         }
@@ -943,9 +933,11 @@ fn corrupt(e: &mut Value, kind: &str, fault: u16, time: DateTime<Utc>) {
     };
     match (fault % 10, specific) {
         (0, Some((field, value))) => e["data"][field] = value,
-        (0 | 1, _) => e["data"]["person"] = json!({ "nhs_number": bad_nhs(u64::from(fault)) }),
+        (0 | 1, _) => {
+            e["data"]["person"] = json!({ "nhs_number": invalid_nhs_number(u64::from(fault)) })
+        }
         // The clock is at most two days past the time an event happened.
-        (2, _) => e["time"] = json!(ts(time + Duration::days(3))),
+        (2, _) => e["time"] = json!(rfc3339(time + Duration::days(3))),
         (3, _) => e["type"] = json!("throughcare.referral.misplaced.v1"),
         (4, _) => e["data"]["person"] = json!({}),
         (5, _) => e["data"]["colour"] = json!("blue"),
@@ -956,41 +948,6 @@ fn corrupt(e: &mut Value, kind: &str, fault: u16, time: DateTime<Utc>) {
             e.as_object_mut().expect("object").remove("id");
         }
     }
-}
-
-// ------------------------------------------------------------------------------------------
-// Synthetic people.
-// ------------------------------------------------------------------------------------------
-
-fn nomis(h: usize) -> String {
-    format!("M{:04}{}Z", 1000 + h, char::from(b'A' + h as u8))
-}
-
-/// A synthetic NHS number that passes Modulus 11.
-fn nhs(h: usize) -> String {
-    let mut n = 900_000_000 + h as u64 * 7_919;
-    loop {
-        let nine: Vec<u8> = format!("{n:09}").bytes().map(|b| b - b'0').collect();
-        if let Some(c) = nhs_check_digit(&nine) {
-            return nine
-                .iter()
-                .chain([&c])
-                .map(|d| char::from(b'0' + d))
-                .collect();
-        }
-        n += 1;
-    }
-}
-
-/// Ten digits whose check digit is wrong.
-fn bad_nhs(seed: u64) -> String {
-    let good = nhs(seed as usize % 50);
-    let last = good.as_bytes()[9] - b'0';
-    format!("{}{}", &good[..9], (last + 1) % 10)
-}
-
-fn crn(h: usize) -> String {
-    format!("C{:06}", 100_000 + h)
 }
 
 // ------------------------------------------------------------------------------------------
@@ -1095,20 +1052,26 @@ impl Gen {
         match (y % 20, ledger) {
             (19, Some(id)) => (json!({ "person_id": id }), vec![format!("person:{id}")]),
             (6 | 7, _) => (
-                json!({ "nomis": nomis(h), "nhs_number": nhs(h) }),
-                vec![format!("nomis:{}", nomis(h)), format!("nhs:{}", nhs(h))],
+                json!({ "nomis": nomis(h as u64), "nhs_number": nhs_number(h as u64) }),
+                vec![
+                    format!("nomis:{}", nomis(h as u64)),
+                    format!("nhs:{}", nhs_number(h as u64)),
+                ],
             ),
             (8, _) => (
-                json!({ "nhs_number": nhs(h) }),
-                vec![format!("nhs:{}", nhs(h))],
+                json!({ "nhs_number": nhs_number(h as u64) }),
+                vec![format!("nhs:{}", nhs_number(h as u64))],
             ),
             (9, _) => (
-                json!({ "nomis": nomis(h), "crn": crn(h) }),
-                vec![format!("nomis:{}", nomis(h)), format!("crn:{}", crn(h))],
+                json!({ "nomis": nomis(h as u64), "crn": crn(h as u64) }),
+                vec![
+                    format!("nomis:{}", nomis(h as u64)),
+                    format!("crn:{}", crn(h as u64)),
+                ],
             ),
             _ => (
-                json!({ "nomis": nomis(h) }),
-                vec![format!("nomis:{}", nomis(h))],
+                json!({ "nomis": nomis(h as u64) }),
+                vec![format!("nomis:{}", nomis(h as u64))],
             ),
         }
     }
@@ -1424,16 +1387,16 @@ impl Gen {
             }
             66..=67 => match (x % 3, self.other(h)) {
                 (0, Some(o)) => Intent::Link {
-                    nhs: Some(nhs(o)),
+                    nhs: Some(nhs_number(o as u64)),
                     crn: None,
                 },
                 (1, _) => Intent::Link {
-                    nhs: Some(nhs(h)),
+                    nhs: Some(nhs_number(h as u64)),
                     crn: None,
                 },
                 _ => Intent::Link {
                     nhs: None,
-                    crn: Some(crn(h)),
+                    crn: Some(crn(h as u64)),
                 },
             },
             68..=71 => Intent::Contact {
@@ -1560,7 +1523,7 @@ impl Rig {
             }),
             Arc::new(move || {
                 let n = next.fetch_add(1, Ordering::SeqCst);
-                PersonId(ulid::Ulid::from_parts(1_800_000_000_000, u128::from(n)))
+                person_id(0, n)
             }),
         );
         let projector = Projector::open(projector_dir.path()).expect("open the projector");
@@ -1617,6 +1580,8 @@ enum Actual {
     Invalid,
     One(Result<Receipt, Error>),
     Batch(Result<Vec<Result<Receipt, Error>>, Vec<ItemError>>),
+    /// A batch that failed as a whole (too large, or the store failed): never expected.
+    Whole(Error),
 }
 
 async fn send(rig: &Rig, items: &[Item], batch: bool, now: DateTime<Utc>) -> Actual {
@@ -1629,7 +1594,11 @@ async fn send(rig: &Rig, items: &[Item], batch: bool, now: DateTime<Utc>) -> Act
     match validate_body(&bytes, now) {
         Err(_) => Actual::Invalid,
         Ok(Submission::One(e)) => Actual::One(rig.ledger.submit(*e).await),
-        Ok(Submission::Batch(events)) => Actual::Batch(rig.ledger.submit_batch(events).await),
+        Ok(Submission::Batch(events)) => match rig.ledger.submit_batch(events).await {
+            Ok(receipts) => Actual::Batch(Ok(receipts.into_iter().map(Ok).collect())),
+            Err(BatchError::Items(failures)) => Actual::Batch(Err(failures)),
+            Err(BatchError::Whole(e)) => Actual::Whole(e),
+        },
     }
 }
 
@@ -2035,6 +2004,7 @@ fn check_submission(
             let errors: Vec<_> = f.iter().map(|f| (f.index, f.error.to_string())).collect();
             return Err(format!("batch refused: {errors:?}"));
         }
+        (Actual::Whole(e), false) => return Err(format!("batch failed whole: {e}")),
     }
     Ok(())
 }

@@ -68,6 +68,8 @@ fn dependencies_point_one_way() {
         // tlog beside events: depends on nothing of ours.
         ("crates/tlog", "throughcare-tlog"),
         ("events", "throughcare-events"),
+        // Synthetic identifiers and event builders (tests, bench, demo): pure, on events only.
+        ("crates/synthetic", "throughcare-synthetic"),
         ("projections", "throughcare-projections"),
         // The HMPPS mapping: pure, beside projections (depends on events only).
         ("crates/hmpps", "throughcare-hmpps"),
@@ -95,7 +97,7 @@ fn dependencies_point_one_way() {
         }
         let pure = matches!(
             *dir,
-            "events" | "projections" | "crates/tlog" | "crates/hmpps"
+            "events" | "projections" | "crates/tlog" | "crates/hmpps" | "crates/synthetic"
         );
         for io in ["sled", "tokio", "async-nats", "axum", "reqwest", "rand"] {
             assert!(
@@ -123,6 +125,8 @@ fn pure_crates_never_read_the_clock() {
     rust_files(&root().join("projections/src"), &mut files);
     rust_files(&root().join("crates/tlog/src"), &mut files);
     rust_files(&root().join("crates/hmpps/src"), &mut files);
+    rust_files(&root().join("crates/synthetic/src"), &mut files);
+    rust_files(&root().join("crates/demo/src"), &mut files);
     for f in files {
         let text = std::fs::read_to_string(&f).unwrap();
         for banned in [

@@ -6,58 +6,29 @@
 
 mod support;
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use support::binary;
+use support::{binary, Server};
 
-/// A `throughcare serve` over TLS, killed on drop.
-struct TlsServer {
-    child: Child,
-    /// `https://127.0.0.1:PORT`
-    url: String,
+/// `throughcare serve` over TLS with `cert` and `key` (killed on drop).
+fn start_tls(data: &Path, cert: &Path, key: &Path) -> Server {
+    let (cert, key) = (cert.to_str().unwrap(), key.to_str().unwrap());
+    let server = Server::start_with(data, &["--tls-cert", cert, "--tls-key", key]);
+    assert!(
+        server.url.starts_with("https://127.0.0.1:"),
+        "{}",
+        server.url
+    );
+    server
 }
 
-impl TlsServer {
-    fn start(data: &Path, cert: &Path, key: &Path) -> TlsServer {
-        let mut child = Command::new(binary())
-            .args(["serve", "--listen", "127.0.0.1:0", "--data"])
-            .arg(data)
-            .arg("--tls-cert")
-            .arg(cert)
-            .arg("--tls-key")
-            .arg(key)
-            .env("RUST_LOG", "warn")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("spawn throughcare serve");
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().expect("stdout"))
-            .read_line(&mut line)
-            .expect("read the listening line");
-        let url = line
-            .trim()
-            .strip_prefix("throughcare listening on ")
-            .unwrap_or_else(|| panic!("unexpected first line from serve: {line:?}"))
-            .to_string();
-        assert!(url.starts_with("https://127.0.0.1:"), "{url}");
-        TlsServer { child, url }
-    }
-
-    fn addr(&self) -> &str {
-        self.url.trim_start_matches("https://")
-    }
-}
-
-impl Drop for TlsServer {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+/// `127.0.0.1:PORT` of a server over TLS.
+fn addr(server: &Server) -> &str {
+    server.url.trim_start_matches("https://")
 }
 
 /// A self-signed certificate for 127.0.0.1 and its key, as PEM files in `dir`.
@@ -91,7 +62,7 @@ fn client(cert_pem: &str, http2_only: bool) -> reqwest::Client {
 async fn https_answers_over_http1_and_h2_and_plain_http_is_refused() {
     let dir = tempfile::tempdir().unwrap();
     let (cert, key, cert_pem) = self_signed(dir.path());
-    let server = TlsServer::start(&dir.path().join("data"), &cert, &key);
+    let server = start_tls(&dir.path().join("data"), &cert, &key);
 
     for (http2, want) in [
         (false, reqwest::Version::HTTP_11),
@@ -109,7 +80,7 @@ async fn https_answers_over_http1_and_h2_and_plain_http_is_refused() {
     }
 
     // The same request in plain HTTP gets no HTTP answer.
-    let mut plain = TcpStream::connect(server.addr()).unwrap();
+    let mut plain = TcpStream::connect(addr(&server)).unwrap();
     plain
         .set_read_timeout(Some(Duration::from_secs(10)))
         .unwrap();
@@ -128,7 +99,7 @@ async fn https_answers_over_http1_and_h2_and_plain_http_is_refused() {
         .build()
         .unwrap();
     let r = http
-        .get(format!("http://{}/healthz", server.addr()))
+        .get(format!("http://{}/healthz", addr(&server)))
         .send()
         .await;
     assert!(r.is_err(), "plain http answered: {r:?}");

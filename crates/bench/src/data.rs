@@ -2,21 +2,21 @@
 //! journey per person as CloudEvents, and generation of a real log through the embedded
 //! backend's append path.
 //!
-//! Everything is synthetic and deterministic: NOMIS numbers are `A1234BC`-shaped and
-//! unique per person index, NHS numbers pass the Modulus 11 check
-//! ([`throughcare_events::nhs_check_digit`]); no names or free text are generated.
+//! Everything is synthetic and deterministic: identifiers and event data come from
+//! `throughcare-synthetic` (NOMIS numbers unique per person index, NHS numbers in the 999
+//! range passing Modulus 11); no names or free text are generated.
 
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Instant;
 
 use anyhow::{anyhow, Context, Result};
-use chrono::{DateTime, Duration, NaiveDate, SecondsFormat, Utc};
+use chrono::{DateTime, Duration, NaiveDate, Utc};
 use futures::stream::{self, StreamExt};
 use serde_json::{json, Value};
-use throughcare_events::{nhs_check_digit, validate_event, Event, Identifier, PersonId};
+use throughcare_events::{validate_event, Event, Identifier};
 use throughcare_ledger::{AppendRequest, EmbeddedLog, EventLog, ExpectedVersion, NewEvent};
-use ulid::Ulid;
+use throughcare_synthetic::{cloudevent, data, rfc3339, with_person};
 
 /// Events in each synthetic journey (so N events = N / 10 people).
 pub const EVENTS_PER_PERSON: usize = 10;
@@ -40,62 +40,23 @@ const NEEDS: [&str; 4] = [
 ];
 const LEVELS: [&str; 3] = ["LOW", "MEDIUM", "HIGH"];
 
-/// The deterministic ledger id of synthetic person `n` (`series` keeps runs apart).
-pub fn person_id(series: u16, n: u64) -> PersonId {
-    PersonId(Ulid::from_parts(
-        1_780_000_000_000 + u64::from(series),
-        u128::from(n) + 1,
-    ))
-}
-
-/// A NOMIS number unique for every `n` below 26 * 676 * 10 000 (about 175 million):
-/// letter, four digits, two letters.
-pub fn nomis(n: u64) -> String {
-    let letter = |k: u64| char::from(b'A' + (k % 26) as u8);
-    let high = n / 10_000;
-    format!(
-        "{}{:04}{}{}",
-        letter(high / 676),
-        n % 10_000,
-        letter(high / 26),
-        letter(high)
-    )
-}
-
-/// A ten-digit NHS number in the 999 test range, unique for every `n` below 500 000, with
-/// a valid Modulus 11 check digit. Stem `n` is 999 000 000 + 2n or the one after it: the
-/// two differ only in the last digit (weight 2), so at most one of them has no valid check
-/// digit, and no other `n` uses either.
-pub fn nhs(n: u64) -> String {
-    assert!(
-        n < 500_000,
-        "synthetic NHS numbers run out at 500 000 people"
-    );
-    let stem = 999_000_000 + 2 * n;
-    for stem in [stem, stem + 1] {
-        let text = format!("{stem:09}");
-        let digits: Vec<u8> = text.bytes().map(|b| b - b'0').collect();
-        if let Some(check) = nhs_check_digit(&digits) {
-            return format!("{text}{check}");
-        }
-    }
-    unreachable!("one of two stems differing only in the last digit has a check digit")
-}
+/// The synthetic identifiers of person `n`: ledger id (`series` keeps runs apart), NOMIS
+/// and NHS number, all from `throughcare-synthetic` (distinct for every `n` below
+/// [`throughcare_synthetic::NHS_SEEDS`]).
+pub use throughcare_synthetic::{nhs_number as nhs, nomis, person_id};
 
 fn day(base: NaiveDate, days: i64) -> String {
     (base + Duration::days(days)).format("%Y-%m-%d").to_string()
 }
 
-fn envelope(id: String, kind: &str, time: DateTime<Utc>, data: Value) -> Value {
-    json!({
-        "specversion": "1.0",
-        "id": id,
-        "source": SOURCE,
-        "type": format!("throughcare.{kind}.v1"),
-        "time": time.to_rfc3339_opts(SecondsFormat::Secs, true),
-        "datacontenttype": "application/json",
-        "data": data,
-    })
+fn envelope(id: String, kind: &str, time: DateTime<Utc>, data: Value, person: &Value) -> Value {
+    cloudevent(
+        SOURCE,
+        &id,
+        kind,
+        &rfc3339(time),
+        with_person(data, person.clone()),
+    )
 }
 
 /// The ten CloudEvents of synthetic person `n`'s journey, in an order the case state
@@ -103,105 +64,77 @@ fn envelope(id: String, kind: &str, time: DateTime<Utc>, data: Value) -> Value {
 /// date, released, met at the gate, signposted. `tag` keeps event ids of different runs
 /// apart. The first names the person by NOMIS and NHS number, the rest by NOMIS only.
 pub fn journey(tag: &str, n: u64, now: DateTime<Utc>) -> Vec<Value> {
-    let nomis = nomis(n);
-    let by_nomis = json!({ "nomis": nomis });
+    let first = throughcare_synthetic::person(n);
+    let by_nomis = json!({ "nomis": nomis(n) });
     let prison = PRISONS[(n % 5) as usize];
     let referral = format!("REF-{tag}-{n}");
     // Journeys start 30..130 days ago, one event a day.
     let start = now - Duration::days(30 + (n % 100) as i64);
     let base = start.date_naive();
-    let at = |k: i64| start + Duration::days(k);
-    let id = |k: usize| format!("{tag}-{n}-{k}");
+    let need = NEEDS[(n % 4) as usize];
+    let service = SERVICES[(n % 5) as usize];
     let release = day(base, 7);
-    vec![
-        envelope(
-            id(0),
-            "referral.received",
-            at(0),
-            json!({
-                "person": { "nomis": nomis, "nhs_number": nhs(n) },
-                "referral_id": referral,
-                "referrer": { "kind": "PRISON_HEALTHCARE", "org": "Synthetic Healthcare Team" },
-                "prison": prison,
-                "expected_release_date": release,
-                "vulnerabilities": ["MENTAL_HEALTH"],
-            }),
-        ),
-        envelope(
-            id(1),
-            "referral.accepted",
-            at(1),
-            json!({ "person": by_nomis, "referral_id": referral }),
-        ),
-        envelope(
-            id(2),
+    let mut referred = data::referral_received(&referral, "PRISON_HEALTHCARE", prison);
+    referred["referrer"]["org"] = json!("Synthetic Healthcare Team");
+    referred["expected_release_date"] = json!(release);
+    let mut released = data::prisoner_released(prison, "RELEASED");
+    released["local_authority"] = json!("Hampshire");
+    let steps = [
+        (0, "referral.received", referred),
+        (1, "referral.accepted", data::referral_accepted(&referral)),
+        (
+            1,
             "case.allocated",
-            at(1),
-            json!({ "person": by_nomis, "worker_id": format!("W-{:04}", n % 997), "worker_role": "PEER_SUPPORT" }),
+            data::case_allocated(&format!("W-{:04}", n % 997)),
         ),
-        envelope(
-            id(3),
-            "consent.given",
-            at(2),
-            json!({ "person": by_nomis, "scope": "ENGAGE" }),
-        ),
-        envelope(
-            id(4),
+        (2, "consent.given", data::consent_given("ENGAGE", None)),
+        (
+            3,
             "assessment.completed",
-            at(3),
-            json!({
-                "person": by_nomis,
-                "kind": "PRE_RELEASE",
-                "needs": [
-                    { "domain": NEEDS[(n % 4) as usize], "level": LEVELS[(n % 3) as usize] },
-                    { "domain": "HEALTH", "level": "LOW" },
-                ],
-            }),
+            data::assessment_completed(
+                "PRE_RELEASE",
+                &[(need, LEVELS[(n % 3) as usize]), ("HEALTH", "LOW")],
+            ),
         ),
-        envelope(
-            id(5),
+        (
+            4,
             "plan.agreed",
-            at(4),
-            json!({
-                "person": by_nomis,
-                "actions": [
-                    { "need": NEEDS[(n % 4) as usize], "service_type": SERVICES[(n % 5) as usize], "due_by": day(base, 20) },
-                    { "need": "HEALTH", "service_type": "GP", "due_by": day(base, 14) },
+            data::plan_agreed(
+                &[
+                    (need, service, &day(base, 20)),
+                    ("HEALTH", "GP", &day(base, 14)),
                 ],
-                "next_review": day(base, 30),
-            }),
+                Some(&day(base, 30)),
+            ),
         ),
-        envelope(
-            id(6),
+        (
+            5,
             "release_date.set",
-            at(5),
-            json!({ "person": by_nomis, "date": release, "date_type": "CONFIRMED" }),
+            data::release_date_set(&release, "CONFIRMED"),
         ),
-        envelope(
-            id(7),
-            "prisoner.released",
-            at(7),
-            json!({ "person": by_nomis, "prison": prison, "reason": "RELEASED", "local_authority": "Hampshire" }),
-        ),
-        envelope(
-            id(8),
-            "contact.made",
-            at(7),
-            json!({ "person": by_nomis, "channel": "GATE", "outcome": "MET" }),
-        ),
-        envelope(
-            id(9),
+        (7, "prisoner.released", released),
+        (7, "contact.made", data::contact_made("GATE", "MET")),
+        (
+            8,
             "signposting.made",
-            at(8),
-            json!({
-                "person": by_nomis,
-                "signpost_id": format!("SP-{tag}-{n}"),
-                "service_type": SERVICES[(n % 5) as usize],
-                "org": "Synthetic Community Service",
-                "mode": "REFERRED",
-            }),
+            data::signposting_made(&format!("SP-{tag}-{n}"), service),
         ),
-    ]
+    ];
+    steps
+        .into_iter()
+        .enumerate()
+        .map(|(k, (days, kind, data))| {
+            // The first event names the person by NOMIS and NHS number, the rest by NOMIS.
+            let person = if k == 0 { &first } else { &by_nomis };
+            envelope(
+                format!("{tag}-{n}-{k}"),
+                kind,
+                start + Duration::days(days),
+                data,
+                person,
+            )
+        })
+        .collect()
 }
 
 /// Validates a generated event (they are all valid; a failure is a bug in this file).
@@ -288,19 +221,6 @@ pub async fn append_journeys(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn identifiers_are_unique_and_valid() {
-        let mut seen = std::collections::HashSet::new();
-        for n in (0..200_000).step_by(7).chain([299_999, 300_000, 499_999]) {
-            let x = nomis(n);
-            assert!(throughcare_events::Nomis::parse(&x).is_ok(), "{x}");
-            assert!(seen.insert(x));
-            let h = nhs(n);
-            assert!(throughcare_events::NhsNumber::parse(&h).is_ok(), "{h}");
-            assert!(seen.insert(h));
-        }
-    }
 
     #[test]
     fn journeys_validate_and_are_decided_in_order() {

@@ -200,13 +200,60 @@ fn decode_hash(b64: &str) -> Option<Hash> {
     BASE64.decode(b64).ok()?.try_into().ok()
 }
 
-/// `throughcare audit verify`.
+/// What a passed `audit verify` established.
+#[derive(Debug, Clone)]
+pub struct Verified {
+    /// The origin (log name) of the latest checkpoint.
+    pub origin: String,
+    /// Its size: every entry `1..=size` was checked.
+    pub size: u64,
+    /// Its root, which the auditor recomputed.
+    pub root: Hash,
+    /// Persons whose chains were followed.
+    pub persons: usize,
+    /// The size of the `--since` checkpoint proven a prefix, if one was given.
+    pub since: Option<u64>,
+    /// Wall time of the walk (after the checkpoint was fetched and opened).
+    pub elapsed: Duration,
+}
+
+/// `throughcare audit verify`: [`verify_log`], then its report on stdout.
 pub async fn verify(
     url: &str,
     key: &str,
     since: Option<&Path>,
     token: Option<String>,
 ) -> Result<()> {
+    let v = verify_log(url, key, since, token).await?;
+    let since_line = match v.since {
+        Some(size) => format!(
+            "\nconsistent with the earlier checkpoint of size {size} (history only appended to)"
+        ),
+        None => String::new(),
+    };
+    println!(
+        "verified {} entries of {}\nsize {}\nroot {}\npersons {}\n{:.0} events/s{since_line}",
+        v.size,
+        v.origin,
+        v.size,
+        BASE64.encode(v.root),
+        v.persons,
+        v.size as f64 / v.elapsed.as_secs_f64().max(1e-9),
+    );
+    Ok(())
+}
+
+/// Verifies the server at `url` against the verifier key `key` (its text or a file
+/// holding it), and with `since` (a file holding an earlier signed checkpoint) that the
+/// log only grew since. The first problem found is the error, a [`Finding`] naming its
+/// position when one can be named. Prints nothing (a progress bar on a terminal's stderr
+/// for long runs), so the bench can call it too.
+pub async fn verify_log(
+    url: &str,
+    key: &str,
+    since: Option<&Path>,
+    token: Option<String>,
+) -> Result<Verified> {
     let key = read_key(key)?;
     // The earlier checkpoint is read first: a bad file should not cost a full run.
     let earlier = match since {
@@ -395,25 +442,18 @@ pub async fn verify(
         return Err(f.into());
     }
 
-    let mut since_line = String::new();
     if let Some(old) = &earlier {
         check_since(&remote, old, &checkpoint, &nodes).await?;
-        since_line = format!(
-            "\nconsistent with the earlier checkpoint of size {} (history only appended to)",
-            old.size
-        );
     }
 
-    let secs = started.elapsed().as_secs_f64();
-    println!(
-        "verified {} entries of {}\nsize {size}\nroot {}\npersons {}\n{:.0} events/s{since_line}",
+    Ok(Verified {
+        elapsed: started.elapsed(),
+        since: earlier.map(|old| old.size),
+        persons: heads.len(),
         size,
-        checkpoint.origin,
-        BASE64.encode(checkpoint.root),
-        heads.len(),
-        size as f64 / secs.max(1e-9),
-    );
-    Ok(())
+        root: checkpoint.root,
+        origin: checkpoint.origin,
+    })
 }
 
 /// The entry the server cannot serve, after it failed the page from `from` with

@@ -21,7 +21,7 @@ use throughcare_nats::{
     consume_hmpps, serve_submissions, Disposition, JetStreamConfig, JetStreamLog, SubmitReply,
     SubmitRequest,
 };
-use throughcare_projector::Projector;
+use throughcare_projector::{Backoff, Projector};
 use throughcare_server::{AppState, Authenticator, Role};
 
 #[derive(Parser)]
@@ -394,10 +394,12 @@ async fn serve(data: &Path, nats: Option<JetStreamConfig>, o: ServeOptions) -> R
         o.origin.clone(),
     )?;
     let projector_log = log.clone();
+    // A failed projector is restarted with backoff; meanwhile /readyz answers 503 with
+    // the reason, rather than the server serving stale read models as if current.
     let projector_task = tokio::spawn(async move {
-        if let Err(e) = projector.run(projector_log).await {
-            tracing::error!(error = %e, "projector stopped");
-        }
+        projector
+            .run_supervised(projector_log, Backoff::default())
+            .await
     });
     let listener = tokio::net::TcpListener::bind(o.listen)
         .await

@@ -43,9 +43,11 @@ struct Inner {
     access: crate::access::EmbeddedAccessLog,
 }
 
+/// One call of the log: a single `append` is a job of one request; `append_all` is one
+/// job of several, staged all or nothing inside the group that carries it.
 struct Job {
-    request: AppendRequest,
-    reply: oneshot::Sender<Result<Vec<Appended>, Error>>,
+    requests: Vec<AppendRequest>,
+    reply: oneshot::Sender<Result<Vec<Vec<Appended>>, Error>>,
 }
 
 fn key_log(position: u64) -> [u8; 9] {
@@ -148,6 +150,18 @@ impl EmbeddedLog {
         *self.inner.durable.borrow()
     }
 
+    /// Hands a job to the writer thread and waits for its group commit.
+    async fn submit_job(&self, requests: Vec<AppendRequest>) -> Result<Vec<Vec<Appended>>, Error> {
+        let (reply, rx) = oneshot::channel();
+        self.inner
+            .jobs
+            .send(Job { requests, reply })
+            .await
+            .map_err(|_| Error::Unavailable("the ledger writer stopped".into()))?;
+        rx.await
+            .map_err(|_| Error::Unavailable("the ledger writer stopped".into()))?
+    }
+
     /// Waits until `position` is durable (a retry may find a submission whose first
     /// attempt is still in its group commit).
     async fn wait_durable(&self, position: u64) -> Result<(), Error> {
@@ -242,14 +256,19 @@ fn log_stream(
 impl EventLog for EmbeddedLog {
     #[tracing::instrument(level = "debug", skip_all, fields(person = %request.person))]
     async fn append(&self, request: AppendRequest) -> Result<Vec<Appended>, Error> {
-        let (reply, rx) = oneshot::channel();
-        self.inner
-            .jobs
-            .send(Job { request, reply })
-            .await
-            .map_err(|_| Error::Unavailable("the ledger writer stopped".into()))?;
-        rx.await
-            .map_err(|_| Error::Unavailable("the ledger writer stopped".into()))?
+        let mut out = self.submit_job(vec![request]).await?;
+        out.pop()
+            .ok_or_else(|| Error::Corrupt("the writer answered no request".into()))
+    }
+
+    /// One job for the writer: every request is staged into the same sled batch and
+    /// shares one group commit, or none is (the first refusal fails the whole call).
+    #[tracing::instrument(level = "debug", skip_all, fields(requests = requests.len()))]
+    async fn append_all(&self, requests: Vec<AppendRequest>) -> Result<Vec<Vec<Appended>>, Error> {
+        if requests.is_empty() {
+            return Ok(Vec::new());
+        }
+        self.submit_job(requests).await
     }
 
     async fn read_person(&self, person: PersonId, from: u64) -> Result<Vec<RecordedEvent>, Error> {
@@ -353,6 +372,23 @@ struct Overlay {
     identities: HashMap<Vec<u8>, PersonId>,
 }
 
+impl Overlay {
+    fn absorb(&mut self, other: Overlay) {
+        self.persons.extend(other.persons);
+        self.submissions.extend(other.submissions);
+        self.identities.extend(other.identities);
+    }
+}
+
+/// What one job has staged so far: its writes and its overlay, on top of the group's.
+/// Merged into the group only when every request of the job is accepted, so a refused
+/// request leaves no trace of the job's earlier requests.
+#[derive(Default)]
+struct Staged {
+    writes: Vec<(Vec<u8>, Vec<u8>)>,
+    overlay: Overlay,
+}
+
 impl Writer {
     fn run(mut self, mut jobs: mpsc::Receiver<Job>) {
         let mut poisoned: Option<String> = None;
@@ -368,7 +404,7 @@ impl Writer {
             let start = self.next;
             let results: Vec<_> = group
                 .iter()
-                .map(|job| self.prepare(&job.request, &mut batch, &mut overlay))
+                .map(|job| self.prepare_job(&job.requests, &mut batch, &mut overlay))
                 .collect();
             let written = self.next > start || !overlay.identities.is_empty();
             let committed = if written {
@@ -400,13 +436,43 @@ impl Writer {
         }
     }
 
-    /// Checks one append against the tree plus the group so far and stages its writes.
-    /// Nothing is staged unless the whole append is accepted.
+    /// Checks every request of one job against the tree, the group so far and the job's
+    /// earlier requests, and stages the job's writes into `batch` only if all are accepted.
+    /// On a refusal the positions and clock the job took are given back, so the next job
+    /// numbers on as if this one had never been seen.
+    fn prepare_job(
+        &mut self,
+        requests: &[AppendRequest],
+        batch: &mut sled::Batch,
+        overlay: &mut Overlay,
+    ) -> Result<Vec<Vec<Appended>>, Error> {
+        let (next, last_recorded_at) = (self.next, self.last_recorded_at);
+        let mut staged = Staged::default();
+        let mut out = Vec::with_capacity(requests.len());
+        for req in requests {
+            match self.prepare(req, overlay, &mut staged) {
+                Ok(appended) => out.push(appended),
+                Err(e) => {
+                    self.next = next;
+                    self.last_recorded_at = last_recorded_at;
+                    return Err(e);
+                }
+            }
+        }
+        for (k, v) in staged.writes {
+            batch.insert(k, v);
+        }
+        overlay.absorb(staged.overlay);
+        Ok(out)
+    }
+
+    /// Checks one append against the tree plus the group and job so far and stages its
+    /// writes into `staged`. Nothing is staged unless the whole append is accepted.
     fn prepare(
         &mut self,
         req: &AppendRequest,
-        batch: &mut sled::Batch,
-        overlay: &mut Overlay,
+        group: &Overlay,
+        staged: &mut Staged,
     ) -> Result<Vec<Appended>, Error> {
         // One slot per event: already recorded, new, or a repeat of a new one earlier in
         // this same request (recorded once).
@@ -430,7 +496,12 @@ impl Writer {
                 slots.push(Slot::SameAs(i));
                 continue;
             }
-            let prior = match overlay.submissions.get(&key) {
+            let prior = match staged
+                .overlay
+                .submissions
+                .get(&key)
+                .or_else(|| group.submissions.get(&key))
+            {
                 Some(p) => Some(*p),
                 None => self.db.get(&key)?.map(|v| prior_from(&v)),
             };
@@ -463,7 +534,12 @@ impl Writer {
                 .collect());
         }
         let person = req.person;
-        let (version, mut prev) = match overlay.persons.get(&person) {
+        let (version, mut prev) = match staged
+            .overlay
+            .persons
+            .get(&person)
+            .or_else(|| group.persons.get(&person))
+        {
             Some(v) => *v,
             None => match self.db.get(key_person(person))? {
                 Some(v) => (
@@ -483,7 +559,12 @@ impl Writer {
         let mut claims = Vec::new();
         for identifier in &req.claims {
             let key = key_identifier(identifier);
-            let owner = match overlay.identities.get(&key) {
+            let owner = match staged
+                .overlay
+                .identities
+                .get(&key)
+                .or_else(|| group.identities.get(&key))
+            {
                 Some(p) => Some(*p),
                 None => self.db.get(&key)?.map(|v| person_from(&v)),
             };
@@ -515,8 +596,10 @@ impl Writer {
             let mut value = Vec::with_capacity(32 + body.len());
             value.extend_from_slice(&hash.0);
             value.extend_from_slice(&body);
-            batch.insert(&key_log(position)[..], value);
-            batch.insert(&key_person_event(person, position)[..], &[][..]);
+            staged.writes.push((key_log(position).to_vec(), value));
+            staged
+                .writes
+                .push((key_person_event(person, position).to_vec(), Vec::new()));
             let prior = PriorSubmission {
                 position,
                 person,
@@ -526,8 +609,8 @@ impl Writer {
             pv.extend_from_slice(&position.to_be_bytes());
             pv.extend_from_slice(&prior.digest);
             pv.extend_from_slice(&person.to_bytes());
-            batch.insert(key.clone(), pv);
-            overlay.submissions.insert(key, prior);
+            staged.writes.push((key.clone(), pv));
+            staged.overlay.submissions.insert(key, prior);
             prev = hash;
             positions.push(position);
         }
@@ -535,14 +618,14 @@ impl Writer {
         let mut head = Vec::with_capacity(40);
         head.extend_from_slice(&last.to_be_bytes());
         head.extend_from_slice(&prev.0);
-        batch.insert(&key_person(person)[..], head);
-        overlay.persons.insert(person, (last, prev));
+        staged.writes.push((key_person(person).to_vec(), head));
+        staged.overlay.persons.insert(person, (last, prev));
         for key in claims {
             // The claim carries the position that makes it durable, so a lookup can wait.
             let mut v = person.to_bytes().to_vec();
             v.extend_from_slice(&last.to_be_bytes());
-            batch.insert(key.clone(), v);
-            overlay.identities.insert(key, person);
+            staged.writes.push((key.clone(), v));
+            staged.overlay.identities.insert(key, person);
         }
         let mut next_fresh = positions.iter();
         let mut out: Vec<Appended> = Vec::with_capacity(slots.len());

@@ -17,4 +17,4 @@ pub use access::{
 pub use embedded::EmbeddedLog;
 pub use error::Error;
 pub use log::{AppendRequest, Appended, EventLog, ExpectedVersion, NewEvent, PriorSubmission};
-pub use write::{ChainReport, Clock, IdSource, ItemError, Ledger, Receipt};
+pub use write::{BatchError, ChainReport, Clock, IdSource, ItemError, Ledger, Receipt, MAX_BATCH};

@@ -102,6 +102,22 @@ pub trait EventLog: Send + Sync + 'static {
     /// different body the append fails with `IdempotencyConflict`. Returns once durable.
     async fn append(&self, request: AppendRequest) -> Result<Vec<Appended>, Error>;
 
+    /// Appends every request (several persons, possibly new ones) all or nothing: either
+    /// every event is recorded (or found a duplicate) or none is and the error says why.
+    /// The result holds one `Vec<Appended>` per request, in request order.
+    ///
+    /// The provided default is NOT atomic: it appends request by request and stops at the
+    /// first error, leaving the earlier requests recorded. It exists only so a backend that
+    /// has not yet overridden this keeps compiling; every backend the server runs on must
+    /// override it (the conformance suite checks atomicity).
+    async fn append_all(&self, requests: Vec<AppendRequest>) -> Result<Vec<Vec<Appended>>, Error> {
+        let mut out = Vec::with_capacity(requests.len());
+        for request in requests {
+            out.push(self.append(request).await?);
+        }
+        Ok(out)
+    }
+
     /// A person's events from position `from` (inclusive), oldest first.
     async fn read_person(&self, person: PersonId, from: u64) -> Result<Vec<RecordedEvent>, Error>;
 
@@ -128,6 +144,13 @@ pub trait EventLog: Send + Sync + 'static {
 
     /// Position of the last acknowledged event (0 when empty).
     async fn head(&self) -> Result<u64, Error>;
+
+    /// The most events one [`EventLog::append_all`] is sure to hold when few of them bring
+    /// new identifiers: the ledger's batch limit is the smaller of this and `MAX_BATCH`.
+    /// A store with no limit of its own keeps the default.
+    fn max_batch_events(&self) -> usize {
+        usize::MAX
+    }
 
     /// Who owns an identifier in the identity index.
     async fn lookup_identifier(&self, identifier: &Identifier) -> Result<Option<PersonId>, Error>;

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 use throughcare_events::{
-    verify_chain, ChainBreak, Event, EventData, Hash, Identifier, PersonId, RecordedEvent,
+    verify_chain, ChainBreak, Event, EventData, Hash, Identifier, PersonId, Problem, RecordedEvent,
 };
 use throughcare_projections::{decide, Journey};
 
@@ -29,11 +29,90 @@ pub struct Receipt {
     pub duplicate: bool,
 }
 
+/// Most events in one batch: JetStream's atomic batch limit (ADR-50), kept on both
+/// backends so that a batch accepted by one is accepted by the other.
+pub const MAX_BATCH: usize = 1000;
+
 /// The outcome of one item of a batch that could not be recorded.
 #[derive(Debug)]
 pub struct ItemError {
     pub index: usize,
     pub error: Error,
+}
+
+/// Why a batch was not recorded. Either way nothing in it was.
+#[derive(Debug)]
+pub enum BatchError {
+    /// These items cannot be recorded (each with its reason, in item order).
+    Items(Vec<ItemError>),
+    /// The batch as a whole cannot be recorded: over [`MAX_BATCH`], or the store failed.
+    Whole(Error),
+}
+
+/// How one batch item gets its receipt once the batch is appended.
+#[derive(Debug, Clone)]
+enum Planned {
+    /// Recorded before the batch: its original receipt.
+    Recorded(Receipt),
+    /// A repeat of an earlier item (by index) of the same batch.
+    SameAs(usize),
+    /// The `event`-th event of the `request`-th append request.
+    Append { request: usize, event: usize },
+}
+
+/// One person's share of a batch while it is decided.
+struct PersonPlan {
+    /// The journey the batch was decided against (kept to update the cache).
+    base: Arc<Journey>,
+    /// `base` with the batch's events for the person folded in so far.
+    state: Journey,
+    expected: ExpectedVersion,
+    claims: Vec<Identifier>,
+    events: Vec<Event>,
+}
+
+/// A batch decided whole: the appends it needs and how each item finds its receipt.
+struct BatchPlan {
+    items: Vec<Planned>,
+    requests: Vec<AppendRequest>,
+    bases: Vec<Arc<Journey>>,
+    recorded_at: DateTime<Utc>,
+}
+
+impl BatchPlan {
+    /// Each item's receipt, given what `append_all` answered for `self.requests`.
+    fn receipts(
+        &self,
+        events: &[Event],
+        appended: &[Vec<Appended>],
+    ) -> Result<Vec<Receipt>, Error> {
+        let mut out: Vec<Receipt> = Vec::with_capacity(self.items.len());
+        for (item, event) in self.items.iter().zip(events) {
+            let receipt = match item {
+                Planned::Recorded(r) => r.clone(),
+                Planned::SameAs(first) => Receipt {
+                    duplicate: true,
+                    ..out[*first].clone()
+                },
+                Planned::Append { request, event: k } => {
+                    let a = appended
+                        .get(*request)
+                        .and_then(|a| a.get(*k))
+                        .ok_or_else(|| {
+                            Error::Corrupt("append_all answered too few events".into())
+                        })?;
+                    Receipt {
+                        id: event.id.clone(),
+                        person_id: a.person,
+                        position: a.position,
+                        duplicate: a.duplicate,
+                    }
+                }
+            };
+            out.push(receipt);
+        }
+        Ok(out)
+    }
 }
 
 /// A source of the current time.
@@ -204,37 +283,103 @@ impl Ledger {
         self.journeys.put(Arc::new(next));
     }
 
-    /// Records a batch. The whole batch is checked first (idempotency, identity and
-    /// decisions, in order, as if applied) and nothing is appended unless every item
-    /// passes; then items are appended in order. Only a concurrent writer changing a
-    /// person between the check and the append can fail an item after that.
-    pub async fn submit_batch(
-        &self,
-        events: Vec<Event>,
-    ) -> Result<Vec<Result<Receipt, Error>>, Vec<ItemError>> {
-        let failures = self.dry_run(&events).await;
-        if !failures.is_empty() {
-            return Err(failures);
-        }
-        let mut out = Vec::with_capacity(events.len());
-        for e in events {
-            out.push(self.submit(e).await);
-        }
-        Ok(out)
+    /// The most events one batch may hold on this ledger: [`MAX_BATCH`], or fewer when the
+    /// store cannot append that many at once (JetStream: 1,000 messages per atomic batch,
+    /// two per event).
+    pub fn batch_limit(&self) -> usize {
+        MAX_BATCH.min(self.log.max_batch_events())
     }
 
-    async fn dry_run(&self, events: &[Event]) -> Vec<ItemError> {
+    /// The problem for a batch of `len` events over [`Ledger::batch_limit`], if it is.
+    pub fn over_batch_limit(&self, len: usize) -> Option<Problem> {
+        let limit = self.batch_limit();
+        (len > limit).then(|| Problem {
+            pointer: String::new(),
+            detail: format!("a batch holds at most {limit} events; this one has {len}: split it"),
+        })
+    }
+
+    /// Records a batch all or nothing. The whole batch is decided first (idempotency,
+    /// identity and decisions, in order, each item seeing the items before it as if
+    /// recorded) and refused with every failing item's reason unless all pass; then it is
+    /// appended in one [`EventLog::append_all`] (one request per person, in order of first
+    /// appearance). A concurrent writer changing one of the people in between makes the
+    /// append fail whole, and the whole batch is decided again against the new state.
+    pub async fn submit_batch(&self, events: Vec<Event>) -> Result<Vec<Receipt>, BatchError> {
+        if let Some(problem) = self.over_batch_limit(events.len()) {
+            return Err(BatchError::Whole(Error::Invalid(vec![problem])));
+        }
+        for _ in 0..MAX_ATTEMPTS {
+            let plan = self.plan(&events).await?;
+            if plan.requests.is_empty() {
+                // Every item was recorded before: nothing to append.
+                return plan.receipts(&events, &[]).map_err(BatchError::Whole);
+            }
+            let requests = plan.requests.clone();
+            match self.log.append_all(requests).await {
+                Ok(appended) => {
+                    if appended.len() != plan.requests.len() {
+                        return Err(BatchError::Whole(Error::Corrupt(format!(
+                            "append_all answered {} of {} requests",
+                            appended.len(),
+                            plan.requests.len()
+                        ))));
+                    }
+                    for ((base, request), a) in plan.bases.iter().zip(&plan.requests).zip(&appended)
+                    {
+                        let events = request.events.iter().map(|e| e.event.clone()).collect();
+                        self.remember(base, a, events, plan.recorded_at);
+                    }
+                    return plan.receipts(&events, &appended).map_err(BatchError::Whole);
+                }
+                // Lost a race with another writer: nothing was recorded; decide again.
+                Err(Error::Conflict { .. })
+                | Err(Error::IdentityConflict { .. })
+                | Err(Error::IdempotencyConflict { .. }) => {
+                    tokio::task::yield_now().await;
+                    continue;
+                }
+                Err(e) => return Err(BatchError::Whole(e)),
+            }
+        }
+        Err(BatchError::Whole(Error::Unavailable(format!(
+            "gave up after {MAX_ATTEMPTS} attempts: people in the batch are being written by others"
+        ))))
+    }
+
+    /// Decides the whole batch against the current state: the appends it needs, or every
+    /// item that cannot be recorded. A store failure fails the whole batch.
+    async fn plan(&self, events: &[Event]) -> Result<BatchPlan, BatchError> {
         let mut failures = Vec::new();
         let mut owners: HashMap<Identifier, Tentative> = HashMap::new();
-        let mut states: HashMap<Tentative, Journey> = HashMap::new();
+        let mut people: Vec<PersonPlan> = Vec::new();
+        let mut slot_of: HashMap<Tentative, usize> = HashMap::new();
         let mut created: Vec<PersonId> = Vec::new();
+        let mut seen: HashMap<(&str, &str), (usize, [u8; 32])> = HashMap::new();
+        let mut items = Vec::with_capacity(events.len());
+        let recorded_at = self.now();
         for (index, event) in events.iter().enumerate() {
-            let result: Result<(), Error> = async {
-                if self.prior(event).await?.is_some() {
-                    return Ok(());
+            let result: Result<Planned, Error> = async {
+                // The same submission twice in one batch is recorded once.
+                if let Some(&(first, digest)) =
+                    seen.get(&(event.source.as_str(), event.id.as_str()))
+                {
+                    if digest == event.digest() {
+                        return Ok(Planned::SameAs(first));
+                    }
+                    return Err(Error::IdempotencyConflict {
+                        event_source: event.source.clone(),
+                        id: event.id.clone(),
+                        position: 0,
+                    });
+                }
+                seen.insert((&event.source, &event.id), (index, event.digest()));
+                if let Some(receipt) = self.prior(event).await? {
+                    return Ok(Planned::Recorded(receipt));
                 }
                 let ids = identifiers_of(&event.data);
                 let mut found: Vec<(Identifier, Tentative)> = Vec::new();
+                let mut unclaimed: Vec<Identifier> = Vec::new();
                 for id in &ids {
                     let owner = match owners.get(id) {
                         Some(t) => Some(*t),
@@ -247,7 +392,7 @@ impl Ledger {
                     match (owner, id) {
                         (Some(t), _) => found.push((id.clone(), t)),
                         (None, Identifier::Person(p)) => return Err(Error::UnknownPerson(*p)),
-                        (None, _) => {}
+                        (None, other) => unclaimed.push(other.clone()),
                     }
                 }
                 let who = match found.first() {
@@ -269,38 +414,102 @@ impl Ledger {
                         person: id_of(who),
                     });
                 }
-                let mut journey = match states.get(&who) {
-                    Some(j) => j.clone(),
-                    None => match who {
-                        Tentative::Existing(p) => (*self.journey(p).await?).clone(),
-                        Tentative::New(k) => Journey::new(created[k]),
-                    },
+                let slot = match slot_of.get(&who) {
+                    Some(&slot) => slot,
+                    None => {
+                        let (base, expected, claims) = match who {
+                            Tentative::Existing(p) => {
+                                let j = self.journey(p).await?;
+                                let expected = ExpectedVersion::from_version(j.version);
+                                (j, expected, Vec::new())
+                            }
+                            Tentative::New(k) => (
+                                Arc::new(Journey::new(created[k])),
+                                ExpectedVersion::NoStream,
+                                vec![Identifier::Person(created[k])],
+                            ),
+                        };
+                        people.push(PersonPlan {
+                            state: (*base).clone(),
+                            base,
+                            expected,
+                            claims,
+                            events: Vec::new(),
+                        });
+                        slot_of.insert(who, people.len() - 1);
+                        people.len() - 1
+                    }
                 };
+                let person = &mut people[slot];
                 // A refused item changes nothing for the items after it.
-                decide(&journey, event).map_err(Error::Refused)?;
+                let decided = decide(&person.state, event).map_err(Error::Refused)?;
                 for id in ids {
                     owners.insert(id, who);
                 }
-                // Fold the item in as if recorded so later items see it.
-                let next = journey.version + 1;
-                journey.apply(&RecordedEvent {
-                    position: next,
-                    person_id: journey.person_id,
-                    recorded_at: self.now(),
-                    prev: Hash::ZERO,
-                    hash: Hash::ZERO,
-                    event: event.clone(),
-                    stored: Default::default(),
-                });
-                states.insert(who, journey);
-                Ok(())
+                for id in unclaimed {
+                    if !person.claims.contains(&id) {
+                        person.claims.push(id);
+                    }
+                }
+                let first = person.events.len();
+                // Fold the decided events in as if recorded so later items see them.
+                for e in decided {
+                    let next = person.state.version + 1;
+                    person.state.apply(&RecordedEvent {
+                        position: next,
+                        person_id: person.state.person_id,
+                        recorded_at,
+                        prev: Hash::ZERO,
+                        hash: Hash::ZERO,
+                        event: e.clone(),
+                        stored: Default::default(),
+                    });
+                    person.events.push(e);
+                }
+                if person.events.len() == first {
+                    return Err(Error::Corrupt(format!(
+                        "the decision for {} appends nothing",
+                        event.id
+                    )));
+                }
+                Ok(Planned::Append {
+                    request: slot,
+                    event: first,
+                })
             }
             .await;
-            if let Err(error) = result {
-                failures.push(ItemError { index, error });
+            match result {
+                Ok(planned) => items.push(planned),
+                Err(e @ (Error::Unavailable(_) | Error::Corrupt(_))) => {
+                    return Err(BatchError::Whole(e))
+                }
+                Err(error) => failures.push(ItemError { index, error }),
             }
         }
-        failures
+        if !failures.is_empty() {
+            return Err(BatchError::Items(failures));
+        }
+        let mut bases = Vec::with_capacity(people.len());
+        let mut requests = Vec::with_capacity(people.len());
+        for p in people {
+            requests.push(AppendRequest {
+                person: p.state.person_id,
+                expected: p.expected,
+                claims: p.claims,
+                events: p
+                    .events
+                    .into_iter()
+                    .map(|event| NewEvent { event, recorded_at })
+                    .collect(),
+            });
+            bases.push(p.base);
+        }
+        Ok(BatchPlan {
+            items,
+            requests,
+            bases,
+            recorded_at,
+        })
     }
 
     /// The receipt of an earlier recording of the same submission, or a conflict when the

@@ -1,5 +1,9 @@
 //! Streaming reads: `read_all` (up to the head when called) and `subscribe` (catch-up
-//! then live) over an ordered pull consumer that starts at the requested position.
+//! then live) over an ordered pull consumer filtered to the events
+//! (`throughcare.person.*`; the records and claims that share the stream are skipped by
+//! the server) that starts at the stream sequence of the requested position (found by
+//! binary search, see `Shared::seq_of_position`). Positions are read from each event's
+//! `Throughcare-Position` header and must run on without a gap.
 //!
 //! The ordered consumer delivers stream sequences in order and recreates itself at the
 //! last delivered sequence + 1 when it detects a gap, a missed heartbeat or a server
@@ -20,11 +24,14 @@ use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
 use crate::log::{decode_message, JetStreamLog};
+use crate::records::EVENT_SUBJECTS;
 
 struct Cursor {
     log: JetStreamLog,
     /// The next position owed to the caller.
     next: u64,
+    /// The stream sequence to open the next consumer at (found from `next` when unknown).
+    next_seq: Option<u64>,
     /// `read_all`: the head when it was called; `subscribe`: none.
     end: Option<u64>,
     /// `read_all`: the head request sent when it was called.
@@ -39,11 +46,26 @@ struct Cursor {
     pause: Duration,
 }
 
+/// The stream sequence to start reading `position` at: its event's, or just after the
+/// last event when it is beyond the head.
+async fn start_of(log: &JetStreamLog, position: u64) -> Result<u64, String> {
+    let inner = &log.inner;
+    match inner.seq_of_position(position).await {
+        Ok(Some(seq)) => Ok(seq),
+        Ok(None) => match inner.last_event().await {
+            Ok(last) => Ok(last.map_or(1, |l| l.seq + 1)),
+            Err(e) => Err(e.to_string()),
+        },
+        Err(e) => Err(e.to_string()),
+    }
+}
+
 async fn open(log: &JetStreamLog, from: u64) -> Result<pull::Ordered, String> {
     let consumer = log
         .inner
         .stream
         .create_consumer(pull::OrderedConfig {
+            filter_subject: EVENT_SUBJECTS.to_string(),
             deliver_policy: DeliverPolicy::ByStartSequence {
                 start_sequence: from,
             },
@@ -90,33 +112,60 @@ impl Cursor {
             }
             let messages = match self.messages.as_mut() {
                 Some(m) => m,
-                None => match open(&self.log, self.next).await {
-                    Ok(m) => self.messages.insert(m),
-                    Err(why) => match self.back_off(why).await {
-                        Ok(()) => continue,
-                        Err(e) => return Some(Err(e)),
-                    },
-                },
+                None => {
+                    let opened = match self.next_seq {
+                        Some(seq) => Ok(seq),
+                        None => start_of(&self.log, self.next).await,
+                    };
+                    let opened = match opened {
+                        Ok(seq) => {
+                            self.next_seq = Some(seq);
+                            open(&self.log, seq).await
+                        }
+                        Err(why) => Err(why),
+                    };
+                    match opened {
+                        Ok(m) => self.messages.insert(m),
+                        Err(why) => match self.back_off(why).await {
+                            Ok(()) => continue,
+                            Err(e) => return Some(Err(e)),
+                        },
+                    }
+                }
             };
             let why = match messages.next().await {
                 Some(Ok(msg)) => match msg.info() {
                     Ok(info) => {
                         let seq = info.stream_sequence;
-                        if seq < self.next {
+                        if self.next_seq.is_some_and(|s| seq < s) {
                             continue;
                         }
-                        if self.end.is_some_and(|end| seq > end) {
-                            return None;
-                        }
-                        self.pause = Duration::from_millis(50);
-                        self.failing_since = None;
-                        self.next = seq + 1;
-                        return Some(decode_message(
+                        let event = match decode_message(
                             seq,
                             msg.subject.as_str(),
                             msg.headers.as_ref(),
                             &msg.payload,
-                        ));
+                        ) {
+                            Ok(e) => e,
+                            Err(e) => return Some(Err(e)),
+                        };
+                        self.next_seq = Some(seq + 1);
+                        if event.position < self.next {
+                            continue;
+                        }
+                        if event.position > self.next {
+                            return Some(Err(Error::Corrupt(format!(
+                                "position {} is missing from the stream (the next event is {})",
+                                self.next, event.position
+                            ))));
+                        }
+                        if self.end.is_some_and(|end| event.position > end) {
+                            return None;
+                        }
+                        self.pause = Duration::from_millis(50);
+                        self.failing_since = None;
+                        self.next = event.position + 1;
+                        return Some(Ok(event));
                     }
                     Err(e) => format!("a delivered message has no stream position: {e}"),
                 },
@@ -166,6 +215,7 @@ pub(crate) fn events(
         asked_end,
         log,
         next: from.max(1),
+        next_seq: None,
         end: None,
         live,
         messages: None,

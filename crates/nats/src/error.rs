@@ -26,10 +26,21 @@ pub enum JetStreamError {
     /// The server is older than the ledger accepts.
     #[error(
         "nats-server {found} is too old: throughcare needs nats-server {minimum} or newer, because \
-         JetStream in 2.10.20-2.10.22 can lose acknowledged writes when the server process \
-         crashes (found by Jepsen, fixed in 2.10.23); upgrade the server"
+         every append is one atomic batch publish (ADR-50, added in 2.12; 2.10.20-2.10.22 also \
+         lost acknowledged writes when the server process crashed); upgrade the server"
     )]
     TooOld { found: String, minimum: String },
+    /// The stream was written by an older throughcare (KV buckets for claims and submission
+    /// intents, no atomic batches), which this version cannot read or extend.
+    #[error(
+        "the JetStream data was written by an older throughcare ({detail}); export it with that \
+         version (`throughcare export`) into a fresh ledger, or point --nats at a server without \
+         a THROUGHCARE stream"
+    )]
+    OldLayout { detail: String },
+    /// One append would need more messages than one atomic batch may hold.
+    #[error("{0}")]
+    TooLarge(String),
     /// The server did not say which version it is, so the version policy cannot be applied.
     #[error("the NATS server did not report a usable version ({reported:?}); refusing to use it")]
     UnknownVersion { reported: String },
@@ -58,7 +69,14 @@ impl JetStreamError {
 
 impl From<JetStreamError> for Error {
     fn from(e: JetStreamError) -> Self {
-        Error::Unavailable(e.to_string())
+        match e {
+            // The request itself is too large: retrying cannot help (422, naming the limit).
+            JetStreamError::TooLarge(detail) => Error::Invalid(vec![throughcare_events::Problem {
+                pointer: String::new(),
+                detail,
+            }]),
+            e => Error::Unavailable(e.to_string()),
+        }
     }
 }
 

@@ -1,30 +1,33 @@
-//! Counters of what the backend had to do beyond the plain path (for tests, logs and
-//! metrics): retries, checked 10071s and duplicate acks, intents rolled forward or dead.
+//! Counters of what the JetStream backend did (for tests, logs and metrics): batches and
+//! messages published, batches refused for a wrong last sequence and planned again,
+//! publishes retried, and batches found stored after their ack was lost.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
 /// A snapshot of [`crate::JetStreamLog::stats`].
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Stats {
-    /// Operations retried after a transient failure (timeout, no responders, ...).
+    /// Atomic batches published (each one round trip).
+    pub batches: u64,
+    /// Messages in the batches that were stored (events, records and claims).
+    pub messages: u64,
+    /// Batches refused with a wrong last sequence (10071, or 10164 from a clustered
+    /// leader): another writer appended, or an assumed fact was wrong; re-read and planned
+    /// again.
+    pub conflicts: u64,
+    /// Operations retried after a transient failure (a lost ack, no responders, ...).
     pub retries: u64,
-    /// Publishes answered 10071 whose event turned out to be stored (slot held our msg-id).
-    pub wrong_last_but_stored: u64,
-    /// Publishes answered 10071 whose slot held another event: the intent was dead.
-    pub wrong_last_lost: u64,
-    /// Duplicate acks (the msg-id was already stored in the dedupe window).
-    pub duplicate_acks: u64,
-    /// Pending intents found by a reader and published or found stored.
-    pub rolled_forward: u64,
+    /// Batches whose ack was lost but which were found stored.
+    pub landed_after_lost_ack: u64,
 }
 
 #[derive(Default)]
 pub(crate) struct Counters {
+    pub batches: AtomicU64,
+    pub messages: AtomicU64,
+    pub conflicts: AtomicU64,
     pub retries: AtomicU64,
-    pub wrong_last_but_stored: AtomicU64,
-    pub wrong_last_lost: AtomicU64,
-    pub duplicate_acks: AtomicU64,
-    pub rolled_forward: AtomicU64,
+    pub landed_after_lost_ack: AtomicU64,
 }
 
 impl Counters {
@@ -32,14 +35,18 @@ impl Counters {
         counter.fetch_add(1, Ordering::Relaxed);
     }
 
+    pub fn add(counter: &AtomicU64, n: u64) {
+        counter.fetch_add(n, Ordering::Relaxed);
+    }
+
     pub fn snapshot(&self) -> Stats {
         let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
         Stats {
+            batches: get(&self.batches),
+            messages: get(&self.messages),
+            conflicts: get(&self.conflicts),
             retries: get(&self.retries),
-            wrong_last_but_stored: get(&self.wrong_last_but_stored),
-            wrong_last_lost: get(&self.wrong_last_lost),
-            duplicate_acks: get(&self.duplicate_acks),
-            rolled_forward: get(&self.rolled_forward),
+            landed_after_lost_ack: get(&self.landed_after_lost_ack),
         }
     }
 }

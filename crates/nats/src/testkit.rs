@@ -209,6 +209,16 @@ pub struct NatsCluster {
 impl NatsCluster {
     /// Starts `size` nodes with stores under `base/n0`, `base/n1`, ...
     pub fn start(base: &Path, size: usize) -> NatsCluster {
+        Self::start_with(base, size, false)
+    }
+
+    /// As [`NatsCluster::start`], with `jetstream { sync_interval: always }` on every node
+    /// (each write fsynced before it is acknowledged), from a config file per node.
+    pub fn start_sync_always(base: &Path, size: usize) -> NatsCluster {
+        Self::start_with(base, size, true)
+    }
+
+    fn start_with(base: &Path, size: usize, sync_always: bool) -> NatsCluster {
         let ports = free_ports(2 * size);
         let (client, route) = ports.split_at(size);
         let routes = route
@@ -220,20 +230,31 @@ impl NatsCluster {
             .map(|i| {
                 let name = format!("n{i}");
                 let listen = format!("nats://127.0.0.1:{}", route[i]);
-                NatsServer::start_with(
-                    &base.join(&name),
-                    client[i],
-                    &[
-                        "--name",
-                        &name,
-                        "--cluster_name",
-                        "throughcare",
-                        "--cluster",
-                        &listen,
-                        "--routes",
-                        &routes,
-                    ],
+                let store = base.join(&name);
+                let args = [
+                    "--name",
+                    &name,
+                    "--cluster_name",
+                    "throughcare",
+                    "--cluster",
+                    &listen,
+                    "--routes",
+                    &routes,
+                ];
+                if !sync_always {
+                    return NatsServer::start_with(&store, client[i], &args);
+                }
+                std::fs::create_dir_all(&store).expect("create the store dir");
+                let config = store.join("nats-server.conf");
+                std::fs::write(
+                    &config,
+                    format!(
+                        "jetstream {{\n  store_dir: {:?}\n  sync_interval: always\n}}\n",
+                        store.join("js").display().to_string()
+                    ),
                 )
+                .expect("write the node's config");
+                NatsServer::launch(&store, client[i], &args, Some(config))
             })
             .collect();
         NatsCluster { nodes }

@@ -1,12 +1,13 @@
-//! The server version policy: nats-server 2.10.23 or newer, because 2.10.20-2.10.22 lost
-//! acknowledged JetStream writes on process crashes (Jepsen, December 2025).
+//! The server version policy: nats-server 2.12.0 or newer, because every append is one
+//! atomic batch publish (ADR-50, new in 2.12); that also excludes 2.10.20-2.10.22, which
+//! lost acknowledged JetStream writes on process crashes (Jepsen, December 2025).
 
 use std::cmp::Ordering;
 
 use crate::error::JetStreamError;
 
 /// The oldest nats-server the ledger accepts.
-pub const MINIMUM_SERVER_VERSION: (u64, u64, u64) = (2, 10, 23);
+pub const MINIMUM_SERVER_VERSION: (u64, u64, u64) = (2, 12, 0);
 
 /// A parsed `major.minor.patch[-pre]` server version.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -88,21 +89,24 @@ mod tests {
 
     #[test]
     fn applies_the_minimum() {
-        for ok in [
-            "2.10.23",
-            "2.10.24",
-            "2.11.0",
-            "2.15.1",
-            "3.0.0",
-            "2.11.0-RC.1",
-        ] {
+        for ok in ["2.12.0", "2.12.3", "2.15.1", "3.0.0", "2.13.0-RC.1"] {
             assert!(check_server_version(ok).is_ok(), "{ok} should pass");
         }
-        for old in ["2.9.10", "2.10.20", "2.10.22", "2.10.23-RC.1", "1.4.1"] {
+        for old in [
+            "2.9.10",
+            "2.10.20",
+            "2.10.23",
+            "2.11.9",
+            "2.12.0-RC.1",
+            "1.4.1",
+        ] {
             let e = check_server_version(old).unwrap_err();
             assert!(matches!(e, JetStreamError::TooOld { .. }), "{old}: {e}");
             let text = e.to_string();
-            assert!(text.contains("2.10.23") && text.contains("crash"), "{text}");
+            assert!(
+                text.contains("2.12.0") && text.contains("atomic batch"),
+                "{text}"
+            );
         }
         assert!(matches!(
             check_server_version("garbage"),

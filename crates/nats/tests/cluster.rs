@@ -1,13 +1,22 @@
 //! A 3-node JetStream cluster on loopback with stream replicas 3: the stream leader is
 //! SIGKILLed mid-load, writes continue on the other two, and after the node rejoins
-//! nothing acknowledged is missing and every replica catches up.
+//! nothing acknowledged is missing and every replica catches up. And availability as an
+//! operator would try it: `sync_interval: always`, 8 submitters through the ledger, the
+//! stream leader SIGKILLed and restarted every 7 s, six times.
 
 mod support;
 
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use futures::TryStreamExt;
+use serde_json::json;
 use support::burst::{check, Burst};
+use support::{nhs, nomis, referral, release_date};
 use tempfile::TempDir;
+use throughcare_ledger::{Error, EventLog, Ledger};
 use throughcare_nats::testkit::NatsCluster;
 use throughcare_nats::{JetStreamConfig, JetStreamLog, STREAM};
 
@@ -72,7 +81,8 @@ async fn losing_the_leader_of_three_loses_nothing() {
             && c.replicas
                 .iter()
                 .all(|r| r.current && r.lag.unwrap_or(0) == 0)
-            && info.state.last_sequence == report.head;
+            // Each burst event is a submission record and the event (no claims).
+            && info.state.last_sequence == 2 * report.head;
         if caught_up {
             break;
         }
@@ -89,5 +99,192 @@ async fn losing_the_leader_of_three_loses_nothing() {
         report.duplicated,
         report.missing,
         log.stats()
+    );
+}
+
+/// The name of the stream's leader (`n0`, `n1`, ...), if it has one now.
+async fn stream_leader(js: &async_nats::jetstream::Context) -> Option<String> {
+    let ask = async {
+        let mut stream = js.get_stream(STREAM).await.ok()?;
+        let info = stream.info().await.ok()?;
+        info.cluster.as_ref().and_then(|c| c.leader.clone())
+    };
+    tokio::time::timeout(Duration::from_millis(800), ask)
+        .await
+        .ok()
+        .flatten()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn writes_go_on_while_the_leader_is_killed_every_seven_seconds() {
+    let dir = TempDir::new().expect("temporary directory");
+    let mut cluster = NatsCluster::start_sync_always(dir.path(), 3);
+    let config = JetStreamConfig::new(cluster.urls())
+        .replicas(3)
+        .request_timeout(Duration::from_secs(1))
+        .retry_for(Duration::from_secs(20));
+    let log = JetStreamLog::connect_with(config)
+        .await
+        .unwrap_or_else(|e| panic!("connect to the cluster: {e}"));
+    let ledger = Arc::new(Ledger::with_system_clock(Arc::new(log.clone())));
+    let client = async_nats::connect(cluster.urls().split(',').collect::<Vec<_>>())
+        .await
+        .expect("raw connect");
+    let js = async_nats::jetstream::new(client);
+
+    let stop = Arc::new(AtomicBool::new(false));
+    // When a stream leader was (or was not) known, polled every 200 ms.
+    let leadership: Arc<Mutex<Vec<(Instant, bool)>>> = Arc::default();
+    let monitor = {
+        let (js, stop, leadership) = (js.clone(), stop.clone(), leadership.clone());
+        tokio::spawn(async move {
+            while !stop.load(Ordering::Relaxed) {
+                let known = stream_leader(&js).await.is_some();
+                leadership.lock().unwrap().push((Instant::now(), known));
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+        })
+    };
+    // id -> (position, acknowledged at)
+    let acks: Arc<Mutex<HashMap<String, (u64, Instant)>>> = Arc::default();
+    let unavailable = Arc::new(AtomicU64::new(0));
+    let submitters: Vec<_> = (0..8u32)
+        .map(|w| {
+            let (ledger, stop, acks, unavailable) = (
+                ledger.clone(),
+                stop.clone(),
+                acks.clone(),
+                unavailable.clone(),
+            );
+            tokio::spawn(async move {
+                let mut i = 0u32;
+                while !stop.load(Ordering::Relaxed) {
+                    let n = w * 1000 + i / 4;
+                    let id = format!("av-{w}-{i}");
+                    let event = if i.is_multiple_of(4) {
+                        let who = json!({ "nomis": nomis(n), "nhs_number": nhs(n) });
+                        referral(&id, who, &format!("REF-{n}"))
+                    } else {
+                        release_date(&id, &nomis(n), i)
+                    };
+                    loop {
+                        match ledger.submit(event.clone()).await {
+                            Ok(r) => {
+                                let prior = acks
+                                    .lock()
+                                    .unwrap()
+                                    .insert(id.clone(), (r.position, Instant::now()));
+                                assert!(prior.is_none(), "{id} acknowledged twice");
+                                break;
+                            }
+                            // A partner retries a 503 (with Retry-After) as it is.
+                            Err(Error::Unavailable(why)) => {
+                                unavailable.fetch_add(1, Ordering::Relaxed);
+                                eprintln!("{id}: unavailable: {why}");
+                                tokio::time::sleep(Duration::from_millis(100)).await;
+                            }
+                            Err(e) => panic!("{id}: an error other than unavailable: {e}"),
+                        }
+                    }
+                    i += 1;
+                }
+            })
+        })
+        .collect();
+
+    let began = Instant::now();
+    let mut kills = Vec::new();
+    for round in 0..6u32 {
+        let due = began + Duration::from_secs(7 * (u64::from(round) + 1));
+        tokio::time::sleep_until(due.into()).await;
+        let mut leader = None;
+        let asked = Instant::now();
+        while leader.is_none() && asked.elapsed() < Duration::from_secs(30) {
+            leader = stream_leader(&js).await;
+            if leader.is_none() {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+        let leader = leader.expect("the stream elects a leader");
+        let index: usize = leader
+            .strip_prefix('n')
+            .and_then(|n| n.parse().ok())
+            .unwrap_or_else(|| panic!("unexpected leader name {leader}"));
+        cluster.nodes[index].kill();
+        kills.push(Instant::now());
+        eprintln!(
+            "round {round}: SIGKILLed the stream leader {leader} at {} acks",
+            acks.lock().unwrap().len()
+        );
+        tokio::time::sleep(Duration::from_millis(3_500)).await;
+        cluster.nodes[index].restart();
+        eprintln!("round {round}: {leader} restarted");
+    }
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    stop.store(true, Ordering::Relaxed);
+    for s in submitters {
+        s.await.expect("submitter");
+    }
+    monitor.await.expect("monitor");
+
+    // Nothing acknowledged lost, nothing twice, nothing unacknowledged.
+    let acks = acks.lock().unwrap().clone();
+    let all: Vec<_> = log.read_all(1).try_collect().await.expect("read_all");
+    assert_eq!(
+        all.iter().map(|e| e.position).collect::<Vec<_>>(),
+        (1..=all.len() as u64).collect::<Vec<_>>(),
+        "dense positions"
+    );
+    let mut found: HashMap<&str, Vec<u64>> = HashMap::new();
+    for e in &all {
+        found
+            .entry(e.event.id.as_str())
+            .or_default()
+            .push(e.position);
+    }
+    for (id, (position, _)) in &acks {
+        assert_eq!(
+            found.get(id.as_str()),
+            Some(&vec![*position]),
+            "{id} once, where it was acknowledged"
+        );
+    }
+    assert_eq!(found.len(), acks.len(), "nothing recorded unacknowledged");
+
+    // Gaps between acknowledgements, less the time no stream leader was known.
+    let leadership = leadership.lock().unwrap().clone();
+    let leaderless = |from: Instant, to: Instant| -> Duration {
+        leadership
+            .windows(2)
+            .filter(|w| !w[0].1 && w[1].0 > from && w[0].0 < to)
+            .map(|w| w[1].0.min(to).saturating_duration_since(w[0].0.max(from)))
+            .sum()
+    };
+    let mut times: Vec<Instant> = acks.values().map(|(_, t)| *t).collect();
+    times.sort();
+    let (mut worst_raw, mut worst_led) = (Duration::ZERO, Duration::ZERO);
+    for w in times.windows(2) {
+        let gap = w[1] - w[0];
+        worst_raw = worst_raw.max(gap);
+        worst_led = worst_led.max(gap.saturating_sub(leaderless(w[0], w[1])));
+    }
+    let elections: Vec<f64> = kills
+        .iter()
+        .map(|k| leaderless(*k, *k + Duration::from_secs(7)).as_secs_f64())
+        .collect();
+    eprintln!(
+        "availability: {} acks in {:.1} s, {} unavailable answers (retried), longest gap \
+         between acks {:.2} s, longest gap while a stream leader was known {:.2} s, \
+         leaderless seconds after each kill {elections:?}, backend {:?}",
+        acks.len(),
+        began.elapsed().as_secs_f64(),
+        unavailable.load(Ordering::Relaxed),
+        worst_raw.as_secs_f64(),
+        worst_led.as_secs_f64(),
+        log.stats()
+    );
+    assert!(
+        worst_led <= Duration::from_secs(5),
+        "no gap over 5 s without an ack while the stream had a leader (worst {worst_led:?})"
     );
 }

@@ -1,27 +1,31 @@
-//! The JetStream backend against a real nats-server: what it stores and where, the
-//! version policy, several processes on one server, and every crash window between the KV
-//! intent and the publish.
+//! The JetStream backend against a real nats-server: what it stores and where (events,
+//! submission records and identity claims in one stream, written in atomic batches), the
+//! version and layout policies, and several processes on one stream: atomic batches
+//! under a racing writer, dense positions, one chain per person, recording times that
+//! never go back.
 
 mod support;
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
 use async_nats::jetstream::stream;
+use chrono::Utc;
 use futures::TryStreamExt;
 use serde_json::json;
 use support::*;
 use throughcare_events::{verify_chain, Hash, Identifier, StoredBody};
-use throughcare_ledger::{Error, EventLog, ExpectedVersion, Ledger};
-use throughcare_nats::records::{Intent, Submission};
+use throughcare_ledger::{Error, EventLog, ExpectedVersion, Ledger, NewEvent};
+use throughcare_nats::records::SubmissionRecord;
 use throughcare_nats::{
-    identity_key, subject_of, submission_key, JetStreamError, JetStreamLog, HASH_HEADER,
-    IDENTITY_BUCKET, PREV_SEQ_HEADER, STREAM, SUBMISSIONS_BUCKET,
+    identity_subject, subject_of, submission_subject, JetStreamError, JetStreamLog, HASH_HEADER,
+    POSITION_HEADER, PREV_SEQ_HEADER, STREAM,
 };
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 
 #[tokio::test]
-async fn creates_a_safe_stream_and_buckets() {
+async fn creates_one_safe_stream_with_atomic_batches() {
     let run = server();
     let log = connect(&run.server).await;
     assert_eq!(log.server_version(), "2.15.1", "the pinned server runs");
@@ -33,43 +37,64 @@ async fn creates_a_safe_stream_and_buckets() {
         .cached_info()
         .clone();
     let c = &info.config;
-    assert_eq!(c.subjects, ["throughcare.person.*"]);
+    assert_eq!(
+        c.subjects,
+        [
+            "throughcare.person.*",
+            "throughcare.submission.*",
+            "throughcare.identity.*.*"
+        ]
+    );
     assert_eq!(c.storage, stream::StorageType::File);
-    assert!(c.deny_delete && c.deny_purge && c.allow_direct);
+    assert!(c.deny_delete && c.deny_purge && c.allow_direct && c.allow_atomic_publish);
     assert_eq!(c.num_replicas, 1);
     assert_eq!(c.max_age, Duration::ZERO);
-    for bucket in [IDENTITY_BUCKET, SUBMISSIONS_BUCKET] {
-        let s = js.get_stream(format!("KV_{bucket}")).await.expect("bucket");
-        let c = &s.cached_info().config;
-        assert!(c.deny_delete && c.deny_purge && !c.allow_rollup, "{bucket}");
-        assert!(!c.allow_direct, "{bucket}: reads go to the leader");
-        assert_eq!(c.storage, stream::StorageType::File);
-    }
+    // No KV buckets any more.
+    let names: Vec<String> = js.stream_names().try_collect().await.expect("names");
+    assert_eq!(names, [STREAM], "one stream");
     // Connecting again finds and accepts what is there.
     connect(&run.server).await;
 }
 
 #[tokio::test]
-async fn each_event_is_one_message_with_the_stored_body() {
+async fn each_event_is_a_record_and_a_message_with_the_stored_body() {
     let run = server();
     let log = connect(&run.server).await;
     let p = person(1);
     let e1 = release_date("m-1", "A1111BC", 1);
     let e2 = release_date("m-2", "A1111BC", 2);
-    log.append(request(p, ExpectedVersion::NoStream, &[e1]))
-        .await
-        .expect("append 1");
-    log.append(request(p, ExpectedVersion::Exactly(1), &[e2]))
+    let x: Identifier = "nomis:A1111BC".parse().unwrap();
+    let mut first = request(p, ExpectedVersion::NoStream, &[e1]);
+    first.claims = vec![x.clone(), Identifier::Person(p)];
+    let a = log.append(first).await.expect("append 1");
+    assert_eq!(a[0].position, 1);
+    let b = log
+        .append(request(p, ExpectedVersion::Exactly(1), &[e2]))
         .await
         .expect("append 2");
+    assert_eq!(b[0].position, 2, "positions count events only");
     let events = log.read_person(p, 1).await.expect("read");
     assert_eq!(events.len(), 2);
     verify_chain(p, &events).expect("the chain verifies");
 
     let js = raw(&run.server).await;
-    let stream = js.get_stream(STREAM).await.expect("stream");
-    for (i, e) in events.iter().enumerate() {
-        let m = stream.get_raw_message(e.position).await.expect("message");
+    let mut stream = js.get_stream(STREAM).await.expect("stream");
+    // claim(1), record(2), event(3), record(4), event(5): the person's own id needs no claim.
+    assert_eq!(stream.info().await.expect("info").state.messages, 5);
+    let claim = stream.get_raw_message(1).await.expect("claim");
+    assert_eq!(Some(claim.subject.to_string()), identity_subject(&x));
+    assert_eq!(&claim.payload[..], p.to_string().as_bytes());
+    let mut prev_seq = 0;
+    for (e, (record_seq, event_seq)) in events.iter().zip([(2, 3), (4, 5)]) {
+        let r = stream.get_raw_message(record_seq).await.expect("record");
+        assert_eq!(r.subject.as_str(), submission_subject(SOURCE, &e.event.id));
+        let record = SubmissionRecord::decode(&r.subject, &r.payload).expect("record");
+        assert_eq!(
+            (record.prior.position, record.prior.person, record.seq),
+            (e.position, p, event_seq)
+        );
+        assert_eq!(record.prior.digest, e.event.digest());
+        let m = stream.get_raw_message(event_seq).await.expect("message");
         assert_eq!(m.subject.as_str(), subject_of(p));
         let body = StoredBody::encode(e.person_id, e.recorded_at, e.prev, &e.event);
         assert_eq!(
@@ -80,19 +105,33 @@ async fn each_event_is_one_message_with_the_stored_body() {
         assert_eq!(Hash::of(&m.payload), e.hash);
         let header = |name: &str| m.headers.get(name).map(|v| v.as_str().to_string());
         assert_eq!(header(HASH_HEADER), Some(e.hash.to_hex()));
+        assert_eq!(header(POSITION_HEADER), Some(e.position.to_string()));
+        assert_eq!(header(PREV_SEQ_HEADER), Some(prev_seq.to_string()));
         assert_eq!(
             header("Nats-Msg-Id"),
-            Some(submission_key(SOURCE, &e.event.id))
+            None,
+            "no msg-id inside atomic batches"
         );
-        let prev = if i == 0 { 0 } else { events[i - 1].position };
-        assert_eq!(header(PREV_SEQ_HEADER), Some(prev.to_string()));
+        prev_seq = event_seq;
     }
+    assert_eq!(
+        log.read_at(2).await.expect("read_at"),
+        Some(events[1].clone())
+    );
+    assert_eq!(log.read_at(3).await.expect("read_at"), None);
     // Deletes and purges are refused by the server.
     assert!(stream.delete_message(1).await.is_err(), "deny_delete");
     assert!(stream.purge().await.is_err(), "deny_purge");
     assert_eq!(log.head().await.expect("head"), 2);
+    // Lookups are gets by subject.
+    assert_eq!(log.lookup_identifier(&x).await.unwrap(), Some(p));
+    assert_eq!(
+        log.lookup_identifier(&Identifier::Person(p)).await.unwrap(),
+        Some(p)
+    );
+    let prior = log.lookup_submission(SOURCE, "m-2").await.unwrap().unwrap();
+    assert_eq!((prior.position, prior.person), (2, p));
     // read_person used gets, not consumers.
-    let mut stream = stream;
     assert_eq!(stream.info().await.expect("info").state.consumer_count, 0);
 }
 
@@ -124,17 +163,17 @@ async fn fake_server(version: &'static str) -> String {
 }
 
 #[tokio::test]
-async fn refuses_a_server_older_than_2_10_23() {
-    for old in ["2.9.10", "2.10.22"] {
+async fn refuses_a_server_without_atomic_batches() {
+    for old in ["2.9.10", "2.10.23", "2.11.9"] {
         let url = fake_server(old).await;
         match JetStreamLog::connect(&url).await {
             Err(e @ JetStreamError::TooOld { .. }) => {
                 let text = e.to_string();
-                assert!(text.contains(old) && text.contains("2.10.23"), "{text}");
-                assert!(text.contains("crash"), "the reason is named: {text}");
+                assert!(text.contains(old) && text.contains("2.12.0"), "{text}");
+                assert!(text.contains("atomic batch"), "the reason is named: {text}");
                 // And it reaches callers of the ledger as Unavailable with that text.
                 let ledger: Error = e.into();
-                assert!(ledger.to_string().contains("2.10.23"));
+                assert!(ledger.to_string().contains("2.12.0"));
             }
             Err(e) => panic!("{old}: expected TooOld, got {e}"),
             Ok(_) => panic!("{old}: an old server was accepted"),
@@ -213,143 +252,6 @@ async fn two_processes_create_one_person_per_identifier() {
     }
 }
 
-/// Puts a pending intent into the submissions bucket as a writer that then crashed would
-/// have left it; returns the payload.
-async fn leave_intent(
-    js: &async_nats::jetstream::Context,
-    event: &throughcare_events::Event,
-    person: throughcare_events::PersonId,
-    expected: u64,
-    prev: Hash,
-) -> Vec<u8> {
-    let payload = StoredBody::encode(person, now(), prev, event);
-    let intent = Submission::Pending(Intent {
-        person,
-        digest: event.digest(),
-        expected,
-        hash: Hash::of(&payload),
-        payload: payload.clone(),
-    });
-    let kv = js.get_key_value(SUBMISSIONS_BUCKET).await.expect("bucket");
-    kv.create(
-        submission_key(&event.source, &event.id),
-        intent.encode().into(),
-    )
-    .await
-    .expect("create intent");
-    payload
-}
-
-#[tokio::test]
-async fn a_crash_after_the_intent_is_rolled_forward() {
-    let run = server();
-    let log = connect(&run.server).await;
-    let js = raw(&run.server).await;
-    let p = person(7);
-    let e = release_date("crash-1", "A3333BC", 3);
-    // The writer wrote its intent and died before publishing.
-    leave_intent(&js, &e, p, 0, Hash::ZERO).await;
-    assert_eq!(log.head().await.unwrap(), 0, "nothing published yet");
-    // The partner retries: the lookup finishes the append.
-    let prior = log
-        .lookup_submission(SOURCE, "crash-1")
-        .await
-        .unwrap()
-        .expect("rolled forward");
-    assert_eq!((prior.position, prior.person), (1, p));
-    assert_eq!(prior.digest, e.digest());
-    let history = log.read_person(p, 1).await.unwrap();
-    assert_eq!(history.len(), 1);
-    assert_eq!(history[0].event, e);
-    // A retry through append is now a duplicate, and nothing is added.
-    let again = log
-        .append(request(p, ExpectedVersion::NoStream, &[e]))
-        .await
-        .unwrap();
-    assert!(again[0].duplicate && again[0].position == 1);
-    assert_eq!(log.head().await.unwrap(), 1);
-}
-
-#[tokio::test]
-async fn a_crash_after_the_publish_is_found_not_repeated() {
-    let run = server();
-    let log = connect(&run.server).await;
-    let js = raw(&run.server).await;
-    let p = person(8);
-    let e = release_date("crash-2", "A4444BC", 4);
-    let key = submission_key(SOURCE, "crash-2");
-    let payload = leave_intent(&js, &e, p, 0, Hash::ZERO).await;
-    // ... published, and died before recording where.
-    let msg = async_nats::jetstream::message::PublishMessage::build()
-        .payload(payload.clone().into())
-        .message_id(&key)
-        .expected_last_subject_sequence(0)
-        .header(HASH_HEADER, Hash::of(&payload).to_hex().as_str())
-        .header(PREV_SEQ_HEADER, "0");
-    let ack = js
-        .send_publish(subject_of(p), msg)
-        .await
-        .unwrap()
-        .await
-        .unwrap();
-    assert_eq!(ack.sequence, 1);
-    let prior = log
-        .lookup_submission(SOURCE, "crash-2")
-        .await
-        .unwrap()
-        .expect("found");
-    assert_eq!(prior.position, 1);
-    assert_eq!(log.head().await.unwrap(), 1, "not published twice");
-    // The record is now final.
-    let kv = js.get_key_value(SUBMISSIONS_BUCKET).await.unwrap();
-    let v = kv.get(&key).await.unwrap().expect("record");
-    assert!(matches!(
-        Submission::decode(&key, &v).unwrap(),
-        Submission::Recorded(r) if r.position == 1
-    ));
-}
-
-#[tokio::test]
-async fn an_intent_overtaken_by_another_event_is_dead() {
-    let run = server();
-    let log = connect(&run.server).await;
-    let js = raw(&run.server).await;
-    let p = person(9);
-    let e = release_date("crash-3", "A5555BC", 5);
-    // The writer decided at version 0 and died; meanwhile another event took version 1.
-    leave_intent(&js, &e, p, 0, Hash::ZERO).await;
-    log.append(request(
-        p,
-        ExpectedVersion::NoStream,
-        &[release_date("other", "A5555BC", 6)],
-    ))
-    .await
-    .unwrap();
-    assert_eq!(
-        log.lookup_submission(SOURCE, "crash-3").await.unwrap(),
-        None,
-        "an intent that can never be published is not a recording"
-    );
-    // The partner's retry is decided afresh and recorded once.
-    let out = log
-        .append(request(
-            p,
-            ExpectedVersion::Exactly(1),
-            std::slice::from_ref(&e),
-        ))
-        .await
-        .unwrap();
-    assert_eq!((out[0].position, out[0].duplicate), (2, false));
-    let history = log.read_person(p, 1).await.unwrap();
-    assert_eq!(history.len(), 2);
-    verify_chain(p, &history).expect("chain");
-    let again = log
-        .append(request(p, ExpectedVersion::Exactly(1), &[e]))
-        .await
-        .unwrap();
-    assert!(again[0].duplicate && again[0].position == 2);
-}
-
 #[tokio::test]
 async fn a_taken_identifier_claims_nothing_else() {
     let run = server();
@@ -381,12 +283,8 @@ async fn a_taken_identifier_claims_nothing_else() {
         log.lookup_identifier(&Identifier::Person(b)).await.unwrap(),
         None
     );
-    let js = raw(&run.server).await;
-    let kv = js.get_key_value(IDENTITY_BUCKET).await.unwrap();
-    assert_eq!(
-        kv.get(identity_key(&x)).await.unwrap().as_deref(),
-        Some(a.to_string().as_bytes())
-    );
+    assert_eq!(log.lookup_identifier(&x).await.unwrap(), Some(a));
+    assert_eq!(log.head().await.unwrap(), 1, "nothing of b was recorded");
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -431,7 +329,11 @@ async fn any_follows_concurrent_writers_without_conflicts() {
     let p = person(4);
     let mut tasks = Vec::new();
     for t in 0..8u32 {
-        let log = if t % 2 == 0 { a.clone() } else { b.clone() };
+        let log = if t.is_multiple_of(2) {
+            a.clone()
+        } else {
+            b.clone()
+        };
         tasks.push(tokio::spawn(async move {
             for i in 0..15u32 {
                 let e = release_date(&format!("any-{t}-{i}"), "A8888BC", i);
@@ -448,4 +350,220 @@ async fn any_follows_concurrent_writers_without_conflicts() {
     assert_eq!(history.len(), 120);
     verify_chain(p, &history).expect("one chain through all writers");
     assert_eq!(b.read_person(p, 1).await.unwrap(), history);
+}
+
+#[tokio::test]
+async fn refuses_the_previous_layout() {
+    // An event stream as the previous version made it: events only, no atomic batches.
+    let run = server();
+    let js = raw(&run.server).await;
+    js.create_stream(stream::Config {
+        name: STREAM.into(),
+        subjects: vec!["throughcare.person.*".into()],
+        storage: stream::StorageType::File,
+        deny_delete: true,
+        deny_purge: true,
+        ..Default::default()
+    })
+    .await
+    .expect("create an old-layout stream");
+    match JetStreamLog::connect(&run.server.url()).await {
+        Err(e @ JetStreamError::OldLayout { .. }) => {
+            let text = e.to_string();
+            assert!(!text.contains('\n'), "one line: {text}");
+            assert!(
+                text.contains("older throughcare") && text.contains("export"),
+                "{text}"
+            );
+        }
+        Err(e) => panic!("expected OldLayout, got {e}"),
+        Ok(_) => panic!("an old-layout stream was accepted"),
+    }
+    // Its KV buckets alone are refused too, before anything is created beside them.
+    let run = server();
+    let js = raw(&run.server).await;
+    js.create_key_value(async_nats::jetstream::kv::Config {
+        bucket: "THROUGHCARE_SUBMISSIONS".into(),
+        ..Default::default()
+    })
+    .await
+    .expect("bucket");
+    assert!(matches!(
+        JetStreamLog::connect(&run.server.url()).await,
+        Err(JetStreamError::OldLayout { .. })
+    ));
+    assert!(js.get_stream(STREAM).await.is_err(), "nothing was created");
+}
+
+#[tokio::test]
+async fn an_append_too_large_for_one_batch_is_refused_whole() {
+    let run = server();
+    let log = connect(&run.server).await;
+    let p = person(5);
+    let events: Vec<_> = (0..500u32)
+        .map(|i| release_date(&format!("big-{i}"), "A1212BC", i))
+        .collect();
+    // 500 events need 1,000 messages plus the claim: one too many.
+    let mut req = request(p, ExpectedVersion::NoStream, &events);
+    req.claims = vec!["nomis:A1212BC".parse().unwrap()];
+    match log.append(req).await {
+        Err(Error::Invalid(problems)) => {
+            assert!(problems[0].detail.contains("1000"), "{problems:?}")
+        }
+        other => panic!("expected Invalid naming the limit, got {other:?}"),
+    }
+    assert_eq!(log.head().await.unwrap(), 0);
+    // 500 events without a claim fit exactly.
+    let out = log
+        .append(request(p, ExpectedVersion::NoStream, &events))
+        .await
+        .expect("a full batch");
+    assert_eq!(out.last().unwrap().position, 500);
+    assert_eq!(log.stats().batches, 1, "one batch");
+}
+
+/// Two persons' appends in one `append_all` against another process claiming the same
+/// identifier at the same moment: each round ends with all of the batch or none of it.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_atomic_batch_under_a_racing_writer_is_all_or_nothing() {
+    let run = server();
+    let (a, b) = (connect(&run.server).await, connect(&run.server).await);
+    let (mut whole, mut none) = (0, 0);
+    for round in 0..20u64 {
+        let (p1, p2, q) = (
+            person(1000 + round),
+            person(2000 + round),
+            person(3000 + round),
+        );
+        let x: Identifier = format!("nomis:{}", nomis(round as u32)).parse().unwrap();
+        let y: Identifier = format!("nhs:{}", nhs(round as u32)).parse().unwrap();
+        let mut r1 = request(
+            p1,
+            ExpectedVersion::NoStream,
+            &[release_date(&format!("b1-{round}"), "A0001BC", 1)],
+        );
+        r1.claims = vec![x.clone()];
+        let mut r2 = request(
+            p2,
+            ExpectedVersion::NoStream,
+            &[
+                release_date(&format!("b2-{round}"), "A0002BC", 2),
+                release_date(&format!("b3-{round}"), "A0002BC", 3),
+            ],
+        );
+        r2.claims = vec![y.clone()];
+        let mut racer = request(
+            q,
+            ExpectedVersion::NoStream,
+            &[release_date(&format!("r-{round}"), "A0003BC", 4)],
+        );
+        racer.claims = vec![y.clone()];
+        let (batch, race) = tokio::join!(a.append_all(vec![r1, r2]), b.append(racer));
+        match (batch, race) {
+            (Ok(out), Err(Error::IdentityConflict { owner, .. })) => {
+                whole += 1;
+                assert_eq!(owner, p2);
+                assert_eq!(out.len(), 2);
+                assert_eq!(out[1].len(), 2);
+                assert_eq!(a.read_person(p1, 1).await.unwrap().len(), 1);
+                assert_eq!(a.read_person(p2, 1).await.unwrap().len(), 2);
+                assert!(b.read_person(q, 1).await.unwrap().is_empty());
+                assert_eq!(b.lookup_identifier(&x).await.unwrap(), Some(p1));
+            }
+            (Err(Error::IdentityConflict { owner, person, .. }), Ok(_)) => {
+                none += 1;
+                assert_eq!((owner, person), (q, p2));
+                // Nothing of the batch: not p1's event, not p1's free claim.
+                assert!(a.read_person(p1, 1).await.unwrap().is_empty());
+                assert!(a.read_person(p2, 1).await.unwrap().is_empty());
+                assert_eq!(a.lookup_identifier(&x).await.unwrap(), None);
+                assert_eq!(
+                    a.lookup_submission(SOURCE, &format!("b1-{round}"))
+                        .await
+                        .unwrap(),
+                    None
+                );
+            }
+            other => panic!("round {round}: neither all nor nothing: {other:?}"),
+        }
+    }
+    eprintln!("racing batches: {whole} recorded whole, {none} refused whole");
+    let all: Vec<_> = a.read_all(1).try_collect().await.expect("read_all");
+    assert_eq!(
+        all.iter().map(|e| e.position).collect::<Vec<_>>(),
+        (1..=all.len() as u64).collect::<Vec<_>>()
+    );
+    assert_eq!(all.len(), whole * 3 + none);
+}
+
+/// Two logs (two processes) appending to shared persons with `Any`, one of them stamping
+/// recording times ten seconds in the past: positions stay dense, each person has one
+/// chain through both writers, and `recorded_at` never goes back along the positions.
+#[tokio::test(flavor = "multi_thread")]
+async fn two_writers_keep_positions_dense_chains_whole_and_time_monotonic() {
+    let run = server();
+    let (a, b) = (connect(&run.server).await, connect(&run.server).await);
+    let mut tasks = Vec::new();
+    for t in 0..8u32 {
+        let log = if t.is_multiple_of(2) {
+            a.clone()
+        } else {
+            b.clone()
+        };
+        let skew = if t.is_multiple_of(2) {
+            chrono::Duration::zero()
+        } else {
+            chrono::Duration::seconds(10)
+        };
+        tasks.push(tokio::spawn(async move {
+            for i in 0..25u32 {
+                let p = person(u64::from(i % 3));
+                let mut req = request(
+                    p,
+                    ExpectedVersion::Any,
+                    &[release_date(&format!("w-{t}-{i}"), "A4242BC", i)],
+                );
+                req.events = req
+                    .events
+                    .into_iter()
+                    .map(|e| NewEvent {
+                        event: e.event,
+                        recorded_at: Utc::now() - skew,
+                    })
+                    .collect();
+                log.append(req)
+                    .await
+                    .unwrap_or_else(|e| panic!("Any must not fail: {e}"));
+            }
+        }));
+    }
+    for t in tasks {
+        t.await.expect("task");
+    }
+    let all: Vec<_> = b.read_all(1).try_collect().await.expect("read_all");
+    assert_eq!(all.len(), 200);
+    assert_eq!(
+        all.iter().map(|e| e.position).collect::<Vec<_>>(),
+        (1..=200).collect::<Vec<_>>(),
+        "dense positions"
+    );
+    for w in all.windows(2) {
+        assert!(
+            w[0].recorded_at <= w[1].recorded_at,
+            "recorded_at goes back from position {} to {}",
+            w[0].position,
+            w[1].position
+        );
+    }
+    let mut per_person: HashMap<_, usize> = HashMap::new();
+    for e in &all {
+        *per_person.entry(e.person_id).or_default() += 1;
+    }
+    for (p, n) in per_person {
+        let history = a.read_person(p, 1).await.unwrap();
+        assert_eq!(history.len(), n);
+        verify_chain(p, &history).expect("one chain through both writers");
+        assert_eq!(b.read_person(p, 1).await.unwrap(), history);
+    }
+    eprintln!("writer a {:?}, writer b {:?}", a.stats(), b.stats());
 }

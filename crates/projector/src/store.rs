@@ -23,6 +23,8 @@ use throughcare_ledger::EventLog;
 use throughcare_projections::{EpisodeFacts, Journey};
 use tokio::sync::watch;
 
+use crate::supervise::Health;
+
 /// Bump when a fold changes: read models are then rebuilt from position 1 at start.
 pub const PROJECTION_VERSION: u64 = 3;
 
@@ -105,12 +107,18 @@ pub fn release_day(j: &Journey) -> Option<NaiveDate> {
 pub struct ReadModels {
     db: sled::Db,
     checkpoint: watch::Receiver<u64>,
+    health: watch::Receiver<Health>,
 }
 
 impl ReadModels {
     /// Position of the last event folded into the read models.
     pub fn checkpoint(&self) -> u64 {
         *self.checkpoint.borrow()
+    }
+
+    /// Whether the projector task is running (see [`Projector::run_supervised`]).
+    pub fn health(&self) -> Health {
+        self.health.borrow().clone()
     }
 
     /// Waits until the read models include `position`; false after `timeout`.
@@ -216,6 +224,7 @@ impl ReadModels {
 pub struct Projector {
     db: sled::Db,
     checkpoint: watch::Sender<u64>,
+    health: watch::Sender<Health>,
     models: ReadModels,
 }
 
@@ -249,15 +258,22 @@ impl Projector {
         }
         let at = db.get(CHECKPOINT)?.map_or(0, |v| u64_from(&v));
         let (tx, rx) = watch::channel(at);
+        let (health, health_rx) = watch::channel(Health::running());
         let models = ReadModels {
             db: db.clone(),
             checkpoint: rx,
+            health: health_rx,
         };
         Ok(Projector {
             db,
             checkpoint: tx,
+            health,
             models,
         })
+    }
+
+    pub(crate) fn health_sender(&self) -> &watch::Sender<Health> {
+        &self.health
     }
 
     pub fn read_models(&self) -> ReadModels {
@@ -273,7 +289,8 @@ impl Projector {
         *self.checkpoint.borrow()
     }
 
-    /// Follows the log from the checkpoint forever (until the log's stream ends).
+    /// Follows the log from the checkpoint until the log's stream ends or a chunk fails;
+    /// a server runs [`Projector::run_supervised`] instead, which restarts it.
     pub async fn run(&self, log: Arc<dyn EventLog>) -> Result<(), Error> {
         let mut events = log.subscribe(self.checkpoint() + 1).ready_chunks(CHUNK);
         while let Some(chunk) = events.next().await {

@@ -23,7 +23,7 @@ use crate::auth::{Principal, Role};
 use crate::extract::{Path, Query};
 use crate::problem::ApiError;
 use crate::AppState;
-use throughcare_ledger::{AccessWhat, Purpose};
+use throughcare_ledger::{AccessWhat, BatchError, Purpose};
 
 /// How long a query with `min_position` waits for the read models before a 503.
 pub const FRESHNESS_WAIT: Duration = Duration::from_secs(2);
@@ -44,7 +44,7 @@ pub async fn post_events(
             state.metrics.invalid();
             ApiError::invalid(vec![Problem {
                 pointer: String::new(),
-                detail: format!("body is over the limit of {MAX_BODY_BYTES} bytes (64 KiB)"),
+                detail: format!("body is over the limit of {MAX_BODY_BYTES} bytes (4 MiB)"),
             }])
         })?;
     match submit(&state, &caller.principal, media.as_deref(), &body).await {
@@ -172,6 +172,15 @@ pub async fn submit(
         state.metrics.invalid();
         ApiError::invalid(p)
     })?;
+    // Over the limit is refused before any per-item work (the ledger refuses it too).
+    if let Submission::Batch(events) = &submission {
+        if let Some(problem) = state.ledger.over_batch_limit(events.len()) {
+            state.metrics.invalid();
+            return Err(ApiError::invalid(vec![problem])
+                .with("limit", json!(state.ledger.batch_limit()))
+                .into());
+        }
+    }
     // Who may submit what is checked for every item before anything is recorded.
     let items: Vec<(&throughcare_events::Event, String)> = match &submission {
         Submission::One(e) => vec![(e.as_ref(), String::new())],
@@ -227,37 +236,35 @@ pub async fn submit(
             Ok((status, json!(receipt)))
         }
         Submission::Batch(events) => {
-            let results = state.ledger.submit_batch(events).await.map_err(|f| {
-                for item in &f {
-                    state.metrics.refused(&item.error);
-                }
-                SubmitRefusal::from(ApiError::batch(f))
-            })?;
-            let mut all_ok = true;
-            let items: Vec<Value> = results
+            let receipts =
+                state
+                    .ledger
+                    .submit_batch(events)
+                    .await
+                    .map_err(|refusal| match refusal {
+                        BatchError::Items(f) => {
+                            for item in &f {
+                                state.metrics.refused(&item.error);
+                            }
+                            SubmitRefusal::from(ApiError::batch(f))
+                        }
+                        BatchError::Whole(e) => {
+                            state.metrics.refused(&e);
+                            SubmitRefusal::from(e)
+                        }
+                    })?;
+            // All or nothing: every item was recorded now or before.
+            let items: Vec<Value> = receipts
                 .into_iter()
                 .enumerate()
-                .map(|(index, r)| match r {
-                    Ok(receipt) => {
-                        state.metrics.recorded(receipt.duplicate);
-                        json!({"index": index, "status": if receipt.duplicate { 200 } else { 201 },
-                               "id": receipt.id, "person_id": receipt.person_id,
-                               "position": receipt.position, "duplicate": receipt.duplicate})
-                    }
-                    Err(e) => {
-                        all_ok = false;
-                        state.metrics.refused(&e);
-                        let e = ApiError::from(e);
-                        json!({"index": index, "status": e.status.as_u16(), "detail": e.detail})
-                    }
+                .map(|(index, receipt)| {
+                    state.metrics.recorded(receipt.duplicate);
+                    json!({"index": index, "status": if receipt.duplicate { 200 } else { 201 },
+                           "id": receipt.id, "person_id": receipt.person_id,
+                           "position": receipt.position, "duplicate": receipt.duplicate})
                 })
                 .collect();
-            let status = if all_ok {
-                StatusCode::CREATED
-            } else {
-                StatusCode::MULTI_STATUS
-            };
-            Ok((status, json!({ "items": items })))
+            Ok((StatusCode::CREATED, json!({ "items": items })))
         }
     }
 }
@@ -635,11 +642,27 @@ pub async fn healthz() -> Json<Value> {
 /// Projection lag at which `/readyz` reports not ready.
 const READY_LAG: u64 = 1000;
 
-/// `GET /readyz`: ready when the read models are close to the head of the log.
+/// `GET /readyz`: ready when the projector is running and the read models are close to
+/// the head of the log.
 pub async fn readyz(State(state): State<AppState>) -> Result<Response, ApiError> {
     let head = state.ledger.log().head().await?;
     let checkpoint = state.models.checkpoint();
     let lag = head.saturating_sub(checkpoint);
+    let health = state.models.health();
+    if let Some(reason) = health.down {
+        // The read models are not being updated: whatever they answer may be stale.
+        return Err(ApiError::unavailable(format!(
+            "the projector is down and restarting ({} restarts so far): {reason}",
+            health.restarts
+        ))
+        .with("projector", json!("down"))
+        .with("reason", json!(reason))
+        .with("restarts", json!(health.restarts))
+        .with("head", json!(head))
+        .with("checkpoint", json!(checkpoint))
+        .with("lag", json!(lag))
+        .with("ready", json!(false)));
+    }
     if lag > READY_LAG {
         // Not ready is an error like any other: problem+json with Retry-After.
         return Err(ApiError::unavailable(format!(
@@ -657,7 +680,10 @@ pub async fn readyz(State(state): State<AppState>) -> Result<Response, ApiError>
 /// `GET /metrics`: Prometheus text format.
 pub async fn metrics(State(state): State<AppState>) -> Response {
     let head = state.ledger.log().head().await.unwrap_or(0);
-    let text = state.metrics.render(head, state.models.checkpoint());
+    let health = state.models.health();
+    let text = state
+        .metrics
+        .render(head, state.models.checkpoint(), &health);
     Response::builder()
         .header(header::CONTENT_TYPE, "text/plain; version=0.0.4")
         .body(Body::from(text))

@@ -3,13 +3,15 @@
 //! bytes, and inclusion and consistency proofs; plus the task that signs checkpoints.
 //!
 //! Proofs are served for sizes the audit tree follower has reached (like `min_position`
-//! freshness): a size beyond it is 404, as is a checkpoint size never signed.
+//! freshness): a size beyond it is 404, as is a checkpoint size never signed. A stored
+//! entry the server cannot read back intact is a 500 `ledger-corrupt` problem naming the
+//! first bad position, so that an auditor is told where, not only that, the log is bad.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use axum::extract::State;
-use axum::http::header;
+use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use base64::engine::general_purpose::STANDARD as BASE64;
@@ -17,7 +19,7 @@ use base64::Engine as _;
 use futures::StreamExt;
 use serde::Deserialize;
 use serde_json::{json, Value};
-use throughcare_ledger::EventLog;
+use throughcare_ledger::{Error as LedgerError, EventLog};
 use throughcare_projector::AuditTree;
 use throughcare_tlog::{Checkpoint, Hash, SigningKey, VerifierKey};
 
@@ -112,7 +114,7 @@ pub async fn run_checkpoints(
     }
 }
 
-fn audit(state: &AppState) -> Result<&LedgerAudit, ApiError> {
+pub(crate) fn audit(state: &AppState) -> Result<&LedgerAudit, ApiError> {
     state
         .ledger_audit
         .as_deref()
@@ -123,11 +125,11 @@ fn text(body: String) -> Response {
     ([(header::CONTENT_TYPE, "text/plain; charset=utf-8")], body).into_response()
 }
 
-fn b64(hashes: &[Hash]) -> Vec<String> {
+pub(crate) fn b64(hashes: &[Hash]) -> Vec<String> {
     hashes.iter().map(|h| BASE64.encode(h)).collect()
 }
 
-fn tree_error(e: throughcare_tlog::Error) -> ApiError {
+pub(crate) fn tree_error(e: throughcare_tlog::Error) -> ApiError {
     match e {
         throughcare_tlog::Error::InvalidRange(detail) => ApiError::bad_request(detail),
         other => {
@@ -137,9 +139,45 @@ fn tree_error(e: throughcare_tlog::Error) -> ApiError {
     }
 }
 
-fn store_error(e: throughcare_projector::Error) -> ApiError {
+pub(crate) fn store_error(e: throughcare_projector::Error) -> ApiError {
     tracing::error!(error = %e, "checkpoint store unreadable");
     ApiError::unavailable("the checkpoint store is unavailable; retry shortly")
+}
+
+/// 500 `ledger-corrupt`: the log holds an entry the server cannot read back intact (its
+/// bytes no longer hash to the hash stored with them, or a position is missing). Names
+/// the first bad position when it is known.
+pub(crate) fn corrupt(why: &str, position: Option<u64>) -> ApiError {
+    tracing::error!(why, ?position, "ledger corrupt");
+    let detail = match position {
+        Some(p) => format!(
+            "the stored entry at position {p} cannot be read back intact; the log needs an audit (throughcare audit verify)"
+        ),
+        None => "a stored entry cannot be read back intact; the log needs an audit (throughcare audit verify)".to_string(),
+    };
+    let error = ApiError::new(
+        StatusCode::INTERNAL_SERVER_ERROR,
+        "ledger-corrupt",
+        "The ledger cannot be read back intact",
+        detail,
+    );
+    match position {
+        Some(p) => error.with("position", json!(p)),
+        None => error,
+    }
+}
+
+/// A signed checkpoint's note and what opening it with the verifier key gave.
+pub(crate) type Opened = (String, Result<Checkpoint, throughcare_tlog::Error>);
+
+/// The latest signed checkpoint: its note, and the checkpoint it states, opened with the
+/// verifier key (its signature checked). `None` before the first.
+pub(crate) fn latest_opened(audit: &LedgerAudit) -> Result<Option<Opened>, ApiError> {
+    let Some((_, note)) = audit.tree.latest_checkpoint().map_err(store_error)? else {
+        return Ok(None);
+    };
+    let opened = audit.verifier.open(&note);
+    Ok(Some((note, opened)))
 }
 
 /// A size the caller asks about must be one the audit tree has reached.
@@ -222,14 +260,35 @@ pub async fn entries(
     let log: &Arc<dyn EventLog> = state.ledger.log();
     let mut events = log.read_all(from).take(limit);
     let mut out = Vec::with_capacity(limit.min(64));
-    while let Some(e) = events.next().await {
-        let e = e?;
-        out.push(json!({
+    let entry = |e: &throughcare_events::RecordedEvent| {
+        json!({
             "position": e.position,
             "person_id": e.person_id,
             "hash": e.hash,
             "stored": &*e.stored,
-        }));
+        })
+    };
+    while let Some(e) = events.next().await {
+        match e {
+            Ok(e) => out.push(entry(&e)),
+            Err(LedgerError::Corrupt(why)) => {
+                // A page read fails on any entry it reads ahead to, requested or not: read
+                // the rest of the request one entry at a time, so that the answer is the
+                // entries asked for, or a problem naming the first of them that is bad.
+                let next = from + out.len() as u64;
+                let last = from.saturating_add(limit as u64 - 1).min(log.head().await?);
+                for position in next..=last {
+                    match log.read_at(position).await {
+                        Ok(Some(e)) => out.push(entry(&e)),
+                        Ok(None) => break,
+                        Err(LedgerError::Corrupt(_)) => return Err(corrupt(&why, Some(position))),
+                        Err(other) => return Err(other.into()),
+                    }
+                }
+                break;
+            }
+            Err(other) => return Err(other.into()),
+        }
     }
     Ok(Json(json!({ "entries": out })))
 }

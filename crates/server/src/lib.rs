@@ -13,6 +13,7 @@ mod as_of;
 pub mod auth;
 mod csv;
 mod error;
+mod export;
 mod extract;
 mod fhir;
 mod hmpps;
@@ -21,6 +22,7 @@ mod metrics;
 pub mod openapi;
 mod pages;
 mod problem;
+mod sar;
 pub mod tls;
 
 use std::sync::Arc;

@@ -103,7 +103,12 @@ impl Metrics {
         }
     }
 
-    pub fn render(&self, head: u64, checkpoint: u64) -> String {
+    pub fn render(
+        &self,
+        head: u64,
+        checkpoint: u64,
+        projector: &throughcare_projector::Health,
+    ) -> String {
         let mut out = String::new();
         let mut line = |name: &str, kind: &str, help: &str, value: u64| {
             out.push_str(&format!(
@@ -175,6 +180,18 @@ impl Metrics {
             "gauge",
             "Events not yet in the read models.",
             head.saturating_sub(checkpoint),
+        );
+        line(
+            "throughcare_projector_up",
+            "gauge",
+            "1 while the projector folds the log, 0 while it is down and restarting.",
+            u64::from(projector.is_up()),
+        );
+        line(
+            "throughcare_projector_restarts_total",
+            "counter",
+            "Restarts of the projector task after a failure.",
+            projector.restarts,
         );
         self.render_hmpps(&mut out);
         out

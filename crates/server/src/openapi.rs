@@ -283,6 +283,39 @@ fn query_parameters(route: &Route) -> Vec<QueryParam> {
                 json!({ "type": "integer", "minimum": 0 }),
             ),
         ],
+        (Method::GET, "/v1/people/{id}/export") => vec![(
+            "format",
+            false,
+            "json (default) or html: a printable page of the same bundle",
+            json!({ "type": "string", "enum": ["json", "html"] }),
+        )],
+        // The HMPPS SAR convention (sar.rs).
+        (Method::GET, "/subject-access-request") => vec![
+            (
+                "prn",
+                false,
+                "NOMIS prison reference number (at least one of prn and crn; both may be sent)",
+                json!({ "type": "string" }),
+            ),
+            (
+                "crn",
+                false,
+                "nDelius case reference number",
+                json!({ "type": "string" }),
+            ),
+            (
+                "fromDate",
+                false,
+                "Only events that occurred on or after this day",
+                date(),
+            ),
+            (
+                "toDate",
+                false,
+                "Only events that occurred on or before this day",
+                date(),
+            ),
+        ],
         (Method::GET, "/") => vec![
             (
                 "identifier",
@@ -322,7 +355,15 @@ fn query_parameters(route: &Route) -> Vec<QueryParam> {
             json!({ "type": "string" }),
         ));
     }
-    if route.what.is_some() {
+    if route.what.is_some() && !route.purposes.is_empty() {
+        params.push((
+            "purpose",
+            false,
+            "Why the record is read: only these purposes; defaults to the first",
+            json!({ "type": "string",
+                    "enum": route.purposes.iter().map(|p| p.as_str()).collect::<Vec<_>>() }),
+        ));
+    } else if route.what.is_some() {
         params.push((
             "purpose",
             false,
@@ -343,7 +384,7 @@ fn request_body(route: &Route) -> Option<Value> {
     match (route.method.clone(), route.path) {
         (Method::POST, "/v1/events") => Some(json!({
             "required": true,
-            "description": "One CloudEvent, or a batch recorded all or nothing per item (DESIGN.md \"Events\"); at most 64 KiB",
+            "description": "One CloudEvent, or a batch of at most 1,000 recorded all or nothing (DESIGN.md \"Events\"); each event at most 64 KiB, the body at most 4 MiB",
             "content": {
                 "application/cloudevents+json": {
                     "schema": { "$ref": "#/components/schemas/CloudEvent" } },
@@ -407,6 +448,13 @@ fn response(route: &Route, status: u16) -> Value {
         }
         return r;
     }
+    // The HMPPS SAR convention's answers without a body.
+    if matches!(status, 204 | 209) {
+        return json!({ "description": match status {
+            204 => "Nothing is held about the person in the date range",
+            _ => "The subject identifier is not recognised by this service",
+        } });
+    }
     if (300..400).contains(&status) {
         return json!({
             "description": description,
@@ -435,6 +483,10 @@ fn response(route: &Route, status: u16) -> Value {
     // These also answer RFC 4180 CSV, by Accept or a `.csv` suffix (csv.rs).
     if status == 200 && crate::csv::ROUTES.contains(&route.path) {
         r["content"]["text/csv"] = json!({ "schema": { "type": "string" } });
+    }
+    // The export's printable page (`?format=html`).
+    if status == 200 && route.path == "/v1/people/{id}/export" {
+        r["content"]["text/html"] = json!({ "schema": { "type": "string" } });
     }
     r
 }
@@ -691,6 +743,39 @@ mod tests {
             assert!(v.get("allOf").is_none());
         }
         assert!(catalogue.get("$id").is_none());
+    }
+
+    #[test]
+    fn export_and_sar_are_documented() {
+        let doc = document();
+        let export = &doc["paths"]["/v1/people/{id}/export"]["get"];
+        assert_eq!(export["x-roles"], json!(["AUDITOR"]));
+        assert_eq!(export["x-access-log"], "EXPORT");
+        let ok = &export["responses"]["200"]["content"];
+        assert!(ok["application/json"].is_object() && ok["text/html"].is_object());
+        let params = export["parameters"].as_array().unwrap();
+        let purpose = params.iter().find(|p| p["name"] == "purpose").unwrap();
+        assert_eq!(
+            purpose["schema"]["enum"],
+            json!(["AUDIT", "SUBJECT_ACCESS"])
+        );
+        assert!(params.iter().any(|p| p["name"] == "format"));
+        let sar = &doc["paths"]["/subject-access-request"]["get"];
+        assert_eq!(sar["x-roles"], json!(["AUDITOR"]));
+        for status in ["204", "209"] {
+            let r = &sar["responses"][status];
+            assert!(r["description"].is_string(), "{status}");
+            assert!(r.get("content").is_none(), "{status} has no body");
+        }
+        let names: Vec<&str> = sar["parameters"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| p["name"].as_str().unwrap())
+            .collect();
+        for want in ["prn", "crn", "fromDate", "toDate", "purpose"] {
+            assert!(names.contains(&want), "{want} missing from {names:?}");
+        }
     }
 
     #[tokio::test]

@@ -9,7 +9,7 @@ use axum::http::{header, StatusCode};
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use chrono::{Datelike, Duration};
 use serde::Deserialize;
-use throughcare_events::{Identifier, PrisonCode, PILOT_PRISONS};
+use throughcare_events::{Identifier, PersonId, PrisonCode, PILOT_PRISONS};
 use throughcare_ledger::AccessWhat;
 use throughcare_projections::{contact_overdue, next_action, FlagCode, Journey};
 
@@ -22,7 +22,7 @@ use crate::problem::ApiError;
 use crate::AppState;
 
 /// Escapes text for HTML element content and attribute values.
-fn esc(s: &str) -> String {
+pub(crate) fn esc(s: &str) -> String {
     s.replace('&', "&amp;")
         .replace('<', "&lt;")
         .replace('>', "&gt;")
@@ -71,7 +71,8 @@ body{{font-family:system-ui,sans-serif;margin:2rem auto;max-width:70rem;padding:
 h1{{font-size:1.6rem}} table{{border-collapse:collapse;width:100%}} td,th{{border-bottom:1px solid #d8dde0;padding:.35rem .5rem;text-align:left;vertical-align:top}} td:first-child{{white-space:nowrap}}
 .flag{{background:#fde8e6;color:#8a1f11;padding:.1rem .4rem;border-radius:.3rem;margin-right:.3rem;font-size:.85rem}}
 .status{{background:#e8f1f8;color:#005eb8;padding:.1rem .4rem;border-radius:.3rem}} .muted{{color:#4c6272;font-size:.9rem}}
-a{{color:#005eb8}} .account{{float:right;font-size:.9rem}} label{{display:block;margin:.5rem 0}} header{{border-bottom:4px solid #005eb8;margin-bottom:1rem}}
+a{{color:#005eb8}} .account{{float:right;font-size:.9rem}} .badge strong{{padding:.1rem .45rem;border-radius:.3rem}}
+.badge-verified strong{{background:#e3f4e8;color:#00703c}} .badge-pending strong{{background:#fff4c2;color:#594d00}} .badge-failed strong{{background:#8a1f11;color:#fff}} .badge-unchecked strong{{background:#e8edee;color:#4c6272}} label{{display:block;margin:.5rem 0}} header{{border-bottom:4px solid #005eb8;margin-bottom:1rem}}
 </style></head><body><header><p><a href="/">throughcare</a> <span class="muted">continuity of care from prison to community · synthetic data only</span></p></header>
 <h1>{t}</h1>{body}</body></html>"#,
         t = esc(title)
@@ -496,6 +497,7 @@ pub async fn person(
         episodes = j.episodes.len(),
         p = j.person_id,
     );
+    let badge = verified_badge(&state, person).await;
     let glass = if caller.review {
         "<p class=flag role=alert>Emergency access: this read is recorded for review.</p>"
     } else {
@@ -504,7 +506,135 @@ pub async fn person(
     Ok(page_for(
         Some(&caller.principal),
         &format!("Journey of {}", j.person_id),
-        &format!("{glass}{as_of_form}{body}"),
+        &format!("{glass}{badge}{as_of_form}{body}"),
     )
     .into_response())
+}
+
+/// What the page can say about the integrity of a person's record.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Verified {
+    /// The chain checks from the stored bytes and the last event (`position`) is proven
+    /// in the signed checkpoint of `size` entries.
+    Yes { position: u64, size: u64 },
+    /// The chain checks, but the last event is later than the latest signed checkpoint
+    /// (`None`: no checkpoint yet).
+    NotYetInCheckpoint { position: u64, size: Option<u64> },
+    /// Something does not check: what.
+    Failed(String),
+    /// It cannot be checked now (no audit tree kept, a store not answering): why.
+    Unchecked(String),
+}
+
+/// Checks a person's record as an outside client would, from what the ledger routes
+/// serve: every event's stored bytes hash to its `hash` and the `prev` links form the
+/// chain; the latest checkpoint's signature verifies with the verifier key and names this
+/// ledger's origin; and the RFC 9162 inclusion proof of the last event's leaf
+/// (SHA-256(0x00 || stored)) leads to the checkpoint's signed root
+/// (`throughcare_tlog::verify_inclusion`). No stored flag is trusted.
+pub(crate) async fn verify_record(state: &AppState, person: PersonId) -> Verified {
+    let events = match state.ledger.history(person).await {
+        Ok(events) => events,
+        Err(throughcare_ledger::Error::Corrupt(why)) => {
+            tracing::error!(%why, %person, "a person's record cannot be read back");
+            return Verified::Failed("the record cannot be read back intact".into());
+        }
+        Err(e) => return Verified::Unchecked(format!("the log is not answering ({e})")),
+    };
+    let Some(last) = events.last() else {
+        return Verified::Failed("no recorded events".into());
+    };
+    if let Some(bad) = events
+        .iter()
+        .find(|e| throughcare_events::Hash::of(e.stored.as_bytes()) != e.hash)
+    {
+        return Verified::Failed(format!(
+            "the stored bytes of position {} do not hash to its hash",
+            bad.position
+        ));
+    }
+    if let Err(b) = throughcare_events::verify_chain(person, &events) {
+        return Verified::Failed(format!(
+            "the chain breaks at position {}: {}",
+            b.position, b.detail
+        ));
+    }
+    let Some(audit) = state.ledger_audit.as_deref() else {
+        return Verified::Unchecked("this server keeps no audit tree".into());
+    };
+    let checkpoint = match crate::ledger_api::latest_opened(audit) {
+        Err(e) => return Verified::Unchecked(e.detail),
+        Ok(None) => {
+            return Verified::NotYetInCheckpoint {
+                position: last.position,
+                size: None,
+            }
+        }
+        Ok(Some((_, Err(e)))) => {
+            return Verified::Failed(format!(
+                "the latest checkpoint does not verify with the verifier key: {e}"
+            ))
+        }
+        Ok(Some((_, Ok(c)))) => c,
+    };
+    if checkpoint.origin != audit.origin {
+        return Verified::Failed(format!(
+            "the latest checkpoint is of another log ({})",
+            checkpoint.origin
+        ));
+    }
+    if last.position > checkpoint.size {
+        return Verified::NotYetInCheckpoint {
+            position: last.position,
+            size: Some(checkpoint.size),
+        };
+    }
+    let leaf_index = last.position - 1;
+    let proof = match audit.tree.inclusion_proof(leaf_index, checkpoint.size) {
+        Ok(p) => p,
+        Err(e) => return Verified::Unchecked(format!("no inclusion proof now ({e})")),
+    };
+    let leaf = throughcare_tlog::leaf_hash(last.stored.as_bytes());
+    match throughcare_tlog::verify_inclusion(
+        &leaf,
+        leaf_index,
+        checkpoint.size,
+        &proof,
+        &checkpoint.root,
+    ) {
+        Ok(()) => Verified::Yes {
+            position: last.position,
+            size: checkpoint.size,
+        },
+        Err(e) => Verified::Failed(format!(
+            "position {} is not proven in the signed checkpoint of size {}: {e}",
+            last.position, checkpoint.size
+        )),
+    }
+}
+
+/// The badge of [`verify_record`], as HTML.
+async fn verified_badge(state: &AppState, person: PersonId) -> String {
+    let (class, label, detail) = match verify_record(state, person).await {
+        Verified::Yes { position, size } => (
+            "verified",
+            "verified".to_string(),
+            format!("the hash chain checks from the stored bytes, and the last event (position {position}) is proven in the signed checkpoint of {size} entries"),
+        ),
+        Verified::NotYetInCheckpoint { position, size } => (
+            "pending",
+            "not yet in a checkpoint".to_string(),
+            match size {
+                Some(size) => format!("the hash chain checks; the last event (position {position}) is later than the latest signed checkpoint ({size} entries), which is signed at least every 1,000 events or 60 seconds"),
+                None => format!("the hash chain checks; no checkpoint has been signed yet to prove the last event (position {position})"),
+            },
+        ),
+        Verified::Failed(why) => ("failed", "verification failed".to_string(), why),
+        Verified::Unchecked(why) => ("unchecked", "not checked".to_string(), why),
+    };
+    format!(
+        r#"<p class="badge badge-{class}" role=status><strong>{}</strong> <span class=muted>{}</span></p>"#,
+        esc(&label),
+        esc(&detail)
+    )
 }

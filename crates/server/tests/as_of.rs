@@ -4,103 +4,39 @@
 //! are byte-identical however much is recorded about it later, a position and the matching
 //! time give the same answer, and reading the past never widens the caller's scope.
 
-use std::sync::{Arc, Mutex};
-use std::time::Duration;
+mod support;
 
-use axum::body::Body;
-use axum::http::{header, Request, StatusCode};
-use chrono::{DateTime, Utc};
-use http_body_util::BodyExt;
+use axum::http::StatusCode;
 use serde_json::{json, Value};
-use throughcare_events::PersonId;
-use throughcare_ledger::{AccessLog, EmbeddedLog, EventLog, Ledger};
-use throughcare_projector::Projector;
-use throughcare_server::{app, AppState, Authenticator};
-use tower::ServiceExt;
+use support::{Principal, Setup, World};
+use throughcare_synthetic::data;
 
 const SOURCE: &str = "urn:throughcare:partner:prison-healthcare";
 
-fn t(s: &str) -> DateTime<Utc> {
-    s.parse().expect("an RFC 3339 time")
-}
-
-/// A ledger whose clock the test sets, its read models, and the app over both.
-struct World {
-    state: AppState,
-    clock: Arc<Mutex<DateTime<Utc>>>,
-    tokens: std::collections::HashMap<&'static str, String>,
-    _dir: tempfile::TempDir,
-}
-
+/// An open-mode world whose ledger clock the test sets.
 async fn world() -> World {
-    world_with(None).await
+    world_with(&[]).await
 }
 
-/// With `principals` (name, role, extra TOML), the app requires their bearer tokens.
-async fn world_with(principals: Option<&[(&'static str, &str, &str)]>) -> World {
-    let dir = tempfile::tempdir().unwrap();
-    let log = EmbeddedLog::open(&dir.path().join("ledger")).unwrap();
-    let access: Arc<dyn AccessLog> = Arc::new(log.access_log());
-    let log: Arc<dyn EventLog> = Arc::new(log);
-    let projector = Projector::open(&dir.path().join("readmodels")).unwrap();
-    let models = projector.read_models();
-    let run_log = log.clone();
-    tokio::spawn(async move { projector.run(run_log).await });
-    let clock = Arc::new(Mutex::new(t("2026-10-01T08:00:00Z")));
-    let now = clock.clone();
-    let ledger = Ledger::new(
-        log,
-        Arc::new(move || *now.lock().unwrap()),
-        Arc::new(|| PersonId(ulid::Ulid::new())),
-    );
-    let mut state =
-        AppState::new(ledger, models, access).with_replay_scratch(dir.path().join("replays"));
-    let mut tokens = std::collections::HashMap::new();
-    if let Some(principals) = principals {
-        let mut file = String::new();
-        for (name, role, extra) in principals {
-            let (token, hash) = throughcare_server::auth::new_token();
-            file.push_str(&format!(
-                "[[principal]]\nname = \"{name}\"\nrole = \"{role}\"\ntoken_sha256 = \"{hash}\"\n{extra}\n\n"
-            ));
-            tokens.insert(*name, token);
-        }
-        state = state.with_auth(Authenticator::from_toml(&file, dir.path()).await.unwrap());
-    }
-    World {
-        state,
-        clock,
-        tokens,
-        _dir: dir,
-    }
+/// With `principals`, the app requires their bearer tokens.
+async fn world_with(principals: &'static [Principal]) -> World {
+    World::new(Setup {
+        principals,
+        clock: Some("2026-10-01T08:00:00Z"),
+    })
+    .await
 }
 
 impl World {
-    fn set_clock(&self, at: &str) {
-        *self.clock.lock().unwrap() = t(at);
-    }
-
-    /// GET as `who` (open mode when the world has no principals): status, body bytes.
+    /// GET as `who` (open mode when `None`): status, body bytes.
     async fn get_as(&self, who: Option<&str>, uri: &str) -> (StatusCode, Vec<u8>) {
-        let mut req = Request::builder().uri(uri);
-        if let Some(w) = who {
-            req = req.header(header::AUTHORIZATION, format!("Bearer {}", self.tokens[w]));
-        }
-        let res = app(self.state.clone())
-            .oneshot(req.body(Body::empty()).unwrap())
-            .await
-            .unwrap();
-        let status = res.status();
-        let bytes = res.into_body().collect().await.unwrap().to_bytes().to_vec();
-        (status, bytes)
+        let r = self.request(who, "GET", uri, &[], None).await;
+        (r.status, r.body)
     }
 
     async fn get(&self, uri: &str) -> (StatusCode, Value) {
-        let (status, bytes) = self.get_as(None, uri).await;
-        (
-            status,
-            serde_json::from_slice(&bytes).unwrap_or(Value::Null),
-        )
+        let r = self.request(None, "GET", uri, &[], None).await;
+        (r.status, r.json())
     }
 
     /// GET that must answer 200, as JSON.
@@ -113,91 +49,75 @@ impl World {
     /// Records an event at the clock's time (as the partner when there are principals)
     /// and waits until the read models have it; returns the receipt.
     async fn submit(&self, event: Value) -> Value {
-        let mut req = Request::builder()
-            .method("POST")
-            .uri("/v1/events")
-            .header(header::CONTENT_TYPE, "application/cloudevents+json");
-        if let Some(token) = self.tokens.get("partner") {
-            req = req.header(header::AUTHORIZATION, format!("Bearer {token}"));
-        }
-        let res = app(self.state.clone())
-            .oneshot(req.body(Body::from(event.to_string())).unwrap())
-            .await
-            .unwrap();
-        let status = res.status();
-        let bytes = res.into_body().collect().await.unwrap().to_bytes();
-        let body: Value = serde_json::from_slice(&bytes).unwrap();
-        assert_eq!(status, StatusCode::CREATED, "{body}");
-        let position = body["position"].as_u64().unwrap();
-        assert!(
-            self.state
-                .models
-                .wait_for(position, Duration::from_secs(5))
-                .await
-        );
-        body
+        let who = self.tokens.contains_key("partner").then_some("partner");
+        self.submit_as(who, event).await
+    }
+
+    /// Refers `nomis` at `time` (the clock already set); returns the person id.
+    async fn refer(&self, nomis: &str, time: &str) -> String {
+        let receipt = self.submit(referral(nomis, time)).await;
+        receipt["person_id"].as_str().unwrap().to_string()
     }
 }
 
 /// A CloudEvent about the person with NOMIS number `nomis`, which happened at `time`.
 fn event(id: &str, kind: &str, nomis: &str, time: &str, data: Value) -> Value {
-    let mut d = data;
-    d["person"] = json!({ "nomis": nomis });
-    json!({
-        "specversion": "1.0", "id": id, "source": SOURCE,
-        "type": format!("throughcare.{kind}.v1"), "time": time,
-        "datacontenttype": "application/json", "data": d,
-    })
+    support::event(Some(SOURCE), id, kind, nomis, time, data)
 }
 
 fn referral(nomis: &str, time: &str) -> Value {
+    let rid = format!("R-{nomis}");
+    let data = data::referral_received(&rid, "PRISON_HEALTHCARE", "WCI");
     event(
         &format!("{nomis}-referral"),
         "referral.received",
         nomis,
         time,
-        json!({ "referral_id": format!("R-{nomis}"), "referrer": {"kind": "PRISON_HEALTHCARE"},
-                "prison": "WCI", "vulnerabilities": ["AUTISM"] }),
+        data,
     )
 }
 
 fn accepted(nomis: &str, time: &str) -> Value {
+    let data = data::referral_accepted(&format!("R-{nomis}"));
     event(
         &format!("{nomis}-accepted"),
         "referral.accepted",
         nomis,
         time,
-        json!({ "referral_id": format!("R-{nomis}") }),
+        data,
     )
 }
 
 fn allocated(nomis: &str, time: &str, worker: &str) -> Value {
+    let id = format!("{nomis}-allocated-{worker}");
     event(
-        &format!("{nomis}-allocated-{worker}"),
+        &id,
         "case.allocated",
         nomis,
         time,
-        json!({ "worker_id": worker, "worker_role": "PEER_SUPPORT" }),
+        data::case_allocated(worker),
     )
 }
 
 fn released(nomis: &str, time: &str) -> Value {
+    let data = data::prisoner_released("WCI", "RELEASED");
     event(
         &format!("{nomis}-released"),
         "prisoner.released",
         nomis,
         time,
-        json!({ "prison": "WCI", "reason": "RELEASED" }),
+        data,
     )
 }
 
 fn contacted(nomis: &str, time: &str) -> Value {
+    let data = data::contact_made("PHONE", "SPOKE");
     event(
         &format!("{nomis}-contact"),
         "contact.made",
         nomis,
         time,
-        json!({ "channel": "PHONE", "outcome": "SPOKE" }),
+        data,
     )
 }
 
@@ -221,10 +141,7 @@ async fn a_late_reported_release_is_absent_as_of_yesterday_and_present_as_of_now
     // Given a person referred and accepted at the start of November,
     let w = world().await;
     w.set_clock("2026-11-02T09:00:00Z");
-    let person = w.submit(referral("A1234BC", "2026-11-02T08:00:00Z")).await["person_id"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let person = w.refer("A1234BC", "2026-11-02T08:00:00Z").await;
     w.submit(accepted("A1234BC", "2026-11-02T08:30:00Z")).await;
     // when their release last week (the 13th) is reported only today (the 20th),
     w.set_clock("2026-11-20T12:00:00Z");
@@ -423,10 +340,7 @@ async fn a_caseload_as_of_before_an_allocation_does_not_list_the_person() {
     // Given a person accepted on 1 October and allocated to W-1 on 3 October,
     let w = world().await;
     w.set_clock("2026-10-01T09:00:00Z");
-    let person = w.submit(referral("A1234BC", "2026-10-01T08:00:00Z")).await["person_id"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let person = w.refer("A1234BC", "2026-10-01T08:00:00Z").await;
     w.submit(accepted("A1234BC", "2026-10-01T08:30:00Z")).await;
     w.set_clock("2026-10-03T09:00:00Z");
     w.submit(allocated("A1234BC", "2026-10-03T08:00:00Z", "W-1"))
@@ -462,10 +376,7 @@ async fn a_caseload_as_of_before_an_allocation_does_not_list_the_person() {
 async fn bad_as_of_values_are_400_naming_the_parameter() {
     let w = world().await;
     w.set_clock("2026-10-01T09:00:00Z");
-    let person = w.submit(referral("A1234BC", "2026-10-01T08:00:00Z")).await["person_id"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let person = w.refer("A1234BC", "2026-10-01T08:00:00Z").await;
     let cases = [
         ("as_of=yesterday", "as_of"),
         ("as_of=2026-10-01", "as_of"),
@@ -508,17 +419,18 @@ async fn bad_as_of_values_are_400_naming_the_parameter() {
 #[tokio::test]
 async fn reading_the_past_never_widens_scope() {
     // Given a person allocated to jo on 2 October and re-allocated to sam on 5 October,
-    let w = world_with(Some(&[
-        ("partner", "PARTNER", &format!("sources = [\"{SOURCE}\"]")),
+    let w = world_with(&[
+        (
+            "partner",
+            "PARTNER",
+            "sources = [\"urn:throughcare:partner:prison-healthcare\"]",
+        ),
         ("jo", "WORKER", "worker_id = \"W-1\""),
         ("sam", "WORKER", "worker_id = \"W-2\""),
-    ]))
+    ])
     .await;
     w.set_clock("2026-10-01T09:00:00Z");
-    let person = w.submit(referral("A1234BC", "2026-10-01T08:00:00Z")).await["person_id"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let person = w.refer("A1234BC", "2026-10-01T08:00:00Z").await;
     w.submit(accepted("A1234BC", "2026-10-01T08:30:00Z")).await;
     w.set_clock("2026-10-02T09:00:00Z");
     w.submit(allocated("A1234BC", "2026-10-02T08:00:00Z", "W-1"))

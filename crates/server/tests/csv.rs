@@ -5,181 +5,66 @@
 //! MANAGER's CSV holds only its prisons; refusals stay problem+json; the guard and the
 //! access log see the canonical route.
 
-use std::collections::HashMap;
-use std::sync::Arc;
-use std::time::Duration;
+mod support;
 
-use axum::body::Body;
-use axum::http::{header, HeaderMap, Request, StatusCode};
-use http_body_util::BodyExt;
+use axum::http::{header, StatusCode};
 use serde_json::{json, Value};
-use throughcare_ledger::{AccessFilter, AccessLog, AccessWhat, EmbeddedLog, EventLog, Ledger};
-use throughcare_projector::Projector;
-use throughcare_server::{app, AppState, Authenticator};
-use tower::ServiceExt;
+use support::{Principal, Reply, World};
+use throughcare_ledger::{AccessFilter, AccessWhat};
 
 const SOURCE: &str = "urn:throughcare:partner:test";
 const CSV_TYPE: &str = "text/csv; charset=utf-8; header=present";
 const KPI_RANGE: &str = "from=2026-11-01&to=2026-11-30";
 const RELEASE_RANGE: &str = "from=2026-11-01&to=2027-03-31";
 
-struct World {
-    state: AppState,
-    access: Arc<dyn AccessLog>,
-    tokens: HashMap<&'static str, String>,
-    _dir: tempfile::TempDir,
-}
-
-struct Answer {
-    status: StatusCode,
-    headers: HeaderMap,
-    body: Vec<u8>,
-}
-
-impl Answer {
-    fn header(&self, name: header::HeaderName) -> &str {
-        self.headers.get(&name).map_or("", |v| v.to_str().unwrap())
-    }
-    fn json(&self) -> Value {
-        serde_json::from_slice(&self.body).unwrap()
-    }
-    /// The header row and the rows, read with a real CSV reader.
-    fn csv(&self) -> (Vec<String>, Vec<Vec<String>>) {
-        let mut reader = csv::ReaderBuilder::new()
-            .has_headers(true)
-            .from_reader(&self.body[..]);
-        let header = reader.headers().unwrap().iter().map(String::from).collect();
-        let rows = reader
-            .records()
-            .map(|r| r.unwrap().iter().map(String::from).collect())
-            .collect();
-        (header, rows)
-    }
-}
+const PRINCIPALS: &[Principal] = &[
+    (
+        "partner",
+        "PARTNER",
+        "sources = [\"urn:throughcare:partner:test\"]",
+    ),
+    ("jo", "WORKER", "worker_id = \"W-WCI-01\""),
+    ("wci.manager", "MANAGER", "prisons = [\"WCI\"]"),
+    ("commissioner", "COMMISSIONER", ""),
+    ("wci.commissioner", "COMMISSIONER", "prisons = [\"WCI\"]"),
+    ("auditor", "AUDITOR", ""),
+];
 
 async fn world() -> World {
-    let dir = tempfile::tempdir().unwrap();
-    let log = EmbeddedLog::open(&dir.path().join("ledger")).unwrap();
-    let access: Arc<dyn AccessLog> = Arc::new(log.access_log());
-    let log: Arc<dyn EventLog> = Arc::new(log);
-    let projector = Projector::open(&dir.path().join("readmodels")).unwrap();
-    let models = projector.read_models();
-    let run_log = log.clone();
-    tokio::spawn(async move { projector.run(run_log).await });
-    let mut tokens = HashMap::new();
-    let mut file = String::new();
-    let principals: [(&str, &str, &str); 6] = [
-        (
-            "partner",
-            "PARTNER",
-            "sources = [\"urn:throughcare:partner:test\"]",
-        ),
-        ("jo", "WORKER", "worker_id = \"W-WCI-01\""),
-        ("wci.manager", "MANAGER", "prisons = [\"WCI\"]"),
-        ("commissioner", "COMMISSIONER", ""),
-        ("wci.commissioner", "COMMISSIONER", "prisons = [\"WCI\"]"),
-        ("auditor", "AUDITOR", ""),
-    ];
-    for (name, role, extra) in principals {
-        let (token, hash) = throughcare_server::auth::new_token();
-        file.push_str(&format!(
-            "[[principal]]\nname = \"{name}\"\nrole = \"{role}\"\ntoken_sha256 = \"{hash}\"\n{extra}\n\n"
-        ));
-        tokens.insert(name, token);
-    }
-    let auth = Authenticator::from_toml(&file, dir.path()).await.unwrap();
-    let state =
-        AppState::new(Ledger::with_system_clock(log), models, access.clone()).with_auth(auth);
-    World {
-        state,
-        access,
-        tokens,
-        _dir: dir,
-    }
+    support::world_of(PRINCIPALS).await
+}
+
+/// The header row and the rows, read with a real CSV reader.
+fn table(a: &Reply) -> (Vec<String>, Vec<Vec<String>>) {
+    let mut reader = csv::ReaderBuilder::new()
+        .has_headers(true)
+        .from_reader(&a.body[..]);
+    let header = reader.headers().unwrap().iter().map(String::from).collect();
+    let rows = reader
+        .records()
+        .map(|r| r.unwrap().iter().map(String::from).collect())
+        .collect();
+    (header, rows)
 }
 
 impl World {
-    async fn get(&self, who: &str, uri: &str, accept: Option<&str>) -> Answer {
-        let mut req = Request::get(uri).header(
-            header::AUTHORIZATION,
-            format!("Bearer {}", self.tokens[who]),
-        );
-        if let Some(a) = accept {
-            req = req.header(header::ACCEPT, a);
-        }
-        let res = app(self.state.clone())
-            .oneshot(req.body(Body::empty()).unwrap())
-            .await
-            .unwrap();
-        let status = res.status();
-        let headers = res.headers().clone();
-        let body = res.into_body().collect().await.unwrap().to_bytes().to_vec();
-        Answer {
-            status,
-            headers,
-            body,
-        }
+    async fn get(&self, who: &str, uri: &str, accept: Option<&str>) -> Reply {
+        let accept: Vec<_> = accept.map(|a| (header::ACCEPT, a)).into_iter().collect();
+        self.request(Some(who), "GET", uri, &accept, None).await
     }
 
     async fn submit(&self, kind: &str, nomis: &str, id: &str, time: &str, data: Value) {
-        let mut data = data;
-        data["person"] = json!({ "nomis": nomis });
-        let event = json!({
-            "specversion": "1.0", "id": format!("{nomis}-{id}"), "source": SOURCE,
-            "type": format!("throughcare.{kind}.v1"), "time": time,
-            "datacontenttype": "application/json", "data": data,
-        });
-        let req = Request::post("/v1/events")
-            .header(
-                header::AUTHORIZATION,
-                format!("Bearer {}", self.tokens["partner"]),
-            )
-            .header(header::CONTENT_TYPE, "application/cloudevents+json")
-            .body(Body::from(event.to_string()))
-            .unwrap();
-        let res = app(self.state.clone()).oneshot(req).await.unwrap();
-        let status = res.status();
-        let bytes = res.into_body().collect().await.unwrap().to_bytes();
-        let body: Value = serde_json::from_slice(&bytes).unwrap();
-        assert_eq!(status, StatusCode::CREATED, "{body}");
-        let position = body["position"].as_u64().unwrap();
-        assert!(
-            self.state
-                .models
-                .wait_for(position, Duration::from_secs(5))
-                .await
-        );
+        let id = format!("{nomis}-{id}");
+        let event = support::event(Some(SOURCE), &id, kind, nomis, time, data);
+        self.submit_as(Some("partner"), event).await;
     }
 
     /// A person referred at `prison` by `referrer`, accepted and allocated to `worker`.
     async fn person(&self, nomis: &str, prison: &str, referrer: &str, worker: &str) {
         let t = "2026-11-10T09:30:00Z";
-        let r = format!("R-{nomis}");
-        self.submit(
-            "referral.received",
-            nomis,
-            "1",
-            t,
-            json!({"referral_id": r, "referrer": {"kind": referrer}, "prison": prison,
-                   "vulnerabilities": ["AUTISM"]}),
-        )
-        .await;
-        self.submit(
-            "referral.accepted",
-            nomis,
-            "2",
-            t,
-            json!({"referral_id": r}),
-        )
-        .await;
-        self.submit(
-            "case.allocated",
-            nomis,
-            "3",
-            t,
-            json!({"worker_id": worker, "worker_role": "PEER_SUPPORT"}),
-        )
-        .await;
+        for e in support::allocated(SOURCE, nomis, prison, referrer, worker, t) {
+            self.submit_as(Some("partner"), e).await;
+        }
     }
 }
 
@@ -251,8 +136,8 @@ fn at<'a>(header: &[String], row: &'a [String], column: &str) -> &'a str {
 /// Asserts that the CSV answer `csv` holds exactly the rows of the JSON answer `items`,
 /// each JSON member (flattened one level with `_`, lists joined with `;`) equal to its
 /// CSV column; members named in `renamed` map to other columns.
-fn same_rows(csv: &Answer, items: &[Value], renamed: &[(&str, &str)]) {
-    let (header, rows) = csv.csv();
+fn same_rows(csv: &Reply, items: &[Value], renamed: &[(&str, &str)]) {
+    let (header, rows) = table(csv);
     assert_eq!(rows.len(), items.len(), "{header:?}");
     for (row, item) in rows.iter().zip(items) {
         assert_eq!(row.len(), header.len());
@@ -277,8 +162,8 @@ fn same_rows(csv: &Answer, items: &[Value], renamed: &[(&str, &str)]) {
 }
 
 /// Compares a KPI CSV with the JSON months: every published figure in its column.
-fn same_kpis(csv: &Answer, months: &[Value]) {
-    let (header, rows) = csv.csv();
+fn same_kpis(csv: &Reply, months: &[Value]) {
+    let (header, rows) = table(csv);
     assert_eq!(rows.len(), months.len());
     let lower = |s: &str| s.to_ascii_lowercase();
     for (row, m) in rows.iter().zip(months) {
@@ -327,7 +212,7 @@ fn same_kpis(csv: &Answer, months: &[Value]) {
     }
 }
 
-fn assert_csv(a: &Answer, filename: &str) {
+fn assert_csv(a: &Reply, filename: &str) {
     assert_eq!(
         a.status,
         StatusCode::OK,
@@ -346,7 +231,7 @@ fn assert_csv(a: &Answer, filename: &str) {
     assert_eq!(text.matches('\n').count(), text.matches("\r\n").count());
 }
 
-fn assert_problem(a: &Answer, status: StatusCode) {
+fn assert_problem(a: &Reply, status: StatusCode) {
     assert_eq!(a.status, status, "{}", String::from_utf8_lossy(&a.body));
     assert_eq!(a.header(header::CONTENT_TYPE), "application/problem+json");
     assert_eq!(a.json()["status"], json!(status.as_u16()));
@@ -385,7 +270,7 @@ async fn kpis_as_csv_match_the_json_with_the_suppression_kept() {
     assert!(!by_suffix.headers.contains_key(header::VARY));
 
     // The markers of the JSON are in the CSV: WCI's six referrals are five and one.
-    let (header, rows) = by_suffix.csv();
+    let (header, rows) = table(&by_suffix);
     let wci = rows.iter().find(|r| r[0] == "WCI").unwrap();
     let cell = |c| at(&header, wci, c);
     assert_eq!(cell("month"), "2026-11");
@@ -416,7 +301,7 @@ async fn kpis_as_csv_match_the_json_with_the_suppression_kept() {
         )
         .await;
     assert_csv(&wci_only, "kpis-WCI-2026-11-01-2026-11-30.csv");
-    assert_eq!(wci_only.csv().1.len(), 1);
+    assert_eq!(table(&wci_only).1.len(), 1);
 }
 
 #[tokio::test]
@@ -448,7 +333,7 @@ async fn releases_as_csv_match_the_json() {
         );
     }
     assert_eq!(by_accept.body, by_suffix.body);
-    let (header, rows) = by_suffix.csv();
+    let (header, rows) = table(&by_suffix);
     let kinds: Vec<&str> = rows.iter().map(|r| at(&header, r, "kind")).collect();
     assert!(kinds.contains(&"RELEASED") && kinds.contains(&"EXPECTED"));
 }
@@ -476,7 +361,7 @@ async fn a_caseload_as_csv_matches_the_json_and_is_logged_on_the_canonical_route
         );
     }
     // The released person's open flags, joined with ';'.
-    let (header, rows) = by_suffix.csv();
+    let (header, rows) = table(&by_suffix);
     let released = rows
         .iter()
         .find(|r| at(&header, r, "nomis") == "A1000AA")
@@ -536,7 +421,7 @@ async fn a_manager_gets_only_its_prisons_in_csv_too() {
         assert_eq!(months.len(), 1);
         let csv = w.get(who, &format!("/v1/kpis.csv?{KPI_RANGE}"), None).await;
         same_kpis(&csv, &months);
-        let (_, rows) = csv.csv();
+        let (_, rows) = table(&csv);
         assert!(rows.iter().all(|r| r[0] == "WCI"), "{rows:?}");
     }
     let json = w
@@ -555,7 +440,7 @@ async fn a_manager_gets_only_its_prisons_in_csv_too() {
             Some("text/csv"),
         )
         .await;
-    let (header, rows) = csv.csv();
+    let (header, rows) = table(&csv);
     assert_eq!(rows.len(), 2);
     assert!(rows.iter().all(|r| at(&header, r, "prison") == "WCI"));
     // Another prison asked for by name: 403 problem+json, by suffix or by Accept.
@@ -586,15 +471,8 @@ async fn errors_stay_problem_json_and_other_accepts_get_json() {
     let a = w.get("jo", "/v1/kpis", Some("text/csv")).await;
     assert_problem(&a, StatusCode::FORBIDDEN);
     // No credentials.
-    let res = app(w.state.clone())
-        .oneshot(Request::get("/v1/kpis.csv").body(Body::empty()).unwrap())
-        .await
-        .unwrap();
-    assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
-    assert_eq!(
-        res.headers()[header::CONTENT_TYPE],
-        "application/problem+json"
-    );
+    let a = w.request(None, "GET", "/v1/kpis.csv", &[], None).await;
+    assert_problem(&a, StatusCode::UNAUTHORIZED);
     // A bad query.
     let a = w
         .get("auditor", "/v1/kpis.csv?from=yesterday", Some("text/csv"))
@@ -608,19 +486,10 @@ async fn errors_stay_problem_json_and_other_accepts_get_json() {
     let a = w.get("auditor", "/v1/caseload/a/b.csv", None).await;
     assert_problem(&a, StatusCode::NOT_FOUND);
     // Only GET (and HEAD) are routes; the method check sees the canonical path.
-    let res = app(w.state.clone())
-        .oneshot(
-            Request::post("/v1/kpis.csv")
-                .header(
-                    header::AUTHORIZATION,
-                    format!("Bearer {}", w.tokens["auditor"]),
-                )
-                .body(Body::empty())
-                .unwrap(),
-        )
-        .await
-        .unwrap();
-    assert_eq!(res.status(), StatusCode::METHOD_NOT_ALLOWED);
+    let a = w
+        .request(Some("auditor"), "POST", "/v1/kpis.csv", &[], None)
+        .await;
+    assert_eq!(a.status, StatusCode::METHOD_NOT_ALLOWED);
 
     // An Accept that is neither JSON nor CSV, a browser's, a wildcard, or CSV liked
     // less than JSON: the JSON (Accept is disregarded rather than answered with 406).
@@ -645,7 +514,7 @@ async fn errors_stay_problem_json_and_other_accepts_get_json() {
     for accept in ["text/csv, application/json;q=0.9", "text/*"] {
         let a = w.get("auditor", "/v1/releases", Some(accept)).await;
         assert_eq!(a.header(header::CONTENT_TYPE), CSV_TYPE, "{accept}");
-        let (header, rows) = a.csv();
+        let (header, rows) = table(&a);
         assert_eq!(header[0], "date");
         assert!(rows.is_empty());
     }
@@ -653,20 +522,11 @@ async fn errors_stay_problem_json_and_other_accepts_get_json() {
     let a = w.get("auditor", "/healthz", Some("text/csv")).await;
     assert_eq!(a.header(header::CONTENT_TYPE), "application/json");
     // HEAD gives the headers of the CSV.
-    let res = app(w.state.clone())
-        .oneshot(
-            Request::head("/v1/kpis.csv")
-                .header(
-                    header::AUTHORIZATION,
-                    format!("Bearer {}", w.tokens["auditor"]),
-                )
-                .body(Body::empty())
-                .unwrap(),
-        )
-        .await
-        .unwrap();
-    assert_eq!(res.status(), StatusCode::OK);
-    assert_eq!(res.headers()[header::CONTENT_TYPE], CSV_TYPE);
+    let a = w
+        .request(Some("auditor"), "HEAD", "/v1/kpis.csv", &[], None)
+        .await;
+    assert_eq!(a.status, StatusCode::OK);
+    assert_eq!(a.header(header::CONTENT_TYPE), CSV_TYPE);
 }
 
 #[tokio::test]

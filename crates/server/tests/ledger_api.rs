@@ -3,126 +3,66 @@
 //! `stored` re-hashes to its `hash` and rebuilds the signed root, and inclusion and
 //! consistency proofs for several sizes verify with throughcare-tlog's verifiers alone.
 
+mod support;
+
 use std::collections::HashMap;
-use std::sync::Arc;
 use std::time::Duration;
 
-use axum::body::Body;
-use axum::http::{header, Request, StatusCode};
+use axum::http::{header, StatusCode};
 use base64::engine::general_purpose::STANDARD as BASE64;
 use base64::Engine as _;
-use http_body_util::BodyExt;
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
-use throughcare_ledger::{AccessLog, EmbeddedLog, EventLog, Ledger};
-use throughcare_projector::{AuditTree, Projector};
+use support::{Principal, Reply, World};
+use throughcare_projector::AuditTree;
 use throughcare_server::ledger_api::sign_checkpoint;
-use throughcare_server::{app, AppState, Authenticator, LedgerAudit};
+use throughcare_server::LedgerAudit;
+use throughcare_synthetic::{data, nomis};
 use throughcare_tlog::{
     leaf_hash, verify_consistency, verify_inclusion, Checkpoint, Hash, SigningKey, Tree,
     VerifierKey,
 };
-use tower::ServiceExt;
 
 const PARTNER_SOURCE: &str = "urn:throughcare:partner:prison-healthcare";
 const ORIGIN: &str = "throughcare.test/ledger-api";
 
-struct World {
-    state: AppState,
-    tree: AuditTree,
+const PRINCIPALS: &[Principal] = &[
+    (
+        "partner",
+        "PARTNER",
+        "sources = [\"urn:throughcare:partner:prison-healthcare\"]",
+    ),
+    ("auditor", "AUDITOR", ""),
+    ("manager", "MANAGER", "prisons = [\"WCI\"]"),
+];
+
+/// The shared world with the ledger routes on, and the key that signs its checkpoints.
+struct Audited {
+    world: World,
     key: SigningKey,
-    tokens: HashMap<&'static str, String>,
-    _dir: tempfile::TempDir,
 }
 
-async fn world() -> World {
-    let dir = tempfile::tempdir().unwrap();
-    let log = EmbeddedLog::open(&dir.path().join("ledger")).unwrap();
-    let access: Arc<dyn AccessLog> = Arc::new(log.access_log());
-    let log: Arc<dyn EventLog> = Arc::new(log);
-    let projector = Projector::open(&dir.path().join("readmodels")).unwrap();
-    let models = projector.read_models();
-    let (tree, follower) = projector.audit_tree().unwrap();
-    let run_log = log.clone();
-    tokio::spawn(async move { projector.run(run_log).await });
-    let run_log = log.clone();
-    tokio::spawn(async move { follower.run(run_log).await });
-    let mut tokens = HashMap::new();
-    let mut file = String::new();
-    for (name, role, extra) in [
-        (
-            "partner",
-            "PARTNER",
-            format!("sources = [\"{PARTNER_SOURCE}\"]"),
-        ),
-        ("auditor", "AUDITOR", String::new()),
-        ("manager", "MANAGER", "prisons = [\"WCI\"]".to_string()),
-    ] {
-        let (token, hash) = throughcare_server::auth::new_token();
-        file.push_str(&format!(
-            "[[principal]]\nname = \"{name}\"\nrole = \"{role}\"\ntoken_sha256 = \"{hash}\"\n{extra}\n\n"
-        ));
-        tokens.insert(name, token);
+impl std::ops::Deref for Audited {
+    type Target = World;
+    fn deref(&self) -> &World {
+        &self.world
     }
-    let auth = Authenticator::from_toml(&file, dir.path()).await.unwrap();
+}
+
+async fn world() -> Audited {
+    let mut world = support::world_of(PRINCIPALS).await;
     let key = SigningKey::from_seed(ORIGIN, [7; 32]).unwrap();
-    let state = AppState::new(Ledger::with_system_clock(log), models, access)
-        .with_auth(auth)
-        .with_ledger_audit(LedgerAudit {
-            tree: tree.clone(),
-            verifier: key.verifier(),
-            origin: ORIGIN.to_string(),
-        });
-    World {
-        state,
-        tree,
-        key,
-        tokens,
-        _dir: dir,
-    }
-}
-
-struct Reply {
-    status: StatusCode,
-    content_type: String,
-    body: Vec<u8>,
-}
-
-impl Reply {
-    fn json(&self) -> Value {
-        serde_json::from_slice(&self.body).unwrap_or(Value::Null)
-    }
-    fn text(&self) -> String {
-        String::from_utf8(self.body.clone()).unwrap()
-    }
+    world.state = world.state.clone().with_ledger_audit(LedgerAudit {
+        tree: world.tree.clone(),
+        verifier: key.verifier(),
+        origin: ORIGIN.to_string(),
+    });
+    Audited { world, key }
 }
 
 impl World {
     async fn call(&self, who: &str, method: &str, uri: &str, body: Option<Value>) -> Reply {
-        let req = Request::builder().method(method).uri(uri).header(
-            header::AUTHORIZATION,
-            format!("Bearer {}", self.tokens[who]),
-        );
-        let req = match body {
-            Some(b) => req
-                .header(header::CONTENT_TYPE, "application/cloudevents+json")
-                .body(Body::from(b.to_string())),
-            None => req.body(Body::empty()),
-        }
-        .unwrap();
-        let res = app(self.state.clone()).oneshot(req).await.unwrap();
-        let status = res.status();
-        let content_type = res
-            .headers()
-            .get(header::CONTENT_TYPE)
-            .map(|v| v.to_str().unwrap().to_string())
-            .unwrap_or_default();
-        let body = res.into_body().collect().await.unwrap().to_bytes().to_vec();
-        Reply {
-            status,
-            content_type,
-            body,
-        }
+        self.request(Some(who), method, uri, &[], body).await
     }
 
     async fn get(&self, uri: &str) -> Reply {
@@ -133,17 +73,17 @@ impl World {
     async fn refer(&self, first: usize, n: usize) -> u64 {
         let mut head = 0;
         for i in first..first + n {
-            let nomis = format!("A{:04}BC", i);
-            let event = json!({
-                "specversion": "1.0", "id": format!("ref-{i}"), "source": PARTNER_SOURCE,
-                "type": "throughcare.referral.received.v1",
-                "time": "2026-11-20T09:30:00Z", "datacontenttype": "application/json",
-                "data": {
-                    "person": { "nomis": nomis }, "referral_id": format!("R-{i}"),
-                    "referrer": { "kind": "PRISON_HEALTHCARE" }, "prison": "WCI",
-                    "vulnerabilities": ["AUTISM"],
-                },
-            });
+            let nomis = nomis(i as u64);
+            let rid = format!("R-{i}");
+            let referral = data::referral_received(&rid, "PRISON_HEALTHCARE", "WCI");
+            let event = support::event(
+                Some(PARTNER_SOURCE),
+                &format!("ref-{i}"),
+                "referral.received",
+                &nomis,
+                "2026-11-20T09:30:00Z",
+                referral,
+            );
             let r = self
                 .call("partner", "POST", "/v1/events", Some(event))
                 .await;
@@ -178,15 +118,15 @@ async fn checkpoints_entries_and_proofs_verify_from_outside() {
     let r = w.get("/v1/ledger/key").await;
     assert_eq!(r.status, StatusCode::OK);
     assert!(
-        r.content_type.starts_with("text/plain"),
+        r.header(header::CONTENT_TYPE).starts_with("text/plain"),
         "{}",
-        r.content_type
+        r.header(header::CONTENT_TYPE)
     );
     let verifier = VerifierKey::parse(&r.text()).unwrap();
     assert_eq!(verifier, w.key.verifier());
     let r = w.get("/v1/ledger/checkpoint").await;
     assert_eq!(r.status, StatusCode::OK);
-    assert!(r.content_type.starts_with("text/plain"));
+    assert!(r.header(header::CONTENT_TYPE).starts_with("text/plain"));
     let latest = verifier.open(&r.text()).unwrap();
     assert_eq!((latest.origin.as_str(), latest.size), (ORIGIN, 37));
     // A tampered note does not open.
@@ -204,7 +144,9 @@ async fn checkpoints_entries_and_proofs_verify_from_outside() {
     }
     let r = w.get("/v1/ledger/checkpoint?size=17").await;
     assert_eq!(r.status, StatusCode::NOT_FOUND);
-    assert!(r.content_type.starts_with("application/problem+json"));
+    assert!(r
+        .header(header::CONTENT_TYPE)
+        .starts_with("application/problem+json"));
     assert_eq!(
         w.get("/v1/ledger/checkpoint?size=x").await.status,
         StatusCode::BAD_REQUEST
@@ -284,7 +226,9 @@ async fn checkpoints_entries_and_proofs_verify_from_outside() {
     ] {
         let r = w.get(&format!("/v1/ledger/proof/inclusion?{query}")).await;
         assert_eq!(r.status, status, "{query}");
-        assert!(r.content_type.starts_with("application/problem+json"));
+        assert!(r
+            .header(header::CONTENT_TYPE)
+            .starts_with("application/problem+json"));
     }
 
     // Consistency proofs between every pair of kept sizes (and from the empty tree).

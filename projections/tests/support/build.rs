@@ -3,12 +3,15 @@
 
 use super::*;
 
-/// The synthetic person of every test (NHS number passes Modulus 11).
+/// The seed of the synthetic person of every test (`throughcare_synthetic` ids).
+pub const SEED: u64 = 1;
+
+/// The synthetic person of every test, by NOMIS and NHS number (999 range, Modulus 11).
 pub fn person() -> PersonRef {
     PersonRef {
         person_id: None,
-        nomis: Some(Nomis::parse("A1234BC").unwrap()),
-        nhs_number: Some(NhsNumber::parse("9434765919").unwrap()),
+        nomis: Some(Nomis::parse(&throughcare_synthetic::nomis(SEED)).unwrap()),
+        nhs_number: Some(NhsNumber::parse(&throughcare_synthetic::nhs_number(SEED)).unwrap()),
         crn: None,
     }
 }
@@ -249,7 +252,7 @@ pub fn linked() -> Ev {
             identifiers: LinkedIdentifiers {
                 nomis: None,
                 nhs_number: None,
-                crn: Some(Crn::parse("X123456").unwrap()),
+                crn: Some(Crn::parse(&throughcare_synthetic::crn(SEED)).unwrap()),
             },
             personal: None,
         }),

@@ -160,8 +160,8 @@ const TABLE: &[Row] = &[
     row("GET",  "/v1/ledger/entries",         "from=1&limit=10",    Api, false, [403, 403, 403, 403, 200, 401, 401, 401, 401, 401, 401, 401, 403, 403, 200, 401, 401, 401, 200]),
     row("GET",  "/v1/ledger/proof/inclusion", "position=1&size={head}", Api, false, [403, 403, 403, 403, 200, 401, 401, 401, 401, 401, 401, 401, 403, 403, 200, 401, 401, 401, 200]),
     row("GET",  "/v1/ledger/proof/consistency", "from=1&to={head}", Api, false, [403, 403, 403, 403, 200, 401, 401, 401, 401, 401, 401, 401, 403, 403, 200, 401, 401, 401, 200]),
-    row("GET",  "/v1/people/{id}/export",     "",                   Api, false, [403, 403, 403, 403, 200, 401, 401, 401, 401, 401, 401, 401, 403, 403, 200, 401, 401, 401, 200]),
-    row("GET",  "/subject-access-request",    "prn={nomis}",        Api, false, [403, 403, 403, 403, 200, 401, 401, 401, 401, 401, 401, 401, 403, 403, 200, 401, 401, 401, 200]),
+    row("GET",  "/v1/people/{id}/export",     "",                   Api, true,  [403, 403, 403, 403, 200, 401, 401, 401, 401, 401, 401, 401, 403, 403, 200, 401, 401, 401, 200]),
+    row("GET",  "/subject-access-request",    "prn={nomis}",        Api, true,  [403, 403, 403, 403, 200, 401, 401, 401, 401, 401, 401, 401, 403, 403, 200, 401, 401, 401, 200]),
 ];
 
 /// Reads of person-level data: each allowed call must be logged as ALLOWED.

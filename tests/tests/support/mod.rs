@@ -11,7 +11,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::OnceLock;
 use std::time::Duration;
 
-use serde_json::{json, Value};
+use serde_json::Value;
 
 /// The `throughcare` binary of this build, built once per test process.
 pub fn binary() -> &'static Path {
@@ -203,25 +203,18 @@ impl Client {
 
 /// A CloudEvent with the given type suffix (e.g. "referral.received"), id and data.
 pub fn event(kind: &str, id: &str, time: &str, data: Value) -> Value {
-    json!({
-        "specversion": "1.0",
-        "id": id,
-        "source": "urn:throughcare:test:e2e",
-        "type": format!("throughcare.{kind}.v1"),
-        "time": time,
-        "datacontenttype": "application/json",
-        "data": data,
-    })
+    throughcare_synthetic::cloudevent("urn:throughcare:test:e2e", id, kind, time, data)
 }
 
-/// A synthetic NHS number (passes Modulus 11), unique per `seed`.
+/// A synthetic NHS number (999 range, passes Modulus 11), unique per `seed` below
+/// [`throughcare_synthetic::NHS_SEEDS`].
 pub fn nhs_number(seed: u64) -> String {
-    throughcare_demo::nhs_number(seed)
+    throughcare_synthetic::nhs_number(seed)
 }
 
 /// A synthetic NOMIS number, unique per `seed`.
 pub fn nomis(seed: u64) -> String {
-    throughcare_demo::nomis(seed)
+    throughcare_synthetic::nomis(seed)
 }
 
 impl Client {

@@ -234,7 +234,7 @@ async fn admit(
             Some(principal),
         ));
     }
-    let (purpose, reason) = purpose(request, &principal).map_err(|error| Refusal {
+    let (purpose, reason) = purpose(request, &principal, route).map_err(|error| Refusal {
         logged: false,
         ..Refusal::of(error, Some(principal.clone()))
     })?;
@@ -363,8 +363,13 @@ pub fn bearer(headers: &HeaderMap) -> Option<&str> {
 }
 
 /// The purpose of the read (`?purpose=` or the `Throughcare-Purpose` header) and the
-/// break-glass reason.
-fn purpose(request: &Request, p: &Principal) -> Result<(Purpose, Option<String>), ApiError> {
+/// break-glass reason. A route that names its purposes takes only those (the first when
+/// none is given).
+fn purpose(
+    request: &Request,
+    p: &Principal,
+    route: &Route,
+) -> Result<(Purpose, Option<String>), ApiError> {
     let raw = query_param(request, "purpose").or_else(|| {
         request
             .headers()
@@ -373,13 +378,26 @@ fn purpose(request: &Request, p: &Principal) -> Result<(Purpose, Option<String>)
             .map(str::to_string)
     });
     let purpose = match raw {
-        None => default_purpose(p),
+        None => route
+            .purposes
+            .first()
+            .copied()
+            .unwrap_or_else(|| default_purpose(p)),
         Some(s) => Purpose::parse(&s).ok_or_else(|| {
             ApiError::bad_request(format!(
                 "purpose {s:?} is not one of DIRECT_CARE, SERVICE_MANAGEMENT, AUDIT, SUBJECT_ACCESS, EMERGENCY"
             ))
         })?,
     };
+    if !route.purposes.is_empty() && !route.purposes.contains(&purpose) {
+        let allowed: Vec<&str> = route.purposes.iter().map(|p| p.as_str()).collect();
+        return Err(ApiError::bad_request(format!(
+            "purpose {} is not allowed for {}: use one of {}",
+            purpose.as_str(),
+            route.name(),
+            allowed.join(", ")
+        )));
+    }
     let reason = query_param(request, "reason").filter(|r| !r.trim().is_empty());
     if purpose == Purpose::Emergency && reason.is_none() {
         return Err(ApiError::bad_request(

@@ -4,7 +4,7 @@
 
 use axum::http::Method;
 use axum::routing::{get, post, MethodRouter};
-use throughcare_ledger::AccessWhat;
+use throughcare_ledger::{AccessWhat, Purpose};
 
 use crate::auth::Role;
 use crate::{access_api, api, ledger_api, pages, AppState};
@@ -56,6 +56,9 @@ pub struct Route {
     pub summary: &'static str,
     /// Statuses the route answers with (for the OpenAPI document).
     pub statuses: &'static [u16],
+    /// The purposes a call may give (the guard answers any other with 400); the first is
+    /// the default when none is given. Empty: any purpose, defaulting by role.
+    pub purposes: &'static [Purpose],
     pub handler: fn() -> MethodRouter<AppState>,
 }
 
@@ -89,6 +92,7 @@ pub fn routes() -> Vec<Route> {
         what,
         summary,
         statuses,
+        purposes: &[],
         handler,
     };
     let page = |method: Method,
@@ -106,6 +110,7 @@ pub fn routes() -> Vec<Route> {
         what,
         summary,
         statuses: &[200, 303, 400, 401, 403, 404, 413, 415],
+        purposes: &[],
         handler,
     };
     vec![
@@ -116,7 +121,7 @@ pub fn routes() -> Vec<Route> {
             Scope::None,
             None,
             "Submit one CloudEvent or a batch",
-            &[200, 201, 207, 400, 401, 403, 409, 413, 415, 422, 503],
+            &[200, 201, 400, 401, 403, 409, 413, 415, 422, 503],
             || post(api::post_events),
         ),
         api(
@@ -246,8 +251,8 @@ pub fn routes() -> Vec<Route> {
             Allow::Roles(&[A]),
             Scope::None,
             Some(Export),
-            "Log entries from a position, each with its exact stored bytes and hash",
-            &[200, 400, 401, 403, 503],
+            "Log entries from a position, each with its exact stored bytes and hash (500 ledger-corrupt names the first entry that cannot be read back intact)",
+            &[200, 400, 401, 403, 500, 503],
             || get(ledger_api::entries),
         ),
         api(
@@ -270,7 +275,35 @@ pub fn routes() -> Vec<Route> {
             &[200, 400, 401, 403, 404, 503],
             || get(ledger_api::consistency),
         ),
-        // -- interoperability routes (HMPPS domain events, FHIR) --
+        Route {
+            // An export is for an audit or a subject access request, nothing else.
+            purposes: &[Purpose::Audit, Purpose::SubjectAccess],
+            ..api(
+                Method::GET,
+                "/v1/people/{id}/export",
+                Allow::Roles(&[A]),
+                Scope::Person,
+                Some(Export),
+                "Subject access export: identifiers, the journey, every event with its stored bytes and inclusion proof, the checkpoint, the verifier key and the access log about the person (JSON, or printable HTML with ?format=html)",
+                &[200, 400, 401, 403, 404, 500, 503],
+                || get(crate::export::export),
+            )
+        },
+        // -- interoperability routes (HMPPS domain events, FHIR, HMPPS SAR) --
+        Route {
+            // The HMPPS SAR service asks on a subject's behalf and names no purpose.
+            purposes: &[Purpose::SubjectAccess, Purpose::Audit],
+            ..api(
+                Method::GET,
+                "/subject-access-request",
+                Allow::Roles(&[A]),
+                Scope::None,
+                Some(Export),
+                "HMPPS subject access request: {\"content\": ...} for a prn (NOMIS) or crn, 204 when nothing is held in the date range, 209 when the identifier is not known",
+                &[200, 204, 209, 400, 401, 403, 500, 503],
+                || get(crate::sar::subject_access_request),
+            )
+        },
         api(
             Method::POST,
             "/v1/hmpps/domain-events",
