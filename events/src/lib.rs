@@ -6,6 +6,7 @@
 //! are created at the edge and passed in.
 
 pub mod catalogue;
+mod encoded;
 mod envelope;
 mod ids;
 pub mod problems;
@@ -13,6 +14,7 @@ mod recorded;
 mod schema;
 
 pub use catalogue::{EventData, EventType, Origin, Personal};
+pub use encoded::EncodedEvent;
 pub use envelope::{
     validate_body, validate_event, Event, Submission, MAX_BODY_BYTES, MAX_EVENT_BYTES,
     MAX_FUTURE_SKEW,

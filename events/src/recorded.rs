@@ -13,6 +13,8 @@ use sha2::{Digest, Sha256};
 
 use crate::envelope::{Event, StoredEnvelope};
 use crate::ids::PersonId;
+#[cfg(doc)]
+use crate::EncodedEvent;
 
 /// A SHA-256 digest, shown as lower-case hex.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, Default)]
@@ -96,13 +98,32 @@ impl StoredBody {
         prev: Hash,
         event: &Event,
     ) -> Vec<u8> {
-        let body = serde_json::json!({
-            "person_id": person_id,
-            "recorded_at": recorded_at.to_rfc3339_opts(SecondsFormat::Micros, true),
-            "prev": prev,
-            "event": event.to_json(),
-        });
-        throughcare_tlog::canonical_json(&body)
+        let json = crate::encoded::canonical(&event.to_json());
+        Self::assemble(person_id, recorded_at, prev, &json)
+    }
+
+    /// [`StoredBody::encode`] from the event's canonical JSON made beforehand
+    /// ([`EncodedEvent`]), so a writer that learns `recorded_at` and `prev` last only
+    /// splices: the members in JCS order (`event` < `person_id` < `prev` <
+    /// `recorded_at`), none of the three strings needing an escape (a ULID, hex, and an
+    /// RFC 3339 time). The same bytes as the canonicaliser gives for the whole body.
+    pub fn assemble(
+        person_id: PersonId,
+        recorded_at: DateTime<Utc>,
+        prev: Hash,
+        event_json: &[u8],
+    ) -> Vec<u8> {
+        use std::io::Write;
+        let mut out = Vec::with_capacity(event_json.len() + 180);
+        out.extend_from_slice(b"{\"event\":");
+        out.extend_from_slice(event_json);
+        write!(
+            out,
+            ",\"person_id\":\"{person_id}\",\"prev\":\"{prev}\",\"recorded_at\":\"{}\"}}",
+            recorded_at.to_rfc3339_opts(SecondsFormat::Micros, true)
+        )
+        .expect("writing to a Vec cannot fail");
+        out
     }
 
     /// Reads stored bytes back; the hash is recomputed from the bytes themselves.

@@ -237,6 +237,27 @@ async fn append(
         .await
 }
 
+/// The answer for an event of `person` at position 1; `duplicate` when it was there before.
+fn at_1(person: PersonId, duplicate: bool) -> Appended {
+    Appended {
+        position: 1,
+        person,
+        duplicate,
+    }
+}
+
+/// Appends the one event [`ev`]`(id)` for `person` at `expected`, claiming `claims`.
+async fn append_claiming(
+    log: &Log,
+    person: PersonId,
+    expected: ExpectedVersion,
+    claims: Vec<Identifier>,
+    id: &str,
+) -> Result<Vec<Appended>, Error> {
+    log.append(request(person, expected, claims, &[(ev(id), now())]))
+        .await
+}
+
 /// Appends `events` and panics unless they were all freshly recorded.
 async fn append_ok(
     log: &Log,
@@ -647,14 +668,7 @@ pub async fn idempotent_retry_returns_original_position(log: Log) {
         &[(first.clone(), recorded_at(1))],
     );
     let out = log.append(original.clone()).await.expect("first append");
-    assert_eq!(
-        out,
-        [Appended {
-            position: 1,
-            person: a,
-            duplicate: false
-        }]
-    );
+    assert_eq!(out, [at_1(a, false)]);
 
     let later = request(
         a,
@@ -665,11 +679,7 @@ pub async fn idempotent_retry_returns_original_position(log: Log) {
     let retry = log.append(later).await.expect("retry");
     assert_eq!(
         retry,
-        [Appended {
-            position: 1,
-            person: a,
-            duplicate: true
-        }],
+        [at_1(a, true)],
         "a retry returns the original position"
     );
     let stored = assert_log_is(&log, 1, "after an immediate retry").await;
@@ -723,11 +733,7 @@ pub async fn idempotent_retry_returns_original_position(log: Log) {
         let retry = log.append(req).await.expect("late retry");
         assert_eq!(
             retry,
-            [Appended {
-                position: 1,
-                person: a,
-                duplicate: true
-            }],
+            [at_1(a, true)],
             "a retry long after ({expected}) returns the original position"
         );
     }
@@ -1000,14 +1006,9 @@ pub async fn failed_append_leaves_no_claims(log: Log) {
         crn_id("X900002"),
         crn_id("X900003"),
     ];
-    log.append(request(
-        a,
-        ExpectedVersion::NoStream,
-        vec![x.clone()],
-        &[(ev("f-1"), now())],
-    ))
-    .await
-    .expect("a claims x");
+    append_claiming(&log, a, ExpectedVersion::NoStream, vec![x.clone()], "f-1")
+        .await
+        .expect("a claims x");
 
     // Identity conflict on the second claim: the first (free) one is not taken.
     let r = log
@@ -1051,14 +1052,9 @@ pub async fn failed_append_leaves_no_claims(log: Log) {
     }
     assert_log_is(&log, 1, "after failed claims").await;
     // And the free identifiers are still free for anyone.
-    log.append(request(
-        b,
-        ExpectedVersion::NoStream,
-        free.to_vec(),
-        &[(ev("f-4"), now())],
-    ))
-    .await
-    .expect("b claims the free identifiers");
+    append_claiming(&log, b, ExpectedVersion::NoStream, free.to_vec(), "f-4")
+        .await
+        .expect("b claims the free identifiers");
     for id in &free {
         assert_eq!(log.lookup_identifier(id).await.expect("lookup"), Some(b));
     }
@@ -1441,14 +1437,9 @@ pub async fn append_all_records_every_request_or_none(log: Log) {
             .is_empty(),
         "nothing asked, nothing answered"
     );
-    log.append(request(
-        a,
-        ExpectedVersion::NoStream,
-        vec![xa.clone()],
-        &[(ev("aa-1"), now())],
-    ))
-    .await
-    .expect("a's first event");
+    append_claiming(&log, a, ExpectedVersion::NoStream, vec![xa.clone()], "aa-1")
+        .await
+        .expect("a's first event");
 
     let both = vec![
         request(
@@ -1511,47 +1502,30 @@ pub async fn append_all_records_every_request_or_none(log: Log) {
     assert_eq!(again, expected, "a repeat answers the original positions");
     assert_log_is(&log, 4, "after the repeat").await;
 
-    // The first request (a new person c claiming xc) would be accepted on its own.
-    let fresh_c = || {
-        request(
-            c,
-            ExpectedVersion::NoStream,
-            vec![xc.clone()],
-            &[(ev("aa-5"), now())],
-        )
+    // Each call below: a new person c claiming xc (a request that would be accepted on its
+    // own), then one event for a at `version` with `claims`.
+    let after_fresh_c = |version: u64, claims: Vec<Identifier>, event: Event| {
+        log.append_all(vec![
+            request(
+                c,
+                ExpectedVersion::NoStream,
+                vec![xc.clone()],
+                &[(ev("aa-5"), now())],
+            ),
+            request(
+                a,
+                ExpectedVersion::Exactly(version),
+                claims,
+                &[(event, now())],
+            ),
+        ])
     };
-    let stale = log
-        .append_all(vec![
-            fresh_c(),
-            request(
-                a,
-                ExpectedVersion::Exactly(1),
-                vec![],
-                &[(ev("aa-6"), now())],
-            ),
-        ])
-        .await;
+    let xcs = std::slice::from_ref(&xc);
+    let stale = after_fresh_c(1, vec![], ev("aa-6")).await;
     assert_conflict(stale, a, 4, "append_all with one stale version");
-    assert_nothing_of(
-        &log,
-        c,
-        &["aa-5", "aa-6"],
-        std::slice::from_ref(&xc),
-        "stale version",
-    )
-    .await;
+    assert_nothing_of(&log, c, &["aa-5", "aa-6"], xcs, "stale version").await;
 
-    let taken = log
-        .append_all(vec![
-            fresh_c(),
-            request(
-                a,
-                ExpectedVersion::Exactly(4),
-                vec![xb.clone()],
-                &[(ev("aa-6"), now())],
-            ),
-        ])
-        .await;
+    let taken = after_fresh_c(4, vec![xb.clone()], ev("aa-6")).await;
     match taken {
         Err(Error::IdentityConflict { owner, person, .. }) => {
             assert_eq!(
@@ -1562,51 +1536,18 @@ pub async fn append_all_records_every_request_or_none(log: Log) {
         }
         other => panic!("a taken claim: expected IdentityConflict, got {other:?}"),
     }
-    assert_nothing_of(
-        &log,
-        c,
-        &["aa-5", "aa-6"],
-        std::slice::from_ref(&xc),
-        "taken claim",
-    )
-    .await;
+    assert_nothing_of(&log, c, &["aa-5", "aa-6"], xcs, "taken claim").await;
 
-    let reused = log
-        .append_all(vec![
-            fresh_c(),
-            request(
-                a,
-                ExpectedVersion::Exactly(4),
-                vec![],
-                &[(release_date(SOURCE, "aa-1", "A0001BC", 3), now())],
-            ),
-        ])
-        .await;
+    let reused = after_fresh_c(4, vec![], release_date(SOURCE, "aa-1", "A0001BC", 3)).await;
     assert!(
         matches!(reused, Err(Error::IdempotencyConflict { .. })),
         "a reused (source, id): {reused:?}"
     );
-    assert_nothing_of(
-        &log,
-        c,
-        &["aa-5"],
-        std::slice::from_ref(&xc),
-        "idempotency conflict",
-    )
-    .await;
+    assert_nothing_of(&log, c, &["aa-5"], xcs, "idempotency conflict").await;
     assert_log_is(&log, 4, "after three refused calls").await;
 
     // Nothing of the refused calls is left in the way: the same requests now go in.
-    let out = log
-        .append_all(vec![
-            fresh_c(),
-            request(
-                a,
-                ExpectedVersion::Exactly(4),
-                vec![],
-                &[(ev("aa-6"), now())],
-            ),
-        ])
+    let out = after_fresh_c(4, vec![], ev("aa-6"))
         .await
         .expect("the corrected call");
     let mut recorded: Vec<u64> = out.iter().flatten().map(|x| x.position).collect();
@@ -1732,6 +1673,23 @@ fn ledger(log: &Log) -> Ledger {
     )
 }
 
+/// Submits a referral `referral_id` (event `id`) naming `nomis` and `nhs`; panics with
+/// `what` unless it is recorded.
+async fn refer(
+    ledger: &Ledger,
+    id: &str,
+    nomis: &str,
+    nhs: &str,
+    referral_id: &str,
+    what: &str,
+) -> throughcare_ledger::Receipt {
+    let person = json!({ "nomis": nomis, "nhs_number": nhs });
+    ledger
+        .submit(referral_received(id, person, referral_id))
+        .await
+        .unwrap_or_else(|e| panic!("{what}: {e}"))
+}
+
 /// A referral naming NOMIS + NHS number creates a person (claiming both and the person
 /// id); a later event naming only the NHS number, or only the NOMIS number, resolves to
 /// the same person; a resubmission is a duplicate; a changed body is refused.
@@ -1789,14 +1747,15 @@ pub async fn ledger_referral_creates_person_and_resolves_by_any_identifier(log: 
     assert_chain(p, &history, "write path");
 
     // Another person's referral makes a second person.
-    let other = ledger
-        .submit(referral_received(
-            "w-4",
-            json!({ "nomis": nomis(11, 2), "nhs_number": nhs(12) }),
-            "REF-CONF-3",
-        ))
-        .await
-        .expect("second referral");
+    let other = refer(
+        &ledger,
+        "w-4",
+        &nomis(11, 2),
+        &nhs(12),
+        "REF-CONF-3",
+        "second referral",
+    )
+    .await;
     assert_eq!((other.person_id, other.position), (person(2), 4));
     assert_log_is(&log, 4, "write path").await;
 }
@@ -1807,23 +1766,11 @@ pub async fn ledger_referral_creates_person_and_resolves_by_any_identifier(log: 
 pub async fn ledger_refuses_identifiers_of_two_persons(log: Log) {
     let ledger = ledger(&log);
     let (x1, n1, x2, n2) = (nomis(12, 1), nhs(21), nomis(12, 2), nhs(22));
-    let p1 = ledger
-        .submit(referral_received(
-            "t-1",
-            json!({ "nomis": x1, "nhs_number": n1 }),
-            "REF-T-1",
-        ))
+    let p1 = refer(&ledger, "t-1", &x1, &n1, "REF-T-1", "first person")
         .await
-        .expect("first person")
         .person_id;
-    let p2 = ledger
-        .submit(referral_received(
-            "t-2",
-            json!({ "nomis": x2, "nhs_number": n2 }),
-            "REF-T-2",
-        ))
+    let p2 = refer(&ledger, "t-2", &x2, &n2, "REF-T-2", "second person")
         .await
-        .expect("second person")
         .person_id;
     assert_ne!(p1, p2);
 

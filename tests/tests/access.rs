@@ -18,11 +18,9 @@ mod spoofing;
 mod token_cli;
 
 use std::path::Path;
-use std::time::Duration;
 
-use chrono::Utc;
 use serde_json::{json, Value};
-use support::auth::{head, AuthFile, Caller, Spec};
+use support::auth::{head, start_with_auth, AuthFile, Caller, Spec};
 use support::{event, nhs_number, nomis, Server};
 
 /// The seeding partner's CloudEvents source (the harness's `event()` uses it).
@@ -57,17 +55,9 @@ pub fn principals() -> Vec<Spec> {
     ]
 }
 
-/// `minutes_ago` before now, RFC 3339.
-pub fn at(minutes_ago: i64) -> String {
-    (Utc::now() - chrono::Duration::minutes(minutes_ago)).to_rfc3339()
-}
-
-/// A date `days` from today.
-pub fn in_days(days: i64) -> String {
-    (Utc::now() + chrono::Duration::days(days))
-        .date_naive()
-        .to_string()
-}
+pub use support::auth::settle;
+/// `at(m)`: `m` minutes before now; `in_days(n)`: the date `n` days from today.
+pub use support::{date_in_days as in_days, minutes_ago as at};
 
 /// A person of the seed.
 #[derive(Debug, Clone)]
@@ -219,21 +209,8 @@ impl World {
 }
 
 pub fn start_server(data: &Path, auth: &AuthFile, extra: &[String]) -> Server {
-    let mut args: Vec<&str> = vec!["--auth", auth.path_str()];
-    args.extend(extra.iter().map(String::as_str));
-    Server::start_with(data, &args)
-}
-
-/// Waits until the read models have caught up with the log head.
-pub async fn settle(url: &str) {
-    for _ in 0..400 {
-        let r = Caller::anonymous(url).get("/readyz").await;
-        if r.body["head"].is_u64() && r.body["checkpoint"].as_u64() >= r.body["head"].as_u64() {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
-    panic!("read models never caught up at {url}");
+    let extra: Vec<&str> = extra.iter().map(String::as_str).collect();
+    start_with_auth(data, auth, &extra)
 }
 
 /// Fails with every collected problem, one per line.

@@ -26,9 +26,10 @@ use base64::Engine as _;
 use chrono::Utc;
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
-use support::{binary, event, nhs_number, nomis, Client, Server};
+use support::tamper::{copy_dir, flip_marker, flip_stored, key_log, swap, tamper};
+use support::{binary, event, keygen, nhs_number, nomis, stderr, Client, Server};
 use throughcare_tlog::{
-    canonical_json, consistency_proof, Checkpoint, MemoryStore, SigningKey, Tree, VerifierKey,
+    canonical_json, consistency_proof, Checkpoint, MemoryStore, SigningKey, Tree,
 };
 
 const ORIGIN: &str = "throughcare.test/audit";
@@ -201,10 +202,6 @@ async fn verify(url: &str, extra: &[&str]) -> Output {
     audit(&args).await
 }
 
-fn stderr(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
-}
-
 /// Asserts a failed run whose one error line names `position`.
 fn assert_fails_at(o: &Output, position: u64) -> String {
     let err = stderr(o);
@@ -228,6 +225,33 @@ fn flip(stored: &str) -> String {
     let mut bytes = stored.as_bytes().to_vec();
     bytes[at] ^= 0x20; // 'R' -> 'r'
     String::from_utf8(bytes).unwrap()
+}
+
+/// [`flip`] with the served hash recomputed, as a careful forger would.
+fn reforge(e: &mut Served) {
+    e.stored = flip(&e.stored);
+    e.hash = hex::encode(Sha256::digest(e.stored.as_bytes()));
+}
+
+/// `good` with the entries at indexes `i` and `j` swapped but each position kept.
+fn swapped_in_place(good: &[Served], i: usize, j: usize) -> Vec<Served> {
+    let mut bad = good.to_vec();
+    bad.swap(i, j);
+    (bad[i].position, bad[j].position) = (good[i].position, good[j].position);
+    bad
+}
+
+/// Serves `entries` in place of the honest log `good`, whose signed checkpoint and tree
+/// still stand; runs `audit verify`, expects it to name `position`; its error line.
+async fn verify_forged(good: &[Served], entries: Vec<Served>, position: u64) -> String {
+    let (nodes, checkpoint) = signed(good, good.len() as u64);
+    let url = serve(Fake {
+        entries,
+        checkpoint,
+        nodes,
+    })
+    .await;
+    assert_fails_at(&verify(&url, &[]).await, position)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -264,60 +288,32 @@ async fn a_checkpoint_signed_by_another_key_is_refused() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_flipped_byte_is_named() {
     let good = history(3, 5, "a");
-    let (nodes, checkpoint) = signed(&good, good.len() as u64);
 
     // The stored bytes changed, the served hash is the old one.
     let mut bad = good.clone();
     bad[6].stored = flip(&bad[6].stored);
-    let url = serve(Fake {
-        entries: bad,
-        checkpoint: checkpoint.clone(),
-        nodes: nodes.clone(),
-    })
-    .await;
-    let err = assert_fails_at(&verify(&url, &[]).await, 7);
+    let err = verify_forged(&good, bad, 7).await;
     assert!(err.contains("SHA-256"), "{err}");
 
     // The hash recomputed too (a careful forger): the chain and the tree still name it.
     let mut bad = good.clone();
-    bad[6].stored = flip(&bad[6].stored);
-    bad[6].hash = hex::encode(Sha256::digest(bad[6].stored.as_bytes()));
-    let url = serve(Fake {
-        entries: bad.clone(),
-        checkpoint: checkpoint.clone(),
-        nodes: nodes.clone(),
-    })
-    .await;
-    let err = assert_fails_at(&verify(&url, &[]).await, 7);
+    reforge(&mut bad[6]);
+    let err = verify_forged(&good, bad, 7).await;
     assert!(err.contains("signed checkpoint"), "{err}");
 
     // The last event of a person (no later link names it): only the tree catches it.
     let last = good.len() - 1;
     let mut bad = good.clone();
-    bad[last].stored = flip(&bad[last].stored);
-    bad[last].hash = hex::encode(Sha256::digest(bad[last].stored.as_bytes()));
-    let url = serve(Fake {
-        entries: bad,
-        checkpoint,
-        nodes,
-    })
-    .await;
-    assert_fails_at(&verify(&url, &[]).await, good.len() as u64);
+    reforge(&mut bad[last]);
+    verify_forged(&good, bad, good.len() as u64).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_dropped_last_event_is_named() {
     let good = history(3, 5, "a");
-    let (nodes, checkpoint) = signed(&good, good.len() as u64);
     let mut bad = good.clone();
     bad.pop();
-    let url = serve(Fake {
-        entries: bad,
-        checkpoint,
-        nodes,
-    })
-    .await;
-    let err = assert_fails_at(&verify(&url, &[]).await, good.len() as u64);
+    let err = verify_forged(&good, bad, good.len() as u64).await;
     assert!(err.contains("missing"), "{err}");
 
     // A server that also signs the shorter log: only an earlier checkpoint shows it.
@@ -339,45 +335,20 @@ async fn a_dropped_last_event_is_named() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn two_swapped_events_are_named() {
     let good = history(3, 5, "a");
-    let (nodes, checkpoint) = signed(&good, good.len() as u64);
 
     // Two events of different people swapped, positions kept: chains still link.
-    let mut bad = good.clone();
-    let (a, b) = (bad[3].clone(), bad[4].clone());
-    bad[3] = Served { position: 4, ..b };
-    bad[4] = Served { position: 5, ..a };
-    let url = serve(Fake {
-        entries: bad,
-        checkpoint: checkpoint.clone(),
-        nodes: nodes.clone(),
-    })
-    .await;
-    let err = assert_fails_at(&verify(&url, &[]).await, 4);
+    let bad = swapped_in_place(&good, 3, 4);
+    let err = verify_forged(&good, bad, 4).await;
     assert!(err.contains("signed checkpoint"), "{err}");
 
     // Two events of one person swapped: the chain breaks there.
-    let mut bad = good.clone();
-    let (a, b) = (bad[0].clone(), bad[3].clone());
-    bad[0] = Served { position: 1, ..b };
-    bad[3] = Served { position: 4, ..a };
-    let url = serve(Fake {
-        entries: bad,
-        checkpoint: checkpoint.clone(),
-        nodes: nodes.clone(),
-    })
-    .await;
-    assert_fails_at(&verify(&url, &[]).await, 1);
+    let bad = swapped_in_place(&good, 0, 3);
+    verify_forged(&good, bad, 1).await;
 
     // Entries served out of order (positions swapped with them).
     let mut bad = good.clone();
     bad.swap(8, 9);
-    let url = serve(Fake {
-        entries: bad,
-        checkpoint,
-        nodes,
-    })
-    .await;
-    let err = assert_fails_at(&verify(&url, &[]).await, 9);
+    let err = verify_forged(&good, bad, 9).await;
     assert!(err.contains("out of order"), "{err}");
 }
 
@@ -458,24 +429,6 @@ async fn since_detects_a_rewritten_history() {
 }
 
 // ---- the real server ----
-
-/// `throughcare keygen` into `dir`: (signing key file, verifier key text).
-fn keygen(dir: &Path) -> (PathBuf, String) {
-    let file = dir.join("signing-key");
-    let o = std::process::Command::new(binary())
-        .args(["keygen", "--name", "audit-e2e", "--out"])
-        .arg(&file)
-        .output()
-        .expect("run throughcare keygen");
-    assert!(o.status.success(), "keygen: {}", stderr(&o));
-    let out = String::from_utf8_lossy(&o.stdout);
-    let vkey = out
-        .split_whitespace()
-        .find(|w| VerifierKey::parse(w).is_ok())
-        .unwrap_or_else(|| panic!("no verifier key in keygen's output: {out}"))
-        .to_string();
-    (file, vkey)
-}
 
 /// Posts `n` referrals for new people `seed..seed + n`, each carrying the unique referral
 /// id `R-MARK-<seed>`, and its acceptance; returns (referral id, referral position).
@@ -558,7 +511,7 @@ fn find_in_files(dir: &Path, needle: &[u8]) -> Vec<(PathBuf, usize)> {
 async fn the_real_server_verifies_replays_and_is_caught_when_tampered() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
-    let (key, vkey) = keygen(dir.path());
+    let (key, vkey) = keygen(dir.path(), "audit-e2e");
     let mut server = Server::start_with(&data, &["--signing-key", key.to_str().unwrap()]);
     let c = Client::new(&server.url);
     let first = seed(&c, 1, 20).await;
@@ -641,25 +594,14 @@ async fn the_real_server_verifies_replays_and_is_caught_when_tampered() {
 
     // One byte of one stored event changed, its stored hash left as it was: the server
     // cannot read it back, and the auditor names the entry it cannot get.
-    let original = tamper(&data, |db| {
-        let old = db.get(key_log(position)).unwrap().unwrap().to_vec();
-        let mut new = old.clone();
-        let at = 32 + find(&new[32..], marker.as_bytes()) + 2;
-        new[at] ^= 0x01;
-        db.insert(key_log(position), new).unwrap();
-        old
-    });
+    let original = tamper(&data, |db| flip_stored(db, position, &marker, false));
     let err = verify_real(&data, &key, &vkey, position).await;
     assert!(err.contains("cannot serve"), "{err}");
 
     // The same byte, with the hash in front of it recomputed: the server serves it, the
     // signed checkpoint does not cover it.
     tamper(&data, |db| {
-        let mut new = original.clone();
-        let at = 32 + find(&new[32..], marker.as_bytes()) + 2;
-        new[at] ^= 0x01;
-        let hash: [u8; 32] = Sha256::digest(&new[32..]).into();
-        new[..32].copy_from_slice(&hash);
+        let new = flip_marker(&original, &marker, true);
         db.insert(key_log(position), new).unwrap();
     });
     let err = verify_real(&data, &key, &vkey, position).await;
@@ -670,19 +612,9 @@ async fn the_real_server_verifies_replays_and_is_caught_when_tampered() {
 
     // Two events swapped (positions 3 and 5: referrals of two people).
     let (a, b) = (first[1].1, first[2].1);
-    tamper(&data, |db| {
-        let va = db.get(key_log(a)).unwrap().unwrap();
-        let vb = db.get(key_log(b)).unwrap().unwrap();
-        db.insert(key_log(a), vb).unwrap();
-        db.insert(key_log(b), va).unwrap();
-    });
+    tamper(&data, |db| swap(db, a, b));
     verify_real(&data, &key, &vkey, a).await;
-    tamper(&data, |db| {
-        let va = db.get(key_log(a)).unwrap().unwrap();
-        let vb = db.get(key_log(b)).unwrap().unwrap();
-        db.insert(key_log(a), vb).unwrap();
-        db.insert(key_log(b), va).unwrap();
-    });
+    tamper(&data, |db| swap(db, a, b));
     let server = Server::start_with(&data, &["--signing-key", key.to_str().unwrap()]);
     let o = audit(&since_args(&server.url, &vkey, &earlier)).await;
     assert!(o.status.success(), "restored: {}", stderr(&o));
@@ -715,37 +647,4 @@ async fn verify_real(data: &Path, key: &Path, vkey: &str, position: u64) -> Stri
     let o = audit(&["verify", "--url", &server.url, "--key", vkey]).await;
     eprintln!("tampered at position {position}: {}", stderr(&o).trim());
     assert_fails_at(&o, position)
-}
-
-fn key_log(position: u64) -> [u8; 9] {
-    let mut k = [b'L'; 9];
-    k[1..].copy_from_slice(&position.to_be_bytes());
-    k
-}
-
-fn find(haystack: &[u8], needle: &[u8]) -> usize {
-    haystack
-        .windows(needle.len())
-        .position(|w| w == needle)
-        .expect("marker in the stored bytes")
-}
-
-/// Opens the stopped server's sled ledger and changes it with `f`.
-fn tamper<T>(data: &Path, f: impl FnOnce(&sled::Db) -> T) -> T {
-    let db = sled::open(data.join("ledger")).expect("open the ledger's sled files");
-    let out = f(&db);
-    db.flush().unwrap();
-    out
-}
-
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for e in std::fs::read_dir(from).unwrap() {
-        let e = e.unwrap();
-        if e.path().is_dir() {
-            copy_dir(&e.path(), &to.join(e.file_name()));
-        } else {
-            std::fs::copy(e.path(), to.join(e.file_name())).unwrap();
-        }
-    }
 }

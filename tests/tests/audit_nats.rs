@@ -25,9 +25,8 @@ use std::time::Duration;
 
 use base64::engine::general_purpose::STANDARD as BASE64;
 use base64::Engine as _;
-use chrono::Utc;
 use serde_json::json;
-use support::{binary, event, nhs_number, nomis, Client, Server};
+use support::{binary, event, minutes_ago as at, nhs_number, nomis, stderr, Client, Server};
 use throughcare_nats::testkit::NatsServer;
 use throughcare_nats::CHECKPOINT_SUBJECT;
 use throughcare_tlog::{Checkpoint, Hash, Tree, VerifierKey};
@@ -36,25 +35,10 @@ use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 /// The origin both processes sign under (their checkpoints agree only with one origin).
 const ORIGIN: &str = "throughcare.test/jetstream-audit";
 
-fn stderr(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
-}
-
 /// `throughcare keygen` into `dir/name`: (signing key file, verifier key).
 fn keygen(dir: &Path, name: &str) -> (PathBuf, VerifierKey) {
-    let file = dir.join(name);
-    let o = std::process::Command::new(binary())
-        .args(["keygen", "--name", name, "--out"])
-        .arg(&file)
-        .output()
-        .expect("run throughcare keygen");
-    assert!(o.status.success(), "keygen: {}", stderr(&o));
-    let out = String::from_utf8_lossy(&o.stdout);
-    let vkey = out
-        .split_whitespace()
-        .find_map(|w| VerifierKey::parse(w).ok())
-        .unwrap_or_else(|| panic!("no verifier key in keygen's output: {out}"));
-    (file, vkey)
+    let (file, vkey) = support::keygen(dir, name);
+    (file, VerifierKey::parse(&vkey).expect("a verifier key"))
 }
 
 /// One `serve --nats` process with its data directory and signing key.
@@ -158,10 +142,6 @@ async fn witness(url: &str) -> Arc<Mutex<Vec<String>>> {
         }
     });
     notes
-}
-
-fn at(minutes_ago: i64) -> String {
-    (Utc::now() - chrono::Duration::minutes(minutes_ago)).to_rfc3339()
 }
 
 /// Referrals for new people `from..from + n`, all at once, person `s`'s referral posted to

@@ -9,16 +9,16 @@
 
 mod support;
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Duration;
 
 use base64::engine::general_purpose::STANDARD as BASE64;
 use base64::Engine as _;
-use chrono::Utc;
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 use support::auth::{AuthFile, Caller, Resp, Spec};
-use support::{binary, event, nhs_number, nomis, Server};
+use support::tamper::{flip_stored, tamper};
+use support::{date_in_days as day, days_from_now, event, keygen, nhs_number, nomis, Server};
 use throughcare_tlog::{leaf_hash, verify_inclusion, Hash, VerifierKey};
 
 const SEEDER: &str = "seeder";
@@ -33,39 +33,6 @@ const CRN_B: &str = "E900102";
 const MARK_B: &str = "R-EXPB-000001";
 /// The referral id of person A's referral and its acceptance.
 const MARK_A: &str = "R-EXPA-000001";
-
-fn days(n: i64) -> String {
-    (Utc::now() + chrono::Duration::days(n)).to_rfc3339()
-}
-
-fn day(n: i64) -> String {
-    (Utc::now() + chrono::Duration::days(n))
-        .date_naive()
-        .to_string()
-}
-
-/// `throughcare keygen` into `dir`: (signing key file, verifier key text), as an operator
-/// would hand the verifier key to auditors out of band.
-fn keygen(dir: &Path) -> (PathBuf, String) {
-    let file = dir.join("signing-key");
-    let o = std::process::Command::new(binary())
-        .args(["keygen", "--name", "export-e2e", "--out"])
-        .arg(&file)
-        .output()
-        .expect("run throughcare keygen");
-    assert!(
-        o.status.success(),
-        "keygen: {}",
-        String::from_utf8_lossy(&o.stderr)
-    );
-    let out = String::from_utf8_lossy(&o.stdout).to_string();
-    let vkey = out
-        .split_whitespace()
-        .find(|w| VerifierKey::parse(w).is_ok())
-        .unwrap_or_else(|| panic!("no verifier key in keygen's output: {out}"))
-        .to_string();
-    (file, vkey)
-}
 
 struct World {
     auth: AuthFile,
@@ -110,6 +77,16 @@ fn submitted(r: &Resp) -> (String, u64) {
     (
         r.body["person_id"].as_str().unwrap().to_string(),
         r.body["position"].as_u64().unwrap(),
+    )
+}
+
+/// Submits a `kind` event `id` from `days` days from now (negative: ago) as `caller`:
+/// (person id, position).
+async fn seed(caller: &Caller, kind: &str, id: &str, days: i64, data: Value) -> (String, u64) {
+    submitted(
+        &caller
+            .submit(&event(kind, id, &days_from_now(days), data))
+            .await,
     )
 }
 
@@ -202,7 +179,7 @@ async fn export_sar_badge_and_corrupt_entries() {
             Spec::new(WORKER, "WORKER").worker_id(WORKER_ID),
         ],
     );
-    let (key, vkey) = keygen(dir.path());
+    let (key, vkey) = keygen(dir.path(), "export-e2e");
     let w = World {
         auth,
         key,
@@ -216,49 +193,41 @@ async fn export_sar_badge_and_corrupt_entries() {
     let a = json!({"nomis": w.nomis_a, "nhs_number": nhs_number(9101), "crn": CRN_A});
     let b = json!({"nomis": w.nomis_b, "nhs_number": nhs_number(9102), "crn": CRN_B});
     // Person A: referred, accepted, allocated to the worker, 30, 20 and 10 days ago.
-    let (person_a, first_a) = submitted(
-        &seeder
-            .submit(&event(
-                "referral.received",
-                "exp-a-1",
-                &days(-30),
-                json!({"person": a, "referral_id": MARK_A, "referrer": {"kind": "PRISON_STAFF"},
+    let (person_a, first_a) = seed(
+        &seeder,
+        "referral.received",
+        "exp-a-1",
+        -30,
+        json!({"person": a, "referral_id": MARK_A, "referrer": {"kind": "PRISON_STAFF"},
                        "prison": "WCI", "vulnerabilities": []}),
-            ))
-            .await,
-    );
-    let (_, accepted_a) = submitted(
-        &seeder
-            .submit(&event(
-                "referral.accepted",
-                "exp-a-2",
-                &days(-20),
-                json!({"person": a, "referral_id": MARK_A}),
-            ))
-            .await,
-    );
-    submitted(
-        &seeder
-            .submit(&event(
-                "case.allocated",
-                "exp-a-3",
-                &days(-10),
-                json!({"person": a, "worker_id": WORKER_ID, "worker_role": "PEER_SUPPORT"}),
-            ))
-            .await,
-    );
+    )
+    .await;
+    let (_, accepted_a) = seed(
+        &seeder,
+        "referral.accepted",
+        "exp-a-2",
+        -20,
+        json!({"person": a, "referral_id": MARK_A}),
+    )
+    .await;
+    seed(
+        &seeder,
+        "case.allocated",
+        "exp-a-3",
+        -10,
+        json!({"person": a, "worker_id": WORKER_ID, "worker_role": "PEER_SUPPORT"}),
+    )
+    .await;
     // Person B: one referral, 5 days ago; the last event of the log before the restart.
-    let (person_b, position_b) = submitted(
-        &seeder
-            .submit(&event(
-                "referral.received",
-                "exp-b-1",
-                &days(-5),
-                json!({"person": b, "referral_id": MARK_B, "referrer": {"kind": "PRISON_STAFF"},
+    let (person_b, position_b) = seed(
+        &seeder,
+        "referral.received",
+        "exp-b-1",
+        -5,
+        json!({"person": b, "referral_id": MARK_B, "referrer": {"kind": "PRISON_STAFF"},
                        "prison": "BNI", "vulnerabilities": []}),
-            ))
-            .await,
-    );
+    )
+    .await;
     assert_eq!(first_a, 1);
 
     // A restart signs a checkpoint of everything acknowledged before it.
@@ -270,16 +239,14 @@ async fn export_sar_badge_and_corrupt_entries() {
     checkpoint_of(&auditor, position_b).await;
     // A's next event is later than that checkpoint (the next one is 60 s or 1,000 events
     // away).
-    let (_, pending_a) = submitted(
-        &seeder
-            .submit(&event(
-                "contact.attempted",
-                "exp-a-4",
-                &days(-1),
-                json!({"person": a, "channel": "PHONE", "outcome": "NO_ANSWER"}),
-            ))
-            .await,
-    );
+    let (_, pending_a) = seed(
+        &seeder,
+        "contact.attempted",
+        "exp-a-4",
+        -1,
+        json!({"person": a, "channel": "PHONE", "outcome": "NO_ANSWER"}),
+    )
+    .await;
     // Reads and refusals about A that the export must list.
     let read = worker
         .get(&format!(
@@ -506,17 +473,9 @@ async fn export_sar_badge_and_corrupt_entries() {
     tamper(&w.data, |db| {
         // B's event: one byte changed and its hash recomputed, so the server serves it and
         // its chain checks; only the signed checkpoint can tell.
-        let mut v = db.get(key_log(position_b)).unwrap().unwrap().to_vec();
-        let at = 32 + find(&v[32..], MARK_B.as_bytes()) + 2;
-        v[at] ^= 0x01;
-        let hash: [u8; 32] = Sha256::digest(&v[32..]).into();
-        v[..32].copy_from_slice(&hash);
-        db.insert(key_log(position_b), v).unwrap();
+        flip_stored(db, position_b, MARK_B, true);
         // A's acceptance: one byte changed, its hash left: it no longer reads back.
-        let mut v = db.get(key_log(accepted_a)).unwrap().unwrap().to_vec();
-        let at = 32 + find(&v[32..], MARK_A.as_bytes()) + 2;
-        v[at] ^= 0x01;
-        db.insert(key_log(accepted_a), v).unwrap();
+        flip_stored(db, accepted_a, MARK_A, false);
     });
     let server = w.start();
     let auditor = w.as_(&server, AUDITOR);
@@ -568,24 +527,4 @@ async fn export_sar_badge_and_corrupt_entries() {
         "{}",
         r.brief()
     );
-}
-
-fn key_log(position: u64) -> [u8; 9] {
-    let mut k = [b'L'; 9];
-    k[1..].copy_from_slice(&position.to_be_bytes());
-    k
-}
-
-fn find(haystack: &[u8], needle: &[u8]) -> usize {
-    haystack
-        .windows(needle.len())
-        .position(|w| w == needle)
-        .expect("marker in the stored bytes")
-}
-
-/// Opens the stopped server's sled ledger and changes it with `f`.
-fn tamper(data: &Path, f: impl FnOnce(&sled::Db)) {
-    let db = sled::open(data.join("ledger")).expect("open the ledger's sled files");
-    f(&db);
-    db.flush().unwrap();
 }

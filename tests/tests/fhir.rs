@@ -11,33 +11,17 @@
 mod support;
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
 use std::process::Command;
 
-use chrono::{Duration, Utc};
 use serde_json::{json, Value};
-use support::auth::{access_by_request, AuthFile, Caller, Spec};
-use support::{event, nhs_number, nomis, Server};
+use support::auth::{access_by_request, serve_with_auth, settle, Caller, Spec};
+use support::{
+    date_in_days as in_days, event, minutes_ago as at, nhs_number, nomis, venv_tool, Server,
+};
 
 const JO: &str = "jo.worker";
 const SAM: &str = "sam.worker";
 const AUDITOR: &str = "ig.auditor";
-
-/// `$THROUGHCARE_VENV_BIN/python`, or a panic saying how to get it.
-fn python() -> PathBuf {
-    let hint = "run `export THROUGHCARE_VENV_BIN=\"$(bash scripts/python-venv.sh)\"` first \
-                (scripts/test.sh does this for you)";
-    let bin = std::env::var_os("THROUGHCARE_VENV_BIN")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| panic!("THROUGHCARE_VENV_BIN is not set: {hint}"));
-    let py = bin.join("python");
-    assert!(
-        py.is_file(),
-        "{} does not exist: THROUGHCARE_VENV_BIN must be the venv's bin directory; {hint}",
-        py.display()
-    );
-    py
-}
 
 /// Parses the Bundle with fhir.resources' R4B models (pydantic v2): every resource of
 /// every entry, its required elements, types, cardinalities and value formats.
@@ -61,7 +45,7 @@ fn validate(bundle: &str) -> Result<String, String> {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("bundle.json");
     std::fs::write(&file, bundle).unwrap();
-    let py = python();
+    let py = venv_tool("python");
     let out = Command::new(&py)
         .args(["-c", VALIDATE])
         .arg(&file)
@@ -77,14 +61,6 @@ fn validate(bundle: &str) -> Result<String, String> {
     } else {
         Err(text)
     }
-}
-
-fn at(minutes_ago: i64) -> String {
-    (Utc::now() - Duration::minutes(minutes_ago)).to_rfc3339()
-}
-
-fn in_days(days: i64) -> String {
-    (Utc::now() + Duration::days(days)).date_naive().to_string()
 }
 
 /// Every event type of the catalogue, in an order the case state machine allows; `ev-16`
@@ -254,24 +230,12 @@ fn of_type<'a>(bundle: &'a Value, kind: &str) -> Vec<&'a Value> {
         .collect()
 }
 
-/// Waits until the read models hold the ledger head.
-async fn settle(url: &str) {
-    for _ in 0..400 {
-        let r = Caller::anonymous(url).get("/readyz").await;
-        if r.body["head"].is_u64() && r.body["checkpoint"].as_u64() >= r.body["head"].as_u64() {
-            return;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(25)).await;
-    }
-    panic!("read models never caught up at {url}");
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_journey_through_every_event_type_exports_a_valid_fhir_bundle() {
-    python();
+    venv_tool("python");
     let dir = tempfile::tempdir().unwrap();
-    let auth = AuthFile::write(
-        &dir.path().join("auth"),
+    let (auth, server) = serve_with_auth(
+        dir.path(),
         &[
             Spec::new("seeder", "PARTNER").sources(&["urn:throughcare:test:e2e"]),
             Spec::new(JO, "WORKER").worker_id("W-WCI-01"),
@@ -279,7 +243,6 @@ async fn a_journey_through_every_event_type_exports_a_valid_fhir_bundle() {
             Spec::new(AUDITOR, "AUDITOR"),
         ],
     );
-    let server = Server::start_with(&dir.path().join("data"), &["--auth", auth.path_str()]);
     let as_ = |name: &str| Caller::bearer(&server.url, &auth.token(name));
     let seeder = as_("seeder");
     let person = json!({"nomis": nomis(8101), "nhs_number": nhs_number(8101)});

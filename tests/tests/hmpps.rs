@@ -10,50 +10,35 @@
 
 mod support;
 
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use chrono::Utc;
 use serde_json::{json, Value};
-use support::auth::{head, AuthFile, Caller, Resp, Spec};
-use support::{event, nomis, Client, Server};
+use support::auth::{head, serve_with_auth, Caller, Resp, Spec};
+use support::{event, minutes_ago, nomis, Client, Server};
 use throughcare_nats::hmpps_testkit;
 use throughcare_nats::testkit::NatsServer;
+use throughcare_synthetic::hmpps;
 
 const HMPPS_SOURCE: &str = "urn:throughcare:hmpps:domain-events";
 const SEED_SOURCE: &str = "urn:throughcare:test:e2e";
 const ROUTE: &str = "/v1/hmpps/domain-events";
 
-fn minutes_ago(m: i64) -> String {
-    (Utc::now() - chrono::Duration::minutes(m)).to_rfc3339()
+/// A prisoner movement domain event (`released`, `received`), published when it occurred.
+fn domain(movement: &str, noms: &str, info: Value, occurred: &str) -> Value {
+    hmpps::domain_event(
+        &format!("{}.{movement}", hmpps::PRISONER_EVENT),
+        noms,
+        info,
+        occurred,
+        occurred,
+    )
 }
 
-/// A domain event as HMPPS publishes it.
-fn domain(event_type: &str, noms: &str, info: Value, occurred: &str) -> Value {
-    let mut additional = json!({ "nomsNumber": noms });
-    for (k, v) in info.as_object().unwrap() {
-        additional[k] = v.clone();
-    }
-    json!({
-        "version": 1,
-        "eventType": format!("prison-offender-events.prisoner.{event_type}"),
-        "description": "A prisoner movement (synthetic test data)",
-        "occurredAt": occurred,
-        "publishedAt": occurred,
-        "personReference": { "identifiers": [ { "type": "NOMS", "value": noms } ] },
-        "additionalInformation": additional,
-    })
-}
-
-/// The SNS notification SQS delivers.
+/// The SNS notification SQS delivers, sent now.
 fn sns(event: &Value, message_id: &str) -> Value {
-    json!({
-        "Type": "Notification",
-        "MessageId": message_id,
-        "TopicArn": "arn:aws:sns:eu-west-2:000000000000:synthetic-domain-events",
-        "Message": event.to_string(),
-        "Timestamp": Utc::now().to_rfc3339(),
-        "MessageAttributes": { "eventType": { "Type": "String", "Value": event["eventType"] } },
-    })
+    hmpps::sns(event, message_id, &Utc::now().to_rfc3339())
 }
 
 fn release(noms: &str, reason: &str, message_id: &str) -> Value {
@@ -99,17 +84,64 @@ fn referral(noms: &str, n: u64) -> [Value; 2] {
     ]
 }
 
-fn metric(text: &str, name_and_labels: &str) -> u64 {
-    text.lines()
+/// The last event recorded about `person`, as `caller` reads it.
+async fn last_event(caller: &Caller, person: &str) -> Value {
+    let events = caller.get(&format!("/v1/people/{person}/events")).await;
+    events.body["events"]
+        .as_array()
+        .unwrap()
+        .last()
+        .unwrap_or_else(|| panic!("no events: {}", events.brief()))
+        .clone()
+}
+
+/// The `/metrics` sample `name_and_labels` in `text` is `want`.
+fn assert_metric(text: &str, name_and_labels: &str, want: u64) {
+    let got: u64 = text
+        .lines()
         .find_map(|l| l.strip_prefix(name_and_labels)?.trim().parse().ok())
-        .unwrap_or_else(|| panic!("no {name_and_labels} in /metrics:\n{text}"))
+        .unwrap_or_else(|| panic!("no {name_and_labels} in /metrics:\n{text}"));
+    assert_eq!(got, want, "{name_and_labels}");
+}
+
+/// Refers and accepts `noms` through `client` (referral number `n`); the person id.
+async fn seed(client: &Client, noms: &str, n: u64) -> String {
+    let mut person = String::new();
+    for e in referral(noms, n) {
+        let r = client.post(&e).await;
+        assert_eq!(r.status, 201, "{r:?}");
+        person = r.body["person_id"].as_str().unwrap().to_string();
+    }
+    person
+}
+
+/// The `prisoner.released` events recorded about `person`, and the whole answer.
+async fn releases_of(client: &Client, person: &str) -> (Vec<Value>, Value) {
+    let events = client.get(&format!("/v1/people/{person}/events")).await;
+    let released = events.body["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["event"]["type"] == "throughcare.prisoner.released.v1")
+        .cloned()
+        .collect();
+    (released, events.body)
+}
+
+/// A NATS server in `dir` with the HMPPS stream `stream` on `subject`: the server, its
+/// URL, and the data directory for `serve`.
+async fn hmpps_nats(dir: &Path, stream: &str, subject: &str) -> (NatsServer, String, PathBuf) {
+    let nats = NatsServer::start(&dir.join("nats"));
+    let url = nats.url();
+    hmpps_testkit::create_stream(&url, stream, &[subject]).await;
+    (nats, url, dir.join("data"))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn domain_events_over_http_record_known_people_once() {
     let dir = tempfile::tempdir().unwrap();
-    let auth = AuthFile::write(
-        &dir.path().join("auth"),
+    let (auth, server) = serve_with_auth(
+        dir.path(),
         &[
             Spec::new("seeder", "PARTNER").sources(&[SEED_SOURCE]),
             Spec::new("hmpps-domain-events", "PARTNER").sources(&[HMPPS_SOURCE]),
@@ -117,7 +149,6 @@ async fn domain_events_over_http_record_known_people_once() {
             Spec::new("ig.auditor", "AUDITOR"),
         ],
     );
-    let server = Server::start_with(&dir.path().join("data"), &["--auth", auth.path_str()]);
     let url = server.url.clone();
     let seeder = Caller::bearer(&url, &auth.token("seeder"));
     let hmpps = Caller::bearer(&url, &auth.token("hmpps-domain-events"));
@@ -145,13 +176,7 @@ async fn domain_events_over_http_record_known_people_once() {
         .await;
     assert_eq!(journey.status, 200, "{}", journey.brief());
     assert_eq!(journey.body["in_custody"], false, "{}", journey.brief());
-    let events = auditor.get(&format!("/v1/people/{person}/events")).await;
-    let last = events.body["events"]
-        .as_array()
-        .unwrap()
-        .last()
-        .unwrap()
-        .clone();
+    let last = last_event(&auditor, &person).await;
     assert_eq!(last["event"]["source"], HMPPS_SOURCE);
     assert_eq!(last["event"]["id"], "0a1b2c3d-0000-4000-8000-00000000e2e1");
     assert_eq!(last["event"]["type"], "throughcare.prisoner.released.v1");
@@ -176,13 +201,7 @@ async fn domain_events_over_http_record_known_people_once() {
     );
     let r = post(&hmpps, &recall).await;
     assert_eq!(r.status, 201, "{}", r.brief());
-    let events = auditor.get(&format!("/v1/people/{person}/events")).await;
-    let last = events.body["events"]
-        .as_array()
-        .unwrap()
-        .last()
-        .unwrap()
-        .clone();
+    let last = last_event(&auditor, &person).await;
     assert_eq!(
         last["event"]["type"],
         "throughcare.prisoner.returned_to_custody.v1"
@@ -261,41 +280,21 @@ async fn domain_events_over_http_record_known_people_once() {
         .await;
     assert_eq!(metrics.status, 200);
     let text = metrics.text;
-    assert_eq!(
-        metric(
-            &text,
-            "throughcare_hmpps_ignored_total{reason=\"unknown-person\"}"
+    for (sample, want) in [
+        (
+            "throughcare_hmpps_ignored_total{reason=\"unknown-person\"}",
+            1,
         ),
-        1
-    );
-    assert_eq!(
-        metric(
-            &text,
-            "throughcare_hmpps_ignored_total{reason=\"sent-to-court\"}"
+        (
+            "throughcare_hmpps_ignored_total{reason=\"sent-to-court\"}",
+            1,
         ),
-        1
-    );
-    assert_eq!(
-        metric(
-            &text,
-            "throughcare_hmpps_messages_total{outcome=\"recorded\"}"
-        ),
-        2
-    );
-    assert_eq!(
-        metric(
-            &text,
-            "throughcare_hmpps_messages_total{outcome=\"duplicate\"}"
-        ),
-        2
-    );
-    assert_eq!(
-        metric(
-            &text,
-            "throughcare_hmpps_messages_total{outcome=\"malformed\"}"
-        ),
-        1
-    );
+        ("throughcare_hmpps_messages_total{outcome=\"recorded\"}", 2),
+        ("throughcare_hmpps_messages_total{outcome=\"duplicate\"}", 2),
+        ("throughcare_hmpps_messages_total{outcome=\"malformed\"}", 1),
+    ] {
+        assert_metric(&text, sample, want);
+    }
     // Nothing in /metrics names a person.
     assert!(!text.contains(&known) && !text.contains(&nomis(9199)));
 }
@@ -316,31 +315,39 @@ where
     }
 }
 
+/// Waits up to `within` until the consumer of `stream` on the NATS server at `url` has
+/// nothing pending and nothing unacknowledged.
+async fn settled(url: &str, stream: &str, within: Duration, what: &str) {
+    eventually(
+        within,
+        &format!("the consumer to settle {what}"),
+        || async move {
+            match hmpps_testkit::consumer_backlog(url, stream).await {
+                Some((0, 0)) => Some(()),
+                _ => None,
+            }
+        },
+    )
+    .await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn jetstream_consumer_records_once_across_a_restart_and_dead_letters_the_malformed() {
     const STREAM: &str = "HMPPS_DOMAIN_EVENTS";
     const SUBJECT: &str = "hmpps.domain-events";
     let dir = tempfile::tempdir().unwrap();
-    let nats = NatsServer::start(&dir.path().join("nats"));
-    let url = nats.url();
-    hmpps_testkit::create_stream(&url, STREAM, &[SUBJECT]).await;
+    let (_nats, url, data) = hmpps_nats(dir.path(), STREAM, SUBJECT).await;
     hmpps_testkit::create_stream(
         &url,
         "HMPPS_DEAD_LETTER",
         &[throughcare_nats::DEAD_LETTER_SUBJECT],
     )
     .await;
-    let data = dir.path().join("data");
     let args = ["--nats", url.as_str(), "--hmpps-stream", STREAM];
     let mut server = Server::start_with(&data, &args);
     let known = nomis(9201);
     let client = Client::new(&server.url);
-    let mut person = String::new();
-    for e in referral(&known, 2) {
-        let r = client.post(&e).await;
-        assert_eq!(r.status, 201, "{r:?}");
-        person = r.body["person_id"].as_str().unwrap().to_string();
-    }
+    let person = seed(&client, &known, 2).await;
 
     // serve goes down (SIGKILL); meanwhile SQS delivers a release, the same release again,
     // and a malformed message.
@@ -359,28 +366,9 @@ async fn jetstream_consumer_records_once_across_a_restart_and_dead_letters_the_m
 
     let server = Server::start_with(&data, &args);
     let client = Client::new(&server.url);
-    eventually(
-        Duration::from_secs(60),
-        "the consumer to settle every message",
-        || {
-            let url = url.clone();
-            async move {
-                match hmpps_testkit::consumer_backlog(&url, STREAM).await {
-                    Some((0, 0)) => Some(()),
-                    _ => None,
-                }
-            }
-        },
-    )
-    .await;
-    let events = client.get(&format!("/v1/people/{person}/events")).await;
-    let released: Vec<&Value> = events.body["events"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|e| e["event"]["type"] == "throughcare.prisoner.released.v1")
-        .collect();
-    assert_eq!(released.len(), 1, "{:?}", events.body);
+    settled(&url, STREAM, Duration::from_secs(60), "every message").await;
+    let (released, events) = releases_of(&client, &person).await;
+    assert_eq!(released.len(), 1, "{events:?}");
     assert_eq!(released[0]["event"]["source"], HMPPS_SOURCE);
 
     let dead = hmpps_testkit::messages(&url, "HMPPS_DEAD_LETTER").await;
@@ -390,27 +378,16 @@ async fn jetstream_consumer_records_once_across_a_restart_and_dead_letters_the_m
     assert!(reason.contains("/Message"), "{reason}");
     let metrics = client.get("/metrics").await;
     let text = metrics.body.as_str().unwrap_or_default().to_string();
-    assert_eq!(
-        metric(
-            &text,
-            "throughcare_hmpps_messages_total{outcome=\"dead-lettered\"}"
+    for (sample, want) in [
+        (
+            "throughcare_hmpps_messages_total{outcome=\"dead-lettered\"}",
+            1,
         ),
-        1
-    );
-    assert_eq!(
-        metric(
-            &text,
-            "throughcare_hmpps_messages_total{outcome=\"recorded\"}"
-        ),
-        1
-    );
-    assert_eq!(
-        metric(
-            &text,
-            "throughcare_hmpps_messages_total{outcome=\"duplicate\"}"
-        ),
-        1
-    );
+        ("throughcare_hmpps_messages_total{outcome=\"recorded\"}", 1),
+        ("throughcare_hmpps_messages_total{outcome=\"duplicate\"}", 1),
+    ] {
+        assert_metric(&text, sample, want);
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -419,22 +396,14 @@ async fn sigkill_while_the_consumer_has_unacked_messages_loses_none() {
     const SUBJECT: &str = "hmpps.kill";
     const PEOPLE: u64 = 12;
     let dir = tempfile::tempdir().unwrap();
-    let nats = NatsServer::start(&dir.path().join("nats"));
-    let url = nats.url();
-    hmpps_testkit::create_stream(&url, STREAM, &[SUBJECT]).await;
-    let data = dir.path().join("data");
+    let (_nats, url, data) = hmpps_nats(dir.path(), STREAM, SUBJECT).await;
     let args = ["--nats", url.as_str(), "--hmpps-stream", STREAM];
     let mut server = Server::start_with(&data, &args);
     let client = Client::new(&server.url);
     let mut people = Vec::new();
     for i in 0..PEOPLE {
         let noms = nomis(9300 + i);
-        let mut person = String::new();
-        for e in referral(&noms, 100 + i) {
-            let r = client.post(&e).await;
-            assert_eq!(r.status, 201, "{r:?}");
-            person = r.body["person_id"].as_str().unwrap().to_string();
-        }
+        let person = seed(&client, &noms, 100 + i).await;
         people.push((noms, person));
     }
     let seeded = head(&server.url).await;
@@ -456,29 +425,16 @@ async fn sigkill_while_the_consumer_has_unacked_messages_loses_none() {
     server.kill();
     let server = Server::start_with(&data, &args);
     let client = Client::new(&server.url);
-    eventually(
+    settled(
+        &url,
+        STREAM,
         Duration::from_secs(90),
-        "the consumer to settle every message after the restart",
-        || {
-            let url = url.clone();
-            async move {
-                match hmpps_testkit::consumer_backlog(&url, STREAM).await {
-                    Some((0, 0)) => Some(()),
-                    _ => None,
-                }
-            }
-        },
+        "every message after the restart",
     )
     .await;
     for (_, person) in &people {
-        let events = client.get(&format!("/v1/people/{person}/events")).await;
-        let released = events.body["events"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .filter(|e| e["event"]["type"] == "throughcare.prisoner.released.v1")
-            .count();
-        assert_eq!(released, 1, "person {person}: {:?}", events.body);
+        let (released, events) = releases_of(&client, person).await;
+        assert_eq!(released.len(), 1, "person {person}: {events:?}");
     }
     assert_eq!(head(&server.url).await, seeded + PEOPLE);
 }

@@ -6,12 +6,8 @@ mod support;
 
 use chrono::{Duration, Utc};
 use serde_json::{json, Value};
-use support::{event, Client, Reply, Server};
+use support::{days_ago as at, event, Client, Reply, Server};
 use throughcare_nats::testkit::NatsServer;
-
-fn at(days_ago: i64) -> String {
-    (Utc::now() - Duration::days(days_ago)).to_rfc3339()
-}
 
 /// The synthetic NHS number of this file's person (999 range, valid check digit).
 fn nhs() -> String {
@@ -415,13 +411,8 @@ async fn bad_inputs(c: Client) {
     assert_eq!(r.body["position"], 1);
 
     // A batch is validated whole: one bad item and nothing is recorded.
-    let fine = event(
-        "referral.received",
-        "b-1",
-        &at(1),
-        json!({"person": {"nomis": "C3456DE"}, "referral_id": "REF-3",
-        "referrer": {"kind": "FAMILY_FRIEND"}, "prison": "GNI", "vulnerabilities": ["TRAUMA"]}),
-    );
+    let person = json!({"nomis": "C3456DE"});
+    let fine = support::referral("b-1", &at(1), person, "REF-3", "FAMILY_FRIEND", "GNI");
     let mut broken = fine.clone();
     broken["id"] = json!("b-2");
     broken["data"]["prison"] = json!("ZZZ");

@@ -8,15 +8,10 @@ use std::collections::{BTreeMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use chrono::Utc;
 use serde_json::{json, Value};
-use support::{event, nhs_number, nomis, Client, Server};
+use support::{event, minutes_ago as at, nhs_number, nomis, Client, Server};
 use throughcare_nats::submit_request;
 use throughcare_nats::testkit::NatsServer;
-
-fn at(minutes_ago: i64) -> String {
-    (Utc::now() - chrono::Duration::minutes(minutes_ago)).to_rfc3339()
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn two_serve_processes_on_one_nats_lose_nothing_and_agree() {
@@ -160,13 +155,8 @@ async fn partners_submit_by_nats_request_reply() {
     let nats = NatsServer::start(&dir.path().join("nats"));
     let server = Server::start_with(&dir.path().join("data"), &["--nats", &nats.url()]);
     let http = Client::new(&server.url);
-    let referral = event(
-        "referral.received",
-        "nats-1",
-        &at(10),
-        json!({"person": {"nomis": "N1234AB"}, "referral_id": "R-N",
-        "referrer": {"kind": "PROBATION"}, "prison": "AYI", "vulnerabilities": ["LEARNING_DISABILITY"]}),
-    );
+    let person = json!({"nomis": "N1234AB"});
+    let referral = support::referral("nats-1", &at(10), person, "R-N", "PROBATION", "AYI");
     let body = serde_json::to_vec(&referral).unwrap();
     let send = |ct: &'static str, body: Vec<u8>| {
         let url = nats.url();

@@ -13,10 +13,11 @@ use std::process::Command;
 use std::sync::Mutex;
 use std::time::Instant;
 
-use chrono::{Duration, Utc};
 use serde_json::json;
-use support::auth::{AuthFile, Caller, Spec};
-use support::{event, nhs_number, nomis, Server};
+use support::auth::{serve_with_auth, Caller, Spec};
+use support::{
+    date_in_days as date, days_from_now as days, event, nhs_number, nomis, venv_tool, Server,
+};
 
 /// The checks of DESIGN.md "HTTP API": no server errors, and the answer conforms to the
 /// document (status, content type, headers, schema). Not `ignored_auth`: open mode
@@ -30,30 +31,6 @@ const MAX_EXAMPLES: &str = "15";
 const SEED: &str = "20261129";
 /// The worker the seeded cases are allocated to.
 const WORKER: &str = "W-SCH-01";
-
-/// `$THROUGHCARE_VENV_BIN/schemathesis`, or a panic saying how to get it.
-fn schemathesis() -> PathBuf {
-    let hint = "run `export THROUGHCARE_VENV_BIN=\"$(bash scripts/python-venv.sh)\"` first \
-                (scripts/test.sh does this for you)";
-    let bin = std::env::var_os("THROUGHCARE_VENV_BIN")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| panic!("THROUGHCARE_VENV_BIN is not set: {hint}"));
-    let st = bin.join("schemathesis");
-    assert!(
-        st.is_file(),
-        "{} does not exist: THROUGHCARE_VENV_BIN must be the venv's bin directory; {hint}",
-        st.display()
-    );
-    st
-}
-
-fn days(n: i64) -> String {
-    (Utc::now() + Duration::days(n)).to_rfc3339()
-}
-
-fn date(n: i64) -> String {
-    (Utc::now() + Duration::days(n)).date_naive().to_string()
-}
 
 /// Three people referred from WCI, allocated to `WORKER`, one released: enough for every
 /// read model to hold something. Returns their person ids.
@@ -145,7 +122,7 @@ async fn operations(url: &str) -> usize {
 
 /// Runs schemathesis against `server`, failing with its whole report when it fails.
 async fn run(server: &Server, dir: &std::path::Path, people: &[String], headers: &[String]) {
-    let st = schemathesis();
+    let st = venv_tool("schemathesis");
     let operations = operations(&server.url).await;
     let config = config(dir, people);
     let mut cmd = Command::new(&st);
@@ -191,7 +168,7 @@ async fn run(server: &Server, dir: &std::path::Path, people: &[String], headers:
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_open_server_conforms_to_its_openapi_document() {
-    schemathesis();
+    venv_tool("schemathesis");
     let dir = tempfile::tempdir().unwrap();
     let server = Server::start(&dir.path().join("data"));
     let people = seed(&Caller::anonymous(&server.url)).await;
@@ -200,16 +177,15 @@ async fn the_open_server_conforms_to_its_openapi_document() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_server_with_auth_conforms_to_its_openapi_document_for_an_auditor() {
-    schemathesis();
+    venv_tool("schemathesis");
     let dir = tempfile::tempdir().unwrap();
-    let auth = AuthFile::write(
-        &dir.path().join("auth"),
+    let (auth, server) = serve_with_auth(
+        dir.path(),
         &[
             Spec::new("sch-partner", "PARTNER").sources(&["urn:throughcare:test:e2e"]),
             Spec::new("sch-auditor", "AUDITOR"),
         ],
     );
-    let server = Server::start_with(&dir.path().join("data"), &["--auth", auth.path_str()]);
     let partner = Caller::bearer(&server.url, &auth.token("sch-partner"));
     let people = seed(&partner).await;
     let auditor = format!("Authorization: Bearer {}", auth.token("sch-auditor"));

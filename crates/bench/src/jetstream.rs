@@ -47,8 +47,6 @@ pub struct NatsServer {
     child: Child,
     port: u16,
     /// The monitoring port (`/varz`).
-    // Read by `in_msgs`, which the append section's cost rows call (see `write_costs`).
-    #[allow(dead_code)]
     http_port: u16,
     log: PathBuf,
 }
@@ -115,14 +113,12 @@ impl NatsServer {
     }
 
     /// The server's process id.
-    #[allow(dead_code)] // until main.rs's append section calls it (issue 11 cost rows)
     pub fn pid(&self) -> u32 {
         self.child.id()
     }
 
     /// Messages the server has received from clients so far (`/varz` `in_msgs`): every
     /// publish, every message of a batch, every API request (gets, stream info).
-    #[allow(dead_code)] // until main.rs's append section calls it (issue 11 cost rows)
     pub async fn in_msgs(&self) -> Result<u64> {
         let url = format!("http://127.0.0.1:{}/varz", self.http_port);
         let varz: serde_json::Value = reqwest::get(&url)
@@ -158,7 +154,6 @@ pub async fn connect(url: &str) -> Result<Arc<dyn EventLog>> {
 pub const RAW_IN_FLIGHT: usize = 1024;
 /// The raw baseline at the write path's own concurrency (issue 11: "at the same number in
 /// flight (64)").
-#[allow(dead_code)] // until main.rs's append section calls it (issue 11 cost rows)
 pub const RAW_SAME_IN_FLIGHT: usize = 64;
 
 /// The raw baseline's messages from a write-path run's stored values (hash ++ stored body,
@@ -234,7 +229,6 @@ pub async fn read_all(log: &dyn EventLog) -> Result<(u64, Duration)> {
 }
 
 /// What recording events cost the server, by its own counters.
-#[allow(dead_code)] // until main.rs's append section calls it (issue 11 cost rows)
 #[derive(Debug, Clone, Copy)]
 pub struct WriteCosts {
     pub events: u64,
@@ -253,7 +247,6 @@ pub struct WriteCosts {
 /// `dir` and reads the server's counters around it. The fsync count comes from `strace -c`
 /// attached to the server for the appends only (it slows the server, so this run is not
 /// timed).
-#[allow(dead_code)] // until main.rs's append section calls it (issue 11 cost rows)
 pub async fn write_costs(
     bin: &Path,
     dir: &Path,
@@ -310,7 +303,6 @@ pub async fn write_costs(
 }
 
 /// The number of fsync and fdatasync calls in a `strace -c` summary.
-#[allow(dead_code)] // until main.rs's append section calls it (issue 11 cost rows)
 fn fsync_calls(summary: &str) -> Option<u64> {
     let mut total = None;
     for line in summary.lines() {

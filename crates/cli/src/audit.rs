@@ -8,6 +8,7 @@
 //!   one. The first problem found ends the run with one line naming its position.
 //! - `replay` folds the events recorded at or before a time into fresh read models.
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::io::IsTerminal as _;
 use std::path::Path;
@@ -23,7 +24,8 @@ use sha2::{Digest as _, Sha256};
 use throughcare_ledger::{EmbeddedLog, EventLog};
 use throughcare_projector::Projector;
 use throughcare_tlog::{
-    root_at, verify_consistency, Checkpoint, Error as TlogError, Hash, NodeStore, Tree, VerifierKey,
+    leaf_hash, node_hash, root_at, verify_consistency, Checkpoint, Error as TlogError, Hash,
+    NodeStore, VerifierKey,
 };
 
 /// The most entries one page may ask for (DESIGN.md: `limit` <= 1000).
@@ -60,29 +62,55 @@ fn at(position: u64, what: impl Into<String>) -> anyhow::Error {
     .into()
 }
 
-/// One element of `/v1/ledger/entries`.
+/// One element of `/v1/ledger/entries`, borrowed from the page where it can be (only
+/// `stored`, which is escaped JSON inside JSON, is unescaped into a string of its own).
 #[derive(Deserialize)]
-struct Entry {
+struct Entry<'a> {
     position: u64,
-    person_id: String,
-    hash: String,
-    stored: String,
+    #[serde(borrow)]
+    person_id: Cow<'a, str>,
+    #[serde(borrow)]
+    hash: Cow<'a, str>,
+    #[serde(borrow)]
+    stored: Cow<'a, str>,
 }
 
 #[derive(Deserialize)]
-struct EntriesPage {
-    entries: Vec<Entry>,
+struct EntriesPage<'a> {
+    #[serde(borrow)]
+    entries: Vec<Entry<'a>>,
 }
 
 /// The members of the stored body an auditor checks (the event itself is not needed).
 #[derive(Deserialize)]
-struct StoredBody {
-    person_id: String,
-    prev: String,
+struct StoredBody<'a> {
+    #[serde(borrow)]
+    person_id: Cow<'a, str>,
+    #[serde(borrow)]
+    prev: Cow<'a, str>,
     #[allow(dead_code)]
-    recorded_at: String,
+    #[serde(borrow)]
+    recorded_at: Cow<'a, str>,
     #[allow(dead_code)]
     event: serde::de::IgnoredAny,
+}
+
+/// One entry as checked on its own, off the walk (in its page's task): what the walk in
+/// position order still needs.
+struct Checked {
+    position: u64,
+    /// RFC 9162 leaf hash of the stored bytes.
+    leaf: Hash,
+    /// The person and `prev` the stored bytes name, with the SHA-256 of the bytes; or what
+    /// is wrong with the entry on its own.
+    chain: Result<Link, String>,
+}
+
+/// An entry's place in its person's chain.
+struct Link {
+    person_id: String,
+    prev: Hash,
+    hash: Hash,
 }
 
 #[derive(Deserialize)]
@@ -98,15 +126,27 @@ struct ConsistencyProof {
 struct Levels(Vec<Vec<Hash>>);
 
 impl Levels {
-    fn keep(&mut self, nodes: &[throughcare_tlog::Node]) {
-        for n in nodes {
-            let level = usize::from(n.level);
+    /// Appends a leaf hash and every complete subtree it closes (RFC 9162 interior nodes).
+    fn push_leaf(&mut self, leaf: Hash) {
+        let mut hash = leaf;
+        let mut level = 0;
+        loop {
             if self.0.len() <= level {
                 self.0.resize_with(level + 1, Vec::new);
             }
-            debug_assert_eq!(self.0[level].len() as u64, n.index);
-            self.0[level].push(n.hash);
+            let row = &mut self.0[level];
+            row.push(hash);
+            if row.len() % 2 == 1 {
+                return;
+            }
+            hash = node_hash(&row[row.len() - 2], &hash);
+            level += 1;
         }
+    }
+
+    /// Leaves appended.
+    fn size(&self) -> u64 {
+        self.0.first().map_or(0, |l| l.len() as u64)
     }
 }
 
@@ -120,7 +160,8 @@ impl NodeStore for Levels {
     }
 }
 
-/// An HTTP client for the AUDITOR routes of one server.
+/// An HTTP client for the AUDITOR routes of one server (cheap to clone).
+#[derive(Clone)]
 struct Remote {
     http: reqwest::Client,
     base: String,
@@ -178,12 +219,29 @@ impl Remote {
             .with_context(|| format!("GET {path_and_query}: the reply is not the expected JSON"))
     }
 
-    async fn entries(&self, from: u64, limit: u64) -> Result<Vec<Entry>> {
-        let page: EntriesPage = self
-            .json(&format!("/v1/ledger/entries?from={from}&limit={limit}"))
-            .await?;
-        Ok(page.entries)
+    /// The reply with the page of entries from `from` (parsed where it is checked).
+    async fn entries_page(&self, from: u64, limit: u64) -> Result<reqwest::Response> {
+        self.get(&format!("/v1/ledger/entries?from={from}&limit={limit}"))
+            .await
     }
+
+    /// The page of entries from `from`, fetched and checked entry by entry on their own.
+    async fn checked_page(&self, from: u64, limit: u64) -> Result<Vec<Checked>> {
+        let bytes = self.entries_page(from, limit).await?.bytes().await?;
+        let path = format!("/v1/ledger/entries?from={from}&limit={limit}");
+        // Hashing and parsing a page is CPU work: off the async workers, so that the
+        // next pages keep downloading meanwhile.
+        tokio::task::spawn_blocking(move || check_page(&bytes, &path))
+            .await
+            .context("the page check stopped")?
+    }
+}
+
+/// Parses a page of entries and checks each on its own (see [`check_alone`]).
+fn check_page(bytes: &[u8], path: &str) -> Result<Vec<Checked>> {
+    let page: EntriesPage<'_> = serde_json::from_slice(bytes)
+        .with_context(|| format!("GET {path}: the reply is not the expected JSON"))?;
+    Ok(page.entries.iter().map(check_alone).collect())
 }
 
 /// A verifier key given as its text or as a file holding it.
@@ -317,7 +375,6 @@ pub async fn verify_log(
 
     let started = Instant::now();
     let progress = progress_bar(size);
-    let mut tree = Tree::new();
     let mut nodes = Levels::default();
     // person id -> the hash of their last event so far.
     let mut heads: HashMap<String, Hash> = HashMap::new();
@@ -325,14 +382,17 @@ pub async fn verify_log(
     // tree can place a root mismatch, which may lie earlier).
     let mut first_bad: Option<Finding> = None;
     let mut expected = 1u64;
+    // Each page is fetched, parsed and hashed in a task of its own, PREFETCH ahead of the
+    // walk, which only keeps the order: positions, chains and the tree's interior nodes.
     let pages = (0..size.div_ceil(PAGE)).map(|i| {
         let from = 1 + i * PAGE;
         let limit = PAGE.min(size + 1 - from);
-        let remote = &remote;
-        async move { (from, limit, remote.entries(from, limit).await) }
+        let remote = remote.clone();
+        tokio::spawn(async move { (from, limit, remote.checked_page(from, limit).await) })
     });
     let mut pages = futures::stream::iter(pages).buffered(PREFETCH);
-    'pages: while let Some((from, limit, entries)) = pages.next().await {
+    'pages: while let Some(page) = pages.next().await {
+        let (from, limit, entries) = page.context("a page fetch stopped")?;
         let entries = match entries {
             Ok(entries) => entries,
             Err(e) => {
@@ -373,10 +433,9 @@ pub async fn verify_log(
                 });
                 break 'pages;
             }
-            let bytes = entry.stored.as_bytes();
-            nodes.keep(&tree.append(bytes));
+            nodes.push_leaf(entry.leaf);
             if first_bad.is_none() {
-                if let Err(what) = check_entry(&entry, &mut heads) {
+                if let Err(what) = entry.chain.and_then(|link| follow(link, &mut heads)) {
                     first_bad = Some(Finding {
                         position: Some(entry.position),
                         what,
@@ -406,8 +465,10 @@ pub async fn verify_log(
     }
 
     // The root the auditor computed against the signed one.
-    let walked = tree.size();
-    let root_ok = walked == size && tree.root() == checkpoint.root;
+    let walked = nodes.size();
+    let root_ok = walked == size
+        && root_at(&nodes, size).map_err(|e| anyhow!("the auditor's tree: {e}"))?
+            == checkpoint.root;
     if !root_ok {
         // The first leaf the signed tree disagrees with: the largest prefix whose root the
         // server can prove consistent with the signed root (a lying proof can only move
@@ -469,7 +530,19 @@ async fn unservable(
 ) -> Result<Finding> {
     let mut failing: Option<(u64, anyhow::Error)> = None;
     for position in from..=size {
-        match remote.entries(position, 1).await {
+        let served = match remote.entries_page(position, 1).await {
+            Ok(reply) => reply
+                .bytes()
+                .await
+                .map_err(anyhow::Error::from)
+                .and_then(|b| {
+                    serde_json::from_slice::<EntriesPage<'_>>(&b)
+                        .map(drop)
+                        .context("the reply is not the expected JSON")
+                }),
+            Err(e) => Err(e),
+        };
+        match served {
             Err(e) => failing = Some((position, e)),
             Ok(_) if failing.is_some() => break,
             Ok(_) => {}
@@ -484,19 +557,28 @@ async fn unservable(
     }
 }
 
-/// Checks one entry on its own and against its person's chain; returns what is wrong.
-fn check_entry(entry: &Entry, heads: &mut HashMap<String, Hash>) -> Result<(), String> {
+/// Checks one entry on its own: its hash is the SHA-256 of its stored bytes, which are a
+/// stored event of the person the entry names, with a well-formed `prev`.
+fn check_alone(entry: &Entry<'_>) -> Checked {
     let bytes = entry.stored.as_bytes();
+    Checked {
+        position: entry.position,
+        leaf: leaf_hash(bytes),
+        chain: link(entry, bytes),
+    }
+}
+
+fn link(entry: &Entry<'_>, bytes: &[u8]) -> Result<Link, String> {
     let hash: Hash = Sha256::digest(bytes).into();
-    let claimed = hex::decode(&entry.hash).ok();
-    if claimed.as_deref() != Some(&hash[..]) {
+    let mut claimed = [0u8; 32];
+    if hex::decode_to_slice(&*entry.hash, &mut claimed).is_err() || claimed != hash {
         return Err(format!(
             "hash {} is not the SHA-256 of the stored bytes ({})",
             entry.hash,
             hex::encode(hash)
         ));
     }
-    let body: StoredBody = serde_json::from_slice(bytes)
+    let body: StoredBody<'_> = serde_json::from_slice(bytes)
         .map_err(|e| format!("the stored bytes are not a stored event: {e}"))?;
     if body.person_id != entry.person_id {
         return Err(format!(
@@ -504,27 +586,37 @@ fn check_entry(entry: &Entry, heads: &mut HashMap<String, Hash>) -> Result<(), S
             entry.person_id, body.person_id
         ));
     }
-    let prev = hex::decode(&body.prev)
-        .ok()
-        .and_then(|p| Hash::try_from(p).ok())
-        .ok_or_else(|| format!("prev {:?} is not 64 hex digits", body.prev))?;
-    let expected = heads.get(&body.person_id).copied().unwrap_or([0; 32]);
-    if prev != expected {
+    let mut prev = [0u8; 32];
+    if body.prev.len() != 64 || hex::decode_to_slice(&*body.prev, &mut prev).is_err() {
+        return Err(format!("prev {:?} is not 64 hex digits", body.prev));
+    }
+    Ok(Link {
+        person_id: body.person_id.into_owned(),
+        prev,
+        hash,
+    })
+}
+
+/// Checks an entry against its person's chain so far and moves the chain on.
+fn follow(link: Link, heads: &mut HashMap<String, Hash>) -> Result<(), String> {
+    let expected = heads.get(&link.person_id).copied().unwrap_or([0; 32]);
+    if link.prev != expected {
         return Err(if expected == [0; 32] {
             format!(
                 "person {}'s chain: this is their first event but its prev is {} (not 64 zeros)",
-                body.person_id, body.prev
+                link.person_id,
+                hex::encode(link.prev)
             )
         } else {
             format!(
                 "person {}'s chain is broken: prev is {}, their previous event's hash is {}",
-                body.person_id,
-                body.prev,
+                link.person_id,
+                hex::encode(link.prev),
                 hex::encode(expected)
             )
         });
     }
-    heads.insert(body.person_id, hash);
+    heads.insert(link.person_id, link.hash);
     Ok(())
 }
 

@@ -14,19 +14,13 @@ const OCCURRED: &str = "2026-11-20T09:30:00+01:00";
 
 /// A domain event as HMPPS publishes it (synthetic values).
 fn domain(event_type: &str, info: Value) -> Value {
-    let mut additional = json!({ "nomsNumber": NOMIS });
-    for (k, v) in info.as_object().unwrap() {
-        additional[k] = v.clone();
-    }
-    json!({
-        "version": 1,
-        "eventType": event_type,
-        "description": "A prisoner movement (synthetic test data)",
-        "occurredAt": OCCURRED,
-        "publishedAt": "2026-11-20T09:30:05.123+01:00",
-        "personReference": { "identifiers": [ { "type": "NOMS", "value": NOMIS } ] },
-        "additionalInformation": additional,
-    })
+    throughcare_synthetic::hmpps::domain_event(
+        event_type,
+        NOMIS,
+        info,
+        OCCURRED,
+        "2026-11-20T09:30:05.123+01:00",
+    )
 }
 
 fn released(reason: &str) -> Value {
@@ -54,15 +48,7 @@ fn merged() -> Value {
 
 /// The SNS notification SQS delivers, with the domain event as a JSON string.
 fn sns(event: &Value, message_id: &str) -> Value {
-    json!({
-        "Type": "Notification",
-        "MessageId": message_id,
-        "TopicArn": "arn:aws:sns:eu-west-2:000000000000:synthetic-domain-events",
-        "Message": event.to_string(),
-        "Timestamp": "2026-11-20T08:30:05.200Z",
-        "SignatureVersion": "1",
-        "MessageAttributes": { "eventType": { "Type": "String", "Value": event["eventType"] } },
-    })
+    throughcare_synthetic::hmpps::sns(event, message_id, "2026-11-20T08:30:05.200Z")
 }
 
 fn person(n: u128) -> PersonId {

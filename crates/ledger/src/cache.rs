@@ -27,6 +27,29 @@ impl JourneyCache {
         self.map.lock().expect("cache lock").get(&person).cloned()
     }
 
+    /// Folds `apply` into the cached journey of `base`'s person if the cache holds exactly
+    /// `base`'s version: in place when no one else holds it (no copy of the person's
+    /// history), else on a copy. Keeps `base` with `apply` folded in when the cache has
+    /// nothing for the person or an older version, and leaves a newer one alone.
+    pub(crate) fn advance(&self, base: Arc<Journey>, apply: impl FnOnce(&mut Journey)) {
+        let mut map = self.map.lock().expect("cache lock");
+        match map.get_mut(&base.person_id) {
+            Some(current) if current.version > base.version => return,
+            Some(current) if current.version == base.version => {
+                // Usually `base` is this very entry: let go of it so the entry is unshared
+                // and `make_mut` folds in place.
+                drop(base);
+                apply(Arc::make_mut(current));
+                return;
+            }
+            _ => {}
+        }
+        drop(map);
+        let mut next = Arc::unwrap_or_clone(base);
+        apply(&mut next);
+        self.put(Arc::new(next));
+    }
+
     /// Keeps `journey` unless the cache already holds a newer one for the person.
     pub(crate) fn put(&self, journey: Arc<Journey>) {
         let mut map = self.map.lock().expect("cache lock");

@@ -5,10 +5,15 @@
 //! Key layout (one tree, so that one `apply_batch` is atomic across all of it; numbers
 //! are big-endian so keys sort by number):
 //! - `L` position           -> hash (32 bytes) ++ stored body
-//! - `E` person position    -> (empty)  person index for `read_person`
-//! - `P` person             -> version (8) ++ head hash (32)
+//! - `E` person position    -> hash (32 bytes)  person index for `read_person`; the
+//!   person's last `E` key is its version and head hash
 //! - `I` len(source) source id -> position (8) ++ digest (32) ++ person (16)
 //! - `X` identifier text    -> person (16) ++ position (8)  identity index, create-only
+//!
+//! Three keys per event (`L`, `E`, `I`) plus one per new identifier. Stores written before
+//! issue 11 also hold `P` person -> version ++ head hash, rewritten with every event, and
+//! empty `E` values: both are still read correctly (an empty `E` value sends the writer to
+//! the `L` entry for the hash), and the `P` keys are no longer read or written.
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -17,7 +22,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use futures::stream::{self, BoxStream, StreamExt};
-use throughcare_events::{Hash, Identifier, PersonId, RecordedEvent, StoredBody};
+use throughcare_events::{EncodedEvent, Hash, Identifier, PersonId, RecordedEvent, StoredBody};
 use tokio::sync::{mpsc, oneshot, watch};
 
 use crate::log::{AppendRequest, Appended, EventLog, NewEvent, PriorSubmission};
@@ -25,6 +30,8 @@ use crate::Error;
 
 /// Most appends folded into one group commit.
 const MAX_GROUP: usize = 1024;
+/// Person heads the writer keeps in memory (about 60 bytes each).
+const CACHED_HEADS: usize = 200_000;
 /// Events read from sled per page by streams.
 const PAGE: u64 = 512;
 
@@ -47,6 +54,9 @@ struct Inner {
 /// job of several, staged all or nothing inside the group that carries it.
 struct Job {
     requests: Vec<AppendRequest>,
+    /// Each event's canonical JSON and digest, made by the caller's task before it queues
+    /// (in parallel with other callers), so the single writer only splices and hashes.
+    encoded: Vec<Vec<EncodedEvent>>,
     reply: oneshot::Sender<Result<Vec<Vec<Appended>>, Error>>,
 }
 
@@ -61,8 +71,8 @@ fn key_person_event(person: PersonId, position: u64) -> [u8; 25] {
     k[17..].copy_from_slice(&position.to_be_bytes());
     k
 }
-fn key_person(person: PersonId) -> [u8; 17] {
-    let mut k = [b'P'; 17];
+fn key_person_prefix(person: PersonId) -> [u8; 17] {
+    let mut k = [b'E'; 17];
     k[1..].copy_from_slice(&person.to_bytes());
     k
 }
@@ -125,6 +135,7 @@ impl EmbeddedLog {
             next: last + 1,
             last_recorded_at,
             durable: durable_tx,
+            heads: HashMap::new(),
         };
         std::thread::Builder::new()
             .name("ledger-writer".into())
@@ -153,9 +164,22 @@ impl EmbeddedLog {
     /// Hands a job to the writer thread and waits for its group commit.
     async fn submit_job(&self, requests: Vec<AppendRequest>) -> Result<Vec<Vec<Appended>>, Error> {
         let (reply, rx) = oneshot::channel();
+        let encoded = requests
+            .iter()
+            .map(|r| {
+                r.events
+                    .iter()
+                    .map(|e| EncodedEvent::new(&e.event))
+                    .collect()
+            })
+            .collect();
         self.inner
             .jobs
-            .send(Job { requests, reply })
+            .send(Job {
+                requests,
+                encoded,
+                reply,
+            })
             .await
             .map_err(|_| Error::Unavailable("the ledger writer stopped".into()))?;
         rx.await
@@ -349,6 +373,9 @@ struct Writer {
     /// time, so "recorded by T" is always a prefix of the log (DESIGN.md "As of").
     last_recorded_at: Option<DateTime<Utc>>,
     durable: watch::Sender<u64>,
+    /// Version and head hash of recently written persons (committed groups only), so an
+    /// append does not read its person's head from the tree.
+    heads: HashMap<PersonId, (u64, Hash)>,
 }
 
 /// Waits for one job, then takes every job already queued behind it (up to `max`): the
@@ -404,7 +431,7 @@ impl Writer {
             let start = self.next;
             let results: Vec<_> = group
                 .iter()
-                .map(|job| self.prepare_job(&job.requests, &mut batch, &mut overlay))
+                .map(|job| self.prepare_job(&job.requests, &job.encoded, &mut batch, &mut overlay))
                 .collect();
             let written = self.next > start || !overlay.identities.is_empty();
             let committed = if written {
@@ -417,6 +444,7 @@ impl Writer {
             };
             match committed {
                 Ok(()) => {
+                    self.remember_heads(overlay.persons);
                     self.durable.send_replace(self.next - 1);
                     for (job, result) in group.into_iter().zip(results) {
                         let _ = job.reply.send(result);
@@ -436,6 +464,36 @@ impl Writer {
         }
     }
 
+    /// A person's version and head hash from the tree: its last `E` key, whose value is
+    /// the hash (empty in stores written before issue 11: then the `L` entry's hash).
+    fn head_from_tree(&self, person: PersonId) -> Result<(u64, Hash), Error> {
+        let Some((k, v)) = self
+            .db
+            .scan_prefix(key_person_prefix(person))
+            .next_back()
+            .transpose()?
+        else {
+            return Ok((0, Hash::ZERO));
+        };
+        let position = u64_from(&k[17..]);
+        let hash = match v.get(..32) {
+            Some(h) => h,
+            None => &self.db.get(key_log(position))?.ok_or_else(|| {
+                Error::Corrupt(format!("person index names missing position {position}"))
+            })?[..32],
+        };
+        Ok((position, Hash(hash.try_into().expect("32-byte hash"))))
+    }
+
+    /// Keeps the heads a committed group moved on, for the persons' next appends.
+    fn remember_heads(&mut self, persons: HashMap<PersonId, (u64, Hash)>) {
+        if self.heads.len() + persons.len() > CACHED_HEADS {
+            // Crude but bounded: a person left out is read from the tree again.
+            self.heads.clear();
+        }
+        self.heads.extend(persons);
+    }
+
     /// Checks every request of one job against the tree, the group so far and the job's
     /// earlier requests, and stages the job's writes into `batch` only if all are accepted.
     /// On a refusal the positions and clock the job took are given back, so the next job
@@ -443,14 +501,15 @@ impl Writer {
     fn prepare_job(
         &mut self,
         requests: &[AppendRequest],
+        encoded: &[Vec<EncodedEvent>],
         batch: &mut sled::Batch,
         overlay: &mut Overlay,
     ) -> Result<Vec<Vec<Appended>>, Error> {
         let (next, last_recorded_at) = (self.next, self.last_recorded_at);
         let mut staged = Staged::default();
         let mut out = Vec::with_capacity(requests.len());
-        for req in requests {
-            match self.prepare(req, overlay, &mut staged) {
+        for (req, enc) in requests.iter().zip(encoded) {
+            match self.prepare(req, enc, overlay, &mut staged) {
                 Ok(appended) => out.push(appended),
                 Err(e) => {
                     self.next = next;
@@ -471,6 +530,7 @@ impl Writer {
     fn prepare(
         &mut self,
         req: &AppendRequest,
+        encoded: &[EncodedEvent],
         group: &Overlay,
         staged: &mut Staged,
     ) -> Result<Vec<Appended>, Error> {
@@ -482,11 +542,11 @@ impl Writer {
             SameAs(usize),
         }
         let mut slots = Vec::with_capacity(req.events.len());
-        let mut fresh: Vec<(Vec<u8>, &NewEvent)> = Vec::new();
-        for e in &req.events {
+        let mut fresh: Vec<(Vec<u8>, &NewEvent, &EncodedEvent)> = Vec::new();
+        for (e, enc) in req.events.iter().zip(encoded) {
             let key = key_submission(&e.event.source, &e.event.id);
-            if let Some(i) = fresh.iter().position(|(k, _)| *k == key) {
-                if fresh[i].1.digest() != e.digest() {
+            if let Some(i) = fresh.iter().position(|(k, _, _)| *k == key) {
+                if fresh[i].2.digest != enc.digest {
                     return Err(Error::IdempotencyConflict {
                         event_source: e.event.source.clone(),
                         id: e.event.id.clone(),
@@ -506,7 +566,7 @@ impl Writer {
                 None => self.db.get(&key)?.map(|v| prior_from(&v)),
             };
             match prior {
-                Some(p) if p.digest == e.digest() => slots.push(Slot::Recorded(Appended {
+                Some(p) if p.digest == enc.digest => slots.push(Slot::Recorded(Appended {
                     position: p.position,
                     person: p.person,
                     duplicate: true,
@@ -520,7 +580,7 @@ impl Writer {
                 }
                 None => {
                     slots.push(Slot::Fresh);
-                    fresh.push((key, e));
+                    fresh.push((key, e, enc));
                 }
             }
         }
@@ -541,12 +601,9 @@ impl Writer {
             .or_else(|| group.persons.get(&person))
         {
             Some(v) => *v,
-            None => match self.db.get(key_person(person))? {
-                Some(v) => (
-                    u64_from(&v),
-                    Hash(v[8..40].try_into().expect("32-byte hash")),
-                ),
-                None => (0, Hash::ZERO),
+            None => match self.heads.get(&person) {
+                Some(v) => *v,
+                None => self.head_from_tree(person)?,
             },
         };
         if !req.expected.admits(version) {
@@ -582,7 +639,7 @@ impl Writer {
         }
         // Accepted: stage everything.
         let mut positions = Vec::with_capacity(fresh.len());
-        for (key, e) in fresh {
+        for (key, e, enc) in fresh {
             let position = self.next;
             self.next += 1;
             // Concurrent submissions stamp their time before they queue here, so a later
@@ -591,7 +648,7 @@ impl Writer {
                 .last_recorded_at
                 .map_or(e.recorded_at, |last| e.recorded_at.max(last));
             self.last_recorded_at = Some(recorded_at);
-            let body = StoredBody::encode(person, recorded_at, prev, &e.event);
+            let body = StoredBody::assemble(person, recorded_at, prev, &enc.json);
             let hash = Hash::of(&body);
             let mut value = Vec::with_capacity(32 + body.len());
             value.extend_from_slice(&hash.0);
@@ -599,11 +656,11 @@ impl Writer {
             staged.writes.push((key_log(position).to_vec(), value));
             staged
                 .writes
-                .push((key_person_event(person, position).to_vec(), Vec::new()));
+                .push((key_person_event(person, position).to_vec(), hash.0.to_vec()));
             let prior = PriorSubmission {
                 position,
                 person,
-                digest: e.digest(),
+                digest: enc.digest,
             };
             let mut pv = Vec::with_capacity(56);
             pv.extend_from_slice(&position.to_be_bytes());
@@ -615,10 +672,6 @@ impl Writer {
             positions.push(position);
         }
         let last = *positions.last().expect("at least one fresh event");
-        let mut head = Vec::with_capacity(40);
-        head.extend_from_slice(&last.to_be_bytes());
-        head.extend_from_slice(&prev.0);
-        staged.writes.push((key_person(person).to_vec(), head));
         staged.overlay.persons.insert(person, (last, prev));
         for key in claims {
             // The claim carries the position that makes it durable, so a lookup can wait.
@@ -651,5 +704,166 @@ impl Writer {
             out.push(a);
         }
         Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use chrono::TimeZone;
+    use serde_json::json;
+    use throughcare_events::{validate_body, verify_chain, Event, Submission};
+
+    use super::*;
+    use crate::log::ExpectedVersion;
+
+    fn event(id: &str) -> Event {
+        let body = json!({
+            "specversion": "1.0", "id": id, "source": "urn:throughcare:test",
+            "type": "throughcare.release_date.set.v1", "time": "2026-11-01T09:00:00Z",
+            "data": { "person": { "nomis": "A1234BC" }, "date": "2027-01-15", "date_type": "CRD" },
+        });
+        let now = Utc.with_ymd_and_hms(2026, 11, 20, 12, 0, 0).unwrap();
+        match validate_body(body.to_string().as_bytes(), now) {
+            Ok(Submission::One(e)) => *e,
+            other => panic!("not one valid event: {other:?}"),
+        }
+    }
+
+    /// Writes two events for `person` the way the log did before issue 11: `P` head keys
+    /// rewritten per event and empty `E` values.
+    fn write_legacy_store(dir: &Path, person: PersonId) -> Hash {
+        let db = sled::open(dir).expect("open sled");
+        let mut prev = Hash::ZERO;
+        for position in 1..=2u64 {
+            let e = event(&format!("legacy-{position}"));
+            let at = Utc
+                .with_ymd_and_hms(2026, 11, 20, 10, 0, position as u32)
+                .unwrap();
+            let body = StoredBody::encode(person, at, prev, &e);
+            let hash = Hash::of(&body);
+            let mut value = hash.0.to_vec();
+            value.extend_from_slice(&body);
+            db.insert(key_log(position), value).unwrap();
+            db.insert(key_person_event(person, position), &[][..])
+                .unwrap();
+            let mut sub = position.to_be_bytes().to_vec();
+            sub.extend_from_slice(&e.digest());
+            sub.extend_from_slice(&person.to_bytes());
+            db.insert(key_submission(&e.source, &e.id), sub).unwrap();
+            let mut head = [b'P'; 17];
+            head[1..].copy_from_slice(&person.to_bytes());
+            let mut v = position.to_be_bytes().to_vec();
+            v.extend_from_slice(&hash.0);
+            db.insert(head, v).unwrap();
+            prev = hash;
+        }
+        let mut claim = person.to_bytes().to_vec();
+        claim.extend_from_slice(&1u64.to_be_bytes());
+        db.insert(key_identifier(&Identifier::Person(person)), claim)
+            .unwrap();
+        db.flush().unwrap();
+        prev
+    }
+
+    /// A store written with the old layout opens, verifies, and the next append is
+    /// versioned and chained on the old head (found from its last `E` key and `L` entry).
+    #[tokio::test(flavor = "multi_thread")]
+    async fn a_store_written_before_issue_11_is_read_and_extended() {
+        let dir = tempfile::tempdir().unwrap();
+        let person = PersonId(ulid::Ulid(0x0190_0000_0000_0000_0000_0000_0000_0001));
+        let head = write_legacy_store(dir.path(), person);
+        let log = EmbeddedLog::open(dir.path()).expect("open the legacy store");
+        assert_eq!(log.head().await.unwrap(), 2);
+        let before = log.read_person(person, 1).await.unwrap();
+        assert_eq!(verify_chain(person, &before), Ok(head));
+
+        let request = |expected| AppendRequest {
+            person,
+            expected,
+            claims: vec![],
+            events: vec![NewEvent {
+                event: event("after-upgrade"),
+                recorded_at: Utc.with_ymd_and_hms(2026, 11, 20, 11, 0, 0).unwrap(),
+            }],
+        };
+        let stale = log.append(request(ExpectedVersion::Exactly(1))).await;
+        assert!(
+            matches!(stale, Err(Error::Conflict { actual: 2, .. })),
+            "{stale:?}"
+        );
+        let appended = log
+            .append(request(ExpectedVersion::Exactly(2)))
+            .await
+            .unwrap();
+        assert_eq!(appended[0].position, 3);
+        let after = log.read_person(person, 1).await.unwrap();
+        assert_eq!(after.len(), 3);
+        assert_eq!(after[2].prev, head);
+        assert!(verify_chain(person, &after).is_ok());
+        // A retry of a legacy submission is found as recorded.
+        let again = log
+            .append(AppendRequest {
+                person,
+                expected: ExpectedVersion::Any,
+                claims: vec![],
+                events: vec![NewEvent {
+                    event: event("legacy-1"),
+                    recorded_at: Utc::now(),
+                }],
+            })
+            .await
+            .unwrap();
+        assert_eq!((again[0].position, again[0].duplicate), (1, true));
+    }
+
+    /// After a restart the head comes from the tree (`E` values now hold the hash), and
+    /// the next append still chains on it.
+    #[tokio::test(flavor = "multi_thread")]
+    async fn the_head_survives_a_restart_without_p_keys() {
+        let dir = tempfile::tempdir().unwrap();
+        let person = PersonId(ulid::Ulid(0x0190_0000_0000_0000_0000_0000_0000_0002));
+        let append = |log: EmbeddedLog, id: &'static str, expected| async move {
+            log.append(AppendRequest {
+                person,
+                expected,
+                claims: vec![],
+                events: vec![NewEvent {
+                    event: event(id),
+                    recorded_at: Utc::now(),
+                }],
+            })
+            .await
+        };
+        {
+            let log = EmbeddedLog::open(dir.path()).unwrap();
+            append(log.clone(), "one", ExpectedVersion::NoStream)
+                .await
+                .unwrap();
+            append(log.clone(), "two", ExpectedVersion::Exactly(1))
+                .await
+                .unwrap();
+            assert_eq!(
+                log.inner.db.scan_prefix([b'P']).count(),
+                0,
+                "no P keys written"
+            );
+        }
+        let log = loop {
+            match EmbeddedLog::open(dir.path()) {
+                Ok(log) => break log,
+                Err(_) => tokio::time::sleep(std::time::Duration::from_millis(25)).await,
+            }
+        };
+        let conflict = append(log.clone(), "three", ExpectedVersion::Exactly(1)).await;
+        assert!(
+            matches!(conflict, Err(Error::Conflict { actual: 2, .. })),
+            "{conflict:?}"
+        );
+        append(log.clone(), "three", ExpectedVersion::Exactly(2))
+            .await
+            .unwrap();
+        let events = log.read_person(person, 1).await.unwrap();
+        assert_eq!(events.len(), 3);
+        assert!(verify_chain(person, &events).is_ok());
     }
 }

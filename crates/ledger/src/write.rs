@@ -182,14 +182,23 @@ impl Ledger {
     /// body returns the original receipt with `duplicate: true`.
     #[tracing::instrument(level = "debug", skip_all, fields(id = %event.id, kind = %event.event_type()))]
     pub async fn submit(&self, event: Event) -> Result<Receipt, Error> {
+        // Whether to read the log for what the cached journey may have missed (see
+        // `journey`): only after a lost race, or before a refusal is trusted.
+        let mut fresh = false;
         for _ in 0..MAX_ATTEMPTS {
             if let Some(receipt) = self.prior(&event).await? {
                 return Ok(receipt);
             }
             let (person, claims) = self.resolve(&event).await?;
-            let journey = self.journey(person).await?;
+            let (journey, read) = self.journey(person, fresh).await?;
             let decided = match decide(&journey, &event) {
                 Ok(decided) => decided,
+                Err(_) if !read => {
+                    // Decided on the cache alone: another writer may have moved the person
+                    // on in a way that allows this. Refuse only against the log.
+                    fresh = true;
+                    continue;
+                }
                 Err(refusal) => {
                     // A concurrent writer (another task or process) may have recorded this
                     // very submission since the check above, and the state now reflects
@@ -216,16 +225,18 @@ impl Ledger {
                     let a = appended
                         .first()
                         .ok_or_else(|| Error::Corrupt("append returned nothing".into()))?;
-                    self.remember(&journey, &appended, events, recorded_at);
-                    return Ok(Receipt {
+                    let receipt = Receipt {
                         id: event.id.clone(),
                         person_id: a.person,
                         position: a.position,
                         duplicate: a.duplicate,
-                    });
+                    };
+                    self.remember(journey, &appended, events, recorded_at);
+                    return Ok(receipt);
                 }
                 // Lost a race: someone appended for this person or claimed an identifier.
                 Err(Error::Conflict { .. }) | Err(Error::IdentityConflict { .. }) => {
+                    fresh = true;
                     tokio::task::yield_now().await;
                     continue;
                 }
@@ -237,30 +248,41 @@ impl Ledger {
         )))
     }
 
-    /// The person's journey: the cached fold plus whatever was recorded since.
-    async fn journey(&self, person: PersonId) -> Result<Arc<Journey>, Error> {
+    /// The person's journey, and whether the log was read for it.
+    ///
+    /// A cached journey is used as it is unless `fresh`: this ledger folds in everything it
+    /// appends (`remember`), so the cache is behind the log only when another writer (a
+    /// second `Ledger` on the log, another process on JetStream) appended for the person.
+    /// Deciding on such a journey is safe: its version makes the append conflict, and a
+    /// refusal is re-checked against the log; both set `fresh`, which reads whatever was
+    /// recorded since the cached version. Not cached: the whole history is read and folded.
+    async fn journey(&self, person: PersonId, fresh: bool) -> Result<(Arc<Journey>, bool), Error> {
         let cached = self.journeys.get(person);
+        if let (Some(j), false) = (&cached, fresh) {
+            return Ok((j.clone(), false));
+        }
         let from = cached.as_ref().map_or(0, |j| j.version) + 1;
         let newer = self.log.read_person(person, from).await?;
         if newer.is_empty() {
             if let Some(j) = cached {
-                return Ok(j);
+                return Ok((j, true));
             }
         }
-        let mut journey = cached.map_or_else(|| Journey::new(person), |j| (*j).clone());
+        let mut journey = cached.map_or_else(|| Journey::new(person), Arc::unwrap_or_clone);
         for e in &newer {
             journey.apply(e);
         }
         let journey = Arc::new(journey);
         self.journeys.put(journey.clone());
-        Ok(journey)
+        Ok((journey, true))
     }
 
-    /// Folds what was just appended into the cached journey (hashes do not matter to the
-    /// fold), so the person's next submission reads nothing back.
+    /// Folds what was just appended on top of `base` into the cached journey (hashes do not
+    /// matter to the fold), so the person's next submission reads nothing back. In place
+    /// when the cache holds `base` unshared: no copy of the person's history per event.
     fn remember(
         &self,
-        journey: &Journey,
+        base: Arc<Journey>,
         appended: &[Appended],
         events: Vec<Event>,
         recorded_at: DateTime<Utc>,
@@ -268,19 +290,19 @@ impl Ledger {
         if appended.iter().any(|a| a.duplicate) {
             return;
         }
-        let mut next = journey.clone();
-        for (a, event) in appended.iter().zip(events) {
-            next.apply(&RecordedEvent {
-                position: a.position,
-                person_id: a.person,
-                recorded_at,
-                prev: Hash::ZERO,
-                hash: Hash::ZERO,
-                event,
-                stored: Default::default(),
-            });
-        }
-        self.journeys.put(Arc::new(next));
+        self.journeys.advance(base, |journey| {
+            for (a, event) in appended.iter().zip(events) {
+                journey.apply(&RecordedEvent {
+                    position: a.position,
+                    person_id: a.person,
+                    recorded_at,
+                    prev: Hash::ZERO,
+                    hash: Hash::ZERO,
+                    event,
+                    stored: Default::default(),
+                });
+            }
+        });
     }
 
     /// The most events one batch may hold on this ledger: [`MAX_BATCH`], or fewer when the
@@ -325,12 +347,14 @@ impl Ledger {
                             plan.requests.len()
                         ))));
                     }
-                    for ((base, request), a) in plan.bases.iter().zip(&plan.requests).zip(&appended)
+                    let receipts = plan.receipts(&events, &appended).map_err(BatchError::Whole);
+                    for ((base, request), a) in
+                        plan.bases.into_iter().zip(plan.requests).zip(&appended)
                     {
-                        let events = request.events.iter().map(|e| e.event.clone()).collect();
+                        let events = request.events.into_iter().map(|e| e.event).collect();
                         self.remember(base, a, events, plan.recorded_at);
                     }
-                    return plan.receipts(&events, &appended).map_err(BatchError::Whole);
+                    return receipts;
                 }
                 // Lost a race with another writer: nothing was recorded; decide again.
                 Err(Error::Conflict { .. })
@@ -419,7 +443,9 @@ impl Ledger {
                     None => {
                         let (base, expected, claims) = match who {
                             Tentative::Existing(p) => {
-                                let j = self.journey(p).await?;
+                                // Read through: a batch's refusals are final, so its
+                                // decisions are made against the log, never the cache alone.
+                                let (j, _) = self.journey(p, true).await?;
                                 let expected = ExpectedVersion::from_version(j.version);
                                 (j, expected, Vec::new())
                             }

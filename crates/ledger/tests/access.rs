@@ -97,12 +97,24 @@ async fn the_access_log_is_a_tree_of_its_own() {
     assert_eq!(tree.scan_prefix(b"S").count(), 1);
 }
 
+/// The key of entry `seq` in the access tree.
+fn entry_key(seq: u64) -> Vec<u8> {
+    let mut key = vec![b'S'];
+    key.extend_from_slice(&seq.to_be_bytes());
+    key
+}
+
+/// Stored bytes with their hash in front, as the log keeps an entry: a forgery whose
+/// recorded hash matches.
+fn sealed(stored: Vec<u8>) -> Vec<u8> {
+    [&Hash::of(&stored).0[..], &stored].concat()
+}
+
 /// Rewrites entry `seq` in the tree: `rewrite` gets (recorded hash, stored bytes) and
 /// returns the new value.
 async fn tamper(dir: &Path, seq: u64, rewrite: impl FnOnce(Hash, Vec<u8>) -> Vec<u8>) {
     let (db, tree) = raw_tree(dir).await;
-    let mut key = vec![b'S'];
-    key.extend_from_slice(&seq.to_be_bytes());
+    let key = entry_key(seq);
     let v = tree.get(&key).expect("read").expect("the entry is there");
     let recorded = Hash(v[..32].try_into().expect("hash"));
     let new = rewrite(recorded, v[32..].to_vec());
@@ -147,6 +159,18 @@ async fn verify(dir: &Path) -> throughcare_ledger::AccessChainReport {
         .expect("verify")
 }
 
+/// `verify` after entry `seq` of a fresh log of `n` entries is rewritten (see [`tamper`]).
+async fn verify_tampered(
+    n: usize,
+    seq: u64,
+    rewrite: impl FnOnce(Hash, Vec<u8>) -> Vec<u8>,
+) -> throughcare_ledger::AccessChainReport {
+    let dir = TempDir::new().expect("temporary directory");
+    fill(dir.path(), n).await;
+    tamper(dir.path(), seq, rewrite).await;
+    verify(dir.path()).await
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn verify_catches_rewritten_entries() {
     // The bytes of a middle entry changed, its recorded hash left as it was.
@@ -175,25 +199,11 @@ async fn verify_catches_rewritten_entries() {
     drop(log);
 
     // The bytes and their recorded hash both rewritten: the next entry's prev catches it.
-    let dir = TempDir::new().expect("temporary directory");
-    fill(dir.path(), 5).await;
-    tamper(dir.path(), 2, |_, stored| {
-        let forged = forge(&stored);
-        [&Hash::of(&forged).0[..], &forged].concat()
-    })
-    .await;
-    let report = verify(dir.path()).await;
+    let report = verify_tampered(5, 2, |_, stored| sealed(forge(&stored))).await;
     assert_eq!((report.ok, report.broken_at), (false, Some(3)));
 
     // The last entry rewritten with its hash: the head kept apart catches it.
-    let dir = TempDir::new().expect("temporary directory");
-    fill(dir.path(), 4).await;
-    tamper(dir.path(), 4, |_, stored| {
-        let forged = forge(&stored);
-        [&Hash::of(&forged).0[..], &forged].concat()
-    })
-    .await;
-    let report = verify(dir.path()).await;
+    let report = verify_tampered(4, 4, |_, stored| sealed(forge(&stored))).await;
     assert_eq!((report.ok, report.broken_at), (false, Some(4)));
 
     // An entry removed from the middle: a gap.
@@ -201,9 +211,7 @@ async fn verify_catches_rewritten_entries() {
     fill(dir.path(), 4).await;
     {
         let (db, tree) = raw_tree(dir.path()).await;
-        let mut key = vec![b'S'];
-        key.extend_from_slice(&2u64.to_be_bytes());
-        tree.remove(key).expect("remove");
+        tree.remove(entry_key(2)).expect("remove");
         db.flush().expect("flush");
     }
     let report = verify(dir.path()).await;
@@ -213,15 +221,7 @@ async fn verify_catches_rewritten_entries() {
     );
 
     // A stored entry that is valid JSON but not in canonical form (whitespace added).
-    let dir = TempDir::new().expect("temporary directory");
-    fill(dir.path(), 2).await;
-    tamper(dir.path(), 1, |_, stored| {
-        let mut spaced = b" ".to_vec();
-        spaced.extend_from_slice(&stored);
-        [&Hash::of(&spaced).0[..], &spaced].concat()
-    })
-    .await;
-    let report = verify(dir.path()).await;
+    let report = verify_tampered(2, 1, |_, stored| sealed([&b" "[..], &stored].concat())).await;
     assert_eq!((report.ok, report.broken_at), (false, Some(1)));
 }
 

@@ -9,9 +9,9 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_nats::jetstream::{message::PublishMessage, stream};
-use support::{config, connect, raw, server, Running};
+use support::{config, connect, raw, server, stream_info, Running};
 use tempfile::TempDir;
-use throughcare_events::Hash;
+use throughcare_events::{Hash, PersonId};
 use throughcare_ledger::access::conformance::{self, person, record, Log};
 use throughcare_ledger::{AccessEntry, AccessFilter, AccessLog};
 use throughcare_nats::testkit::NatsCluster;
@@ -19,52 +19,93 @@ use throughcare_nats::{
     access_subject, JetStreamAccessLog, JetStreamConfig, ACCESS_STREAM, ACCESS_SUBJECT_PREFIX,
 };
 
+/// An access log with `config`: publishing groups as atomic batches when `batched`, else
+/// one entry at a time, as on a server without atomic batches.
+async fn open_with(config: JetStreamConfig, batched: bool) -> JetStreamAccessLog {
+    let url = config.url.clone();
+    let log = if batched {
+        JetStreamAccessLog::connect_with(config).await
+    } else {
+        JetStreamAccessLog::connect_one_at_a_time(config).await
+    };
+    log.unwrap_or_else(|e| panic!("open the access log on {url}: {e}"))
+}
+
+/// Appends a journey read by `who` (of `person`, if any) at `at`; the entry.
+async fn put(
+    log: &JetStreamAccessLog,
+    who: &str,
+    person: Option<PersonId>,
+    at: chrono::DateTime<chrono::Utc>,
+) -> AccessEntry {
+    log.append(record(who, person, at)).await.expect("append")
+}
+
 async fn open(run: &Running) -> JetStreamAccessLog {
-    JetStreamAccessLog::connect_with(config(&run.server))
-        .await
-        .unwrap_or_else(|e| panic!("open the access log on {}: {e}", run.server.url()))
+    open_with(config(&run.server), true).await
 }
 
-/// A log that publishes one entry at a time, as on a server without atomic batches.
 async fn open_unbatched(run: &Running) -> JetStreamAccessLog {
-    JetStreamAccessLog::connect_one_at_a_time(config(&run.server))
-        .await
-        .unwrap_or_else(|e| panic!("open the access log on {}: {e}", run.server.url()))
+    open_with(config(&run.server), false).await
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn jetstream_access_log_conformance() {
+/// The shared conformance checks, each on a log on a server of its own, so every check
+/// starts from an empty stream.
+async fn conformance_on_fresh_servers(batched: bool) {
     let servers = Arc::new(Mutex::new(Vec::new()));
     conformance::run_all(|| {
         let servers = servers.clone();
         async move {
-            // A server of its own per log: every check starts from an empty stream.
             let run = server();
-            let log = open(&run).await;
+            let log = open_with(config(&run.server), batched).await;
             servers.lock().expect("servers").push(run);
             Arc::new(log) as Log
         }
     })
     .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn jetstream_access_log_conformance() {
+    conformance_on_fresh_servers(true).await;
 }
 
 /// The same checks on the path for servers without atomic batches.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn one_at_a_time_conformance() {
-    let servers = Arc::new(Mutex::new(Vec::new()));
-    conformance::run_all(|| {
-        let servers = servers.clone();
-        async move {
-            let run = server();
-            let log = open_unbatched(&run).await;
-            servers.lock().expect("servers").push(run);
-            Arc::new(log) as Log
-        }
-    })
-    .await;
+    conformance_on_fresh_servers(false).await;
     let run = server();
     let (a, b) = (open_unbatched(&run).await, open(&run).await);
     conformance::two_handles_make_one_chain(Arc::new(a), Arc::new(b), 100).await;
+}
+
+/// The access stream's name, subjects and storage, for a stream made by someone other
+/// than this log (an older server, an operator); the rest is the server's default.
+fn foreign_stream() -> stream::Config {
+    stream::Config {
+        name: ACCESS_STREAM.into(),
+        subjects: vec![format!("{ACCESS_SUBJECT_PREFIX}*")],
+        storage: stream::StorageType::File,
+        ..Default::default()
+    }
+}
+
+/// Awaits the append `tasks`; answers their sequence numbers, sorted.
+async fn sorted_seqs(
+    tasks: Vec<tokio::task::JoinHandle<Result<AccessEntry, throughcare_ledger::Error>>>,
+) -> Vec<u64> {
+    let mut seqs = Vec::new();
+    for task in tasks {
+        seqs.push(task.await.expect("task").expect("append").seq);
+    }
+    seqs.sort_unstable();
+    seqs
+}
+
+/// `log` verifies as one unbroken chain of `entries`.
+async fn assert_verifies(log: &JetStreamAccessLog, entries: u64) {
+    let report = log.verify().await.expect("verify");
+    assert!(report.ok && report.entries == entries, "{report:?}");
 }
 
 /// A stream made without atomic batches (by an older server) has them turned on.
@@ -73,12 +114,9 @@ async fn an_older_stream_gets_atomic_batches() {
     let run = server();
     let js = raw(&run.server).await;
     js.create_stream(stream::Config {
-        name: ACCESS_STREAM.into(),
-        subjects: vec![format!("{ACCESS_SUBJECT_PREFIX}*")],
-        storage: stream::StorageType::File,
         deny_delete: true,
         deny_purge: true,
-        ..Default::default()
+        ..foreign_stream()
     })
     .await
     .expect("create the stream as an older server would");
@@ -94,11 +132,8 @@ async fn an_unsafe_stream_is_refused() {
     let run = server();
     let js = raw(&run.server).await;
     js.create_stream(stream::Config {
-        name: ACCESS_STREAM.into(),
-        subjects: vec![format!("{ACCESS_SUBJECT_PREFIX}*")],
-        storage: stream::StorageType::File,
         max_age: Duration::from_secs(3600),
-        ..Default::default()
+        ..foreign_stream()
     })
     .await
     .expect("create an unsafe stream");
@@ -160,14 +195,8 @@ async fn many_writers_in_bursts_keep_one_chain() {
         }
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
-    let mut seqs = Vec::new();
-    for task in tasks {
-        seqs.push(task.await.expect("task").expect("append").seq);
-    }
-    seqs.sort_unstable();
-    assert_eq!(seqs, (1..=500).collect::<Vec<u64>>());
-    let report = logs[0].verify().await.expect("verify");
-    assert!(report.ok && report.entries == 500, "{report:?}");
+    assert_eq!(sorted_seqs(tasks).await, (1..=500).collect::<Vec<u64>>());
+    assert_verifies(&logs[0], 500).await;
     let conflicts: u64 = logs.iter().map(JetStreamAccessLog::conflicts).sum();
     eprintln!("slots lost and retried across four writers: {conflicts}");
 }
@@ -177,14 +206,8 @@ async fn creates_a_safe_stream_and_stores_one_message_per_entry() {
     let run = server();
     let log = open(&run).await;
     let p = person(9);
-    let e1 = log
-        .append(record("a.worker", Some(p), chrono::Utc::now()))
-        .await
-        .expect("append");
-    let e2 = log
-        .append(record("b.worker", None, chrono::Utc::now()))
-        .await
-        .expect("append");
+    let e1 = put(&log, "a.worker", Some(p), chrono::Utc::now()).await;
+    let e2 = put(&log, "b.worker", None, chrono::Utc::now()).await;
 
     let js = raw(&run.server).await;
     let s = js.get_stream(ACCESS_STREAM).await.expect("stream");
@@ -230,14 +253,8 @@ async fn the_event_logs_connection_can_carry_the_access_log() {
     let events = connect(&run.server).await;
     let shared = events.access_log().await.expect("access log");
     let own = open(&run).await;
-    let a = shared
-        .append(record("a.worker", None, chrono::Utc::now()))
-        .await
-        .expect("append");
-    let b = own
-        .append(record("b.worker", None, chrono::Utc::now()))
-        .await
-        .expect("append");
+    let a = put(&shared, "a.worker", None, chrono::Utc::now()).await;
+    let b = put(&own, "b.worker", None, chrono::Utc::now()).await;
     assert_eq!((a.seq, b.seq), (1, 2));
     assert_eq!(b.prev, a.hash);
     assert!(own.verify().await.expect("verify").ok);
@@ -248,18 +265,14 @@ async fn appends_carry_on_through_a_server_restart() {
     let mut run = server();
     let log = open(&run).await;
     let t = chrono::Utc::now();
-    let before = log
-        .append(record("a.worker", None, t))
-        .await
-        .expect("append");
+    let before = put(&log, "a.worker", None, t).await;
     run.server.restart();
     let after = log
         .append(record("b.worker", None, t))
         .await
         .expect("append after the restart");
     assert_eq!((after.seq, after.prev), (2, before.hash));
-    let report = log.verify().await.expect("verify");
-    assert!(report.ok && report.entries == 2, "{report:?}");
+    assert_verifies(&log, 2).await;
 }
 
 /// Publishes `payload` on `subject` around the access log, as any client with publish
@@ -281,7 +294,7 @@ async fn verify_catches_entries_published_around_the_log() {
     let log = open(&run).await;
     let t = chrono::Utc::now();
     for who in ["a.worker", "b.worker"] {
-        log.append(record(who, None, t)).await.expect("append");
+        put(&log, who, None, t).await;
     }
     let (forged, stored) = AccessEntry::seal(3, record("mallory", None, t), Hash::ZERO);
     let seq = publish_raw(&run, access_subject(None), stored).await;
@@ -311,10 +324,7 @@ async fn verify_catches_entries_published_around_the_log() {
     // A well-linked entry on another person's subject (it would escape queries by person).
     let run = server();
     let log = open(&run).await;
-    let first = log
-        .append(record("a.worker", Some(person(1)), t))
-        .await
-        .expect("append");
+    let first = put(&log, "a.worker", Some(person(1)), t).await;
     let (_, stored) = AccessEntry::seal(2, record("b.worker", Some(person(1)), t), first.hash);
     publish_raw(&run, access_subject(Some(person(2))), stored).await;
     let report = log.verify().await.expect("verify");
@@ -323,9 +333,7 @@ async fn verify_catches_entries_published_around_the_log() {
     // Bytes that are not an entry at all.
     let run = server();
     let log = open(&run).await;
-    log.append(record("a.worker", None, t))
-        .await
-        .expect("append");
+    put(&log, "a.worker", None, t).await;
     publish_raw(
         &run,
         access_subject(None),
@@ -344,9 +352,7 @@ async fn queries_by_person_read_only_their_subject() {
     let log = open(&run).await;
     let t = chrono::Utc::now();
     for i in 0..50u64 {
-        log.append(record("w", Some(person(i % 5)), t))
-            .await
-            .expect("append");
+        put(&log, "w", Some(person(i % 5)), t).await;
     }
     // Garbage on another subject does not disturb a query by person.
     publish_raw(&run, access_subject(Some(person(7))), b"garbage".to_vec()).await;
@@ -366,15 +372,7 @@ async fn queries_by_person_read_only_their_subject() {
             .collect::<Vec<_>>()
     );
     let js = raw(&run.server).await;
-    let n = js
-        .get_stream(ACCESS_STREAM)
-        .await
-        .expect("stream")
-        .get_info()
-        .await
-        .expect("info")
-        .state
-        .messages;
+    let n = stream_info(&js, ACCESS_STREAM).await.state.messages;
     assert_eq!(n, 51);
 }
 
@@ -401,16 +399,7 @@ async fn writers_on_three_cluster_nodes_keep_one_chain() {
     let cluster = start_cluster(dir.path());
     let mut logs = Vec::new();
     for (i, node) in cluster.nodes.iter().enumerate() {
-        let config = JetStreamConfig::new(node.url())
-            .replicas(3)
-            .request_timeout(Duration::from_secs(2))
-            .retry_for(Duration::from_secs(60));
-        let log = if i == 1 {
-            JetStreamAccessLog::connect_one_at_a_time(config).await
-        } else {
-            JetStreamAccessLog::connect_with(config).await
-        };
-        logs.push(log.unwrap_or_else(|e| panic!("open on {}: {e}", node.url())));
+        logs.push(open_with(config(node).replicas(3), i != 1).await);
     }
     let t = chrono::Utc::now();
     let mut tasks = Vec::new();
@@ -422,15 +411,9 @@ async fn writers_on_three_cluster_nodes_keep_one_chain() {
             }));
         }
     }
-    let mut seqs = Vec::new();
-    for task in tasks {
-        seqs.push(task.await.expect("task").expect("append").seq);
-    }
-    seqs.sort_unstable();
-    assert_eq!(seqs, (1..=300).collect::<Vec<u64>>());
+    assert_eq!(sorted_seqs(tasks).await, (1..=300).collect::<Vec<u64>>());
     for log in &logs {
-        let report = log.verify().await.expect("verify");
-        assert!(report.ok && report.entries == 300, "{report:?}");
+        assert_verifies(log, 300).await;
     }
     let conflicts: u64 = logs.iter().map(JetStreamAccessLog::conflicts).sum();
     eprintln!("slots lost and retried across three nodes: {conflicts}");

@@ -184,6 +184,44 @@ fn echo(
     }
 }
 
+/// Appends the first event of person `n` (a release date about NOMIS `nomis(seed)`),
+/// with event id `id`; panics with `what` if it is refused.
+async fn first_event(log: &JetStreamLog, n: u64, id: &str, seed: u32, what: &str) {
+    let event = release_date(id, &nomis(seed), seed);
+    log.append(request(person(n), ExpectedVersion::NoStream, &[event]))
+        .await
+        .unwrap_or_else(|e| panic!("{what}: {e}"));
+}
+
+/// Publishes "forged" to `subject` as a JetStream publish; whether it was acknowledged.
+async fn try_publish(js: &async_nats::jetstream::Context, subject: String) -> Result<(), String> {
+    match js.publish(subject, "forged".into()).await {
+        Ok(ack) => ack.await.map(|_| ()).map_err(|e| e.to_string()),
+        Err(e) => Err(e.to_string()),
+    }
+}
+
+/// Awaits `attempt`, which must fail with [`JetStreamError::Unauthorized`] within
+/// `limit` (at once, not after waiting out `retry_for`); the error.
+async fn refused_within<T>(
+    limit: Duration,
+    what: &str,
+    attempt: impl std::future::Future<Output = Result<T, JetStreamError>>,
+) -> JetStreamError {
+    let started = Instant::now();
+    let e = match attempt.await {
+        Err(e @ JetStreamError::Unauthorized { .. }) => e,
+        Err(e) => panic!("{what}: not Unauthorized: {e:?}"),
+        Ok(_) => panic!("{what}: let in"),
+    };
+    assert!(
+        started.elapsed() < limit,
+        "{what}: refused only after {:?}",
+        started.elapsed()
+    );
+    e
+}
+
 #[tokio::test]
 async fn the_ledger_connects_with_its_seed_file_and_appends() {
     let run = secured();
@@ -212,13 +250,7 @@ async fn the_ledger_connects_with_its_seed_file_and_appends() {
 async fn a_partner_cannot_write_to_the_stream_or_call_the_jetstream_api() {
     let run = secured();
     let log = run.ledger().await;
-    log.append(request(
-        person(1),
-        ExpectedVersion::NoStream,
-        &[release_date("auth-2", &nomis(2), 2)],
-    ))
-    .await
-    .unwrap();
+    first_event(&log, 1, "auth-2", 2, "append").await;
     let before = log.head().await.unwrap();
 
     let partner = run.partner().await;
@@ -226,20 +258,14 @@ async fn a_partner_cannot_write_to_the_stream_or_call_the_jetstream_api() {
         .timeout(Duration::from_secs(1))
         .build(partner.clone());
     // Straight into a person's subject, as a JetStream publish.
-    let published = match js.publish(subject_of(person(2)), "forged".into()).await {
-        Ok(ack) => ack.await.map(|_| ()).map_err(|e| e.to_string()),
-        Err(e) => Err(e.to_string()),
-    };
+    let published = try_publish(&js, subject_of(person(2))).await;
     assert!(
         published.is_err(),
         "a partner's publish to {} was acknowledged",
         subject_of(person(2))
     );
     // Nor into the access log's stream.
-    let forged = match js.publish(access_subject(None), "forged".into()).await {
-        Ok(ack) => ack.await.map(|_| ()).map_err(|e| e.to_string()),
-        Err(e) => Err(e.to_string()),
-    };
+    let forged = try_publish(&js, access_subject(None)).await;
     assert!(
         forged.is_err(),
         "a partner wrote to the access log's subjects"
@@ -254,13 +280,7 @@ async fn a_partner_cannot_write_to_the_stream_or_call_the_jetstream_api() {
     // Another tenant's replies and the service's own inboxes are not visible either.
     let mut snoop = partner.subscribe("_INBOX.>").await.unwrap();
 
-    log.append(request(
-        person(3),
-        ExpectedVersion::NoStream,
-        &[release_date("auth-3", &nomis(3), 3)],
-    ))
-    .await
-    .unwrap();
+    first_event(&log, 3, "auth-3", 3, "append").await;
     assert_eq!(
         log.head().await.unwrap(),
         before + 1,
@@ -335,22 +355,13 @@ async fn a_wrong_or_missing_credential_is_refused_at_once() {
         ("an unknown seed", config(&run.server).creds(&stranger)),
         ("no credentials", config(&run.server)),
     ] {
-        let started = Instant::now();
-        match JetStreamLog::connect_with(config.clone().retry_for(Duration::from_secs(60))).await {
-            Err(e @ JetStreamError::Unauthorized { .. }) => {
-                assert!(e.is_permanent());
-                let text = e.to_string();
-                assert!(text.contains("authorization violation"), "{what}: {text}");
-                assert!(text.contains("--nats-creds"), "{what}: {text}");
-            }
-            Err(e) => panic!("{what}: not Unauthorized: {e:?}"),
-            Ok(_) => panic!("{what}: the server let it in"),
-        }
-        assert!(
-            started.elapsed() < Duration::from_secs(5),
-            "{what}: refused only after {:?}",
-            started.elapsed()
-        );
+        let connecting =
+            JetStreamLog::connect_with(config.clone().retry_for(Duration::from_secs(60)));
+        let e = refused_within(Duration::from_secs(5), what, connecting).await;
+        assert!(e.is_permanent());
+        let text = e.to_string();
+        assert!(text.contains("authorization violation"), "{what}: {text}");
+        assert!(text.contains("--nats-creds"), "{what}: {text}");
         // The submit service connects the same way.
         let served = serve_submissions(&config, echo(Arc::new(AtomicUsize::new(0)))).await;
         assert!(
@@ -362,37 +373,32 @@ async fn a_wrong_or_missing_credential_is_refused_at_once() {
     // then named for the permission it lacks, without waiting out `retry_for`.
     let partner = secret_file(run.dir.path(), "partner.nk", &seed_of(&run.partner));
     let as_partner = config(&run.server).creds(&partner);
-    let started = Instant::now();
-    match JetStreamLog::connect_with(as_partner.clone()).await {
-        Err(e @ JetStreamError::Unauthorized { .. }) => {
-            let text = e.to_string();
-            // The first thing refused: its reply inbox or the stream info request.
-            assert!(
-                text.contains("lacks a permission throughcare needs"),
-                "{text}"
-            );
-            assert!(text.contains("Permissions Violation"), "{text}");
-        }
-        Err(e) => panic!("a partner opening the ledger: not Unauthorized: {e:?}"),
-        Ok(_) => panic!("a partner opened the ledger"),
-    }
+    let opening = JetStreamLog::connect_with(as_partner.clone());
+    let text = refused_within(
+        Duration::from_secs(2),
+        "a partner opening the ledger",
+        opening,
+    )
+    .await
+    .to_string();
+    // The first thing refused: its reply inbox or the stream info request.
     assert!(
-        started.elapsed() < Duration::from_secs(2),
-        "refused only after {:?}",
-        started.elapsed()
+        text.contains("lacks a permission throughcare needs"),
+        "{text}"
     );
-    let started = Instant::now();
-    match serve_submissions(&as_partner, echo(Arc::new(AtomicUsize::new(0)))).await {
-        Err(e @ JetStreamError::Unauthorized { .. }) => {
-            let text = e.to_string();
-            assert!(
-                text.contains("Subscription to \"throughcare.submit\""),
-                "{text}"
-            );
-        }
-        other => panic!("a partner serving submissions: {other:?}"),
-    }
-    assert!(started.elapsed() < Duration::from_secs(2));
+    assert!(text.contains("Permissions Violation"), "{text}");
+    let serving = serve_submissions(&as_partner, echo(Arc::new(AtomicUsize::new(0))));
+    let text = refused_within(
+        Duration::from_secs(2),
+        "a partner serving submissions",
+        serving,
+    )
+    .await
+    .to_string();
+    assert!(
+        text.contains("Subscription to \"throughcare.submit\""),
+        "{text}"
+    );
 }
 
 #[tokio::test]
@@ -499,13 +505,7 @@ async fn tls_is_required_and_the_given_ca_is_trusted() {
     let log = JetStreamLog::connect_with(config(&server).tls_ca(d.join("ca.pem")))
         .await
         .unwrap_or_else(|e| panic!("TLS with the test CA: {e}\n{}", server.log_text()));
-    log.append(request(
-        person(1),
-        ExpectedVersion::NoStream,
-        &[release_date("tls-1", &nomis(1), 1)],
-    ))
-    .await
-    .expect("append over TLS");
+    first_event(&log, 1, "tls-1", 1, "append over TLS").await;
 
     // Without the CA the server's certificate is not trusted: a connect error, not a
     // credentials problem.

@@ -13,35 +13,17 @@ use std::time::{Duration, Instant};
 
 use futures::TryStreamExt;
 use serde_json::json;
-use support::burst::{check, Burst};
-use support::{nhs, nomis, referral, release_date};
-use tempfile::TempDir;
+use support::burst::{assert_contiguous, check, positions_by_id, Burst};
+use support::{nhs, nomis, referral, release_date, stream_info};
 use throughcare_ledger::{Error, EventLog, Ledger};
-use throughcare_nats::testkit::NatsCluster;
-use throughcare_nats::{JetStreamConfig, JetStreamLog, STREAM};
+use throughcare_nats::STREAM;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn losing_the_leader_of_three_loses_nothing() {
-    let dir = TempDir::new().expect("temporary directory");
-    let mut cluster = NatsCluster::start(dir.path(), 3);
-    let config = JetStreamConfig::new(cluster.urls())
-        .replicas(3)
-        .request_timeout(Duration::from_secs(2))
-        .retry_for(Duration::from_secs(60));
-    let log = JetStreamLog::connect_with(config)
-        .await
-        .unwrap_or_else(|e| panic!("connect to the cluster: {e}"));
-
-    let client = async_nats::connect(cluster.urls().split(',').collect::<Vec<_>>())
-        .await
-        .expect("raw connect");
-    let js = async_nats::jetstream::new(client);
-    let info = js
-        .get_stream(STREAM)
-        .await
-        .expect("stream")
-        .cached_info()
-        .clone();
+    let mut cluster =
+        support::cluster(false, Duration::from_secs(2), Duration::from_secs(60)).await;
+    let (log, js) = (cluster.log.clone(), cluster.js.clone());
+    let info = stream_info(&js, STREAM).await;
     assert_eq!(info.config.num_replicas, 3, "replicas 3");
 
     let burst = Burst::start(&log, 6, 3);
@@ -55,17 +37,14 @@ async fn losing_the_leader_of_three_loses_nothing() {
         .as_ref()
         .and_then(|c| c.leader.clone())
         .expect("a leader");
-    let index: usize = leader
-        .strip_prefix('n')
-        .and_then(|n| n.parse().ok())
-        .unwrap_or_else(|| panic!("unexpected leader name {leader}"));
-    cluster.nodes[index].kill();
+    let index = node_index(&leader);
+    cluster.servers.nodes[index].kill();
     eprintln!(
         "SIGKILLed the stream leader {leader} at {} acks",
         burst.acked()
     );
     burst.wait_for_more(100, "with a node down").await;
-    cluster.nodes[index].restart();
+    cluster.servers.nodes[index].restart();
     eprintln!("{leader} restarted at {} acks", burst.acked());
     burst.wait_for_more(100, "after the rejoin").await;
     let acks = burst.stop().await;
@@ -102,6 +81,14 @@ async fn losing_the_leader_of_three_loses_nothing() {
     );
 }
 
+/// The index in the cluster of node `leader` (`n0`, `n1`, ...).
+fn node_index(leader: &str) -> usize {
+    leader
+        .strip_prefix('n')
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("unexpected leader name {leader}"))
+}
+
 /// The name of the stream's leader (`n0`, `n1`, ...), if it has one now.
 async fn stream_leader(js: &async_nats::jetstream::Context) -> Option<String> {
     let ask = async {
@@ -117,20 +104,9 @@ async fn stream_leader(js: &async_nats::jetstream::Context) -> Option<String> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn writes_go_on_while_the_leader_is_killed_every_seven_seconds() {
-    let dir = TempDir::new().expect("temporary directory");
-    let mut cluster = NatsCluster::start_sync_always(dir.path(), 3);
-    let config = JetStreamConfig::new(cluster.urls())
-        .replicas(3)
-        .request_timeout(Duration::from_secs(1))
-        .retry_for(Duration::from_secs(20));
-    let log = JetStreamLog::connect_with(config)
-        .await
-        .unwrap_or_else(|e| panic!("connect to the cluster: {e}"));
+    let mut cluster = support::cluster(true, Duration::from_secs(1), Duration::from_secs(20)).await;
+    let (log, js) = (cluster.log.clone(), cluster.js.clone());
     let ledger = Arc::new(Ledger::with_system_clock(Arc::new(log.clone())));
-    let client = async_nats::connect(cluster.urls().split(',').collect::<Vec<_>>())
-        .await
-        .expect("raw connect");
-    let js = async_nats::jetstream::new(client);
 
     let stop = Arc::new(AtomicBool::new(false));
     // When a stream leader was (or was not) known, polled every 200 ms.
@@ -206,18 +182,15 @@ async fn writes_go_on_while_the_leader_is_killed_every_seven_seconds() {
             }
         }
         let leader = leader.expect("the stream elects a leader");
-        let index: usize = leader
-            .strip_prefix('n')
-            .and_then(|n| n.parse().ok())
-            .unwrap_or_else(|| panic!("unexpected leader name {leader}"));
-        cluster.nodes[index].kill();
+        let index = node_index(&leader);
+        cluster.servers.nodes[index].kill();
         kills.push(Instant::now());
         eprintln!(
             "round {round}: SIGKILLed the stream leader {leader} at {} acks",
             acks.lock().unwrap().len()
         );
         tokio::time::sleep(Duration::from_millis(3_500)).await;
-        cluster.nodes[index].restart();
+        cluster.servers.nodes[index].restart();
         eprintln!("round {round}: {leader} restarted");
     }
     tokio::time::sleep(Duration::from_secs(5)).await;
@@ -230,18 +203,8 @@ async fn writes_go_on_while_the_leader_is_killed_every_seven_seconds() {
     // Nothing acknowledged lost, nothing twice, nothing unacknowledged.
     let acks = acks.lock().unwrap().clone();
     let all: Vec<_> = log.read_all(1).try_collect().await.expect("read_all");
-    assert_eq!(
-        all.iter().map(|e| e.position).collect::<Vec<_>>(),
-        (1..=all.len() as u64).collect::<Vec<_>>(),
-        "dense positions"
-    );
-    let mut found: HashMap<&str, Vec<u64>> = HashMap::new();
-    for e in &all {
-        found
-            .entry(e.event.id.as_str())
-            .or_default()
-            .push(e.position);
-    }
+    assert_contiguous(&all, "dense positions");
+    let found = positions_by_id(&all);
     for (id, (position, _)) in &acks {
         assert_eq!(
             found.get(id.as_str()),

@@ -2,7 +2,12 @@
 //!
 //! One sled tree with prefixed keys, so that one `apply_batch` covers documents, indexes
 //! and the checkpoint atomically:
-//! - `J` person            -> journey (JSON)
+//! - `J` person            -> journey without its lines (JSON)
+//! - `T` person position   -> a segment of the person's lines from that position on: for
+//!   each event its timeline entry and its kept history entry (JSON, one per text line). A
+//!   chunk appends one segment per person it touches, so folding an event never rewrites
+//!   the person's earlier lines; a `record.corrected` (which marks or re-folds them) writes
+//!   all of them back as one segment in place of the old ones
 //! - `X` identifier text   -> person (16 bytes)      identity index
 //! - `W` worker 0 person   -> (empty)                caseload index
 //! - `R` date person       -> (empty)                release calendar (expected or actual)
@@ -17,19 +22,29 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::NaiveDate;
+use futures::stream::BoxStream;
 use futures::StreamExt;
-use throughcare_events::{Identifier, PersonId, RecordedEvent};
+use throughcare_events::{EventData, Identifier, PersonId, RecordedEvent};
 use throughcare_ledger::EventLog;
+use throughcare_projections::journey::{HistoryEntry, TimelineEntry};
 use throughcare_projections::{EpisodeFacts, Journey};
-use tokio::sync::watch;
+use tokio::sync::{mpsc, watch};
 
 use crate::supervise::Health;
 
 /// Bump when a fold changes: read models are then rebuilt from position 1 at start.
-pub const PROJECTION_VERSION: u64 = 3;
+pub const PROJECTION_VERSION: u64 = 4;
 
 /// Most events folded into one read-model batch.
 pub(crate) const CHUNK: usize = 2048;
+
+/// Chunks read and decoded ahead of the fold (bounded, so a fast reader never holds more
+/// than this many chunks of a large log in memory).
+const READ_AHEAD: usize = 2;
+
+/// The store's sled page cache. sled's resident memory runs well above this nominal size,
+/// so it is kept small: the OS page cache serves what sled evicts.
+const CACHE_BYTES: u64 = 64 * 1024 * 1024;
 
 const CHECKPOINT: &[u8] = b"Mcheckpoint";
 const VERSION: &[u8] = b"Mversion";
@@ -54,6 +69,93 @@ fn key_journey(person: PersonId) -> [u8; 17] {
     let mut k = [b'J'; 17];
     k[1..].copy_from_slice(&person.to_bytes());
     k
+}
+
+fn prefix_lines(person: PersonId) -> [u8; 17] {
+    let mut k = [b'T'; 17];
+    k[1..].copy_from_slice(&person.to_bytes());
+    k
+}
+
+fn key_segment(person: PersonId, position: u64) -> [u8; 25] {
+    let mut k = [0; 25];
+    k[..17].copy_from_slice(&prefix_lines(person));
+    k[17..].copy_from_slice(&position.to_be_bytes());
+    k
+}
+
+/// A segment of lines as stored: compact JSON never holds a raw newline, so each
+/// timeline entry and each history entry is one text line, in pairs.
+fn encode_segment(timeline: &[TimelineEntry], history: &[HistoryEntry]) -> Result<Vec<u8>, Error> {
+    let mut v = Vec::with_capacity(1024 * timeline.len());
+    for (line, kept) in timeline.iter().zip(history) {
+        serde_json::to_writer(&mut v, line).map_err(|e| Error::Corrupt(e.to_string()))?;
+        v.push(b'\n');
+        serde_json::to_writer(&mut v, kept).map_err(|e| Error::Corrupt(e.to_string()))?;
+        v.push(b'\n');
+    }
+    Ok(v)
+}
+
+/// The line [`Journey::apply`] appends for `e`, encoded as in a segment: what a chunk
+/// appends for a person is these, concatenated, unless a correction rewrites their lines.
+fn encode_event_line(e: &RecordedEvent) -> Result<Vec<u8>, Error> {
+    encode_segment(&[TimelineEntry::of(e)], &[HistoryEntry::of(e)])
+}
+
+fn decode_segment(
+    person: PersonId,
+    v: &[u8],
+    timeline: &mut Vec<TimelineEntry>,
+    history: &mut Vec<HistoryEntry>,
+) -> Result<(), Error> {
+    let corrupt = |e: String| Error::Corrupt(format!("a timeline segment of {person}: {e}"));
+    let mut parts = v.split(|b| *b == b'\n');
+    while let Some(line) = parts.next().filter(|l| !l.is_empty()) {
+        let kept = parts
+            .next()
+            .ok_or_else(|| corrupt("a timeline entry without its history entry".into()))?;
+        timeline.push(serde_json::from_slice(line).map_err(|e| corrupt(e.to_string()))?);
+        history.push(serde_json::from_slice(kept).map_err(|e| corrupt(e.to_string()))?);
+    }
+    Ok(())
+}
+
+/// A journey's stored document without its lines (None when the person is unknown).
+fn read_core(db: &sled::Db, person: PersonId) -> Result<Option<Journey>, Error> {
+    match db.get(key_journey(person))? {
+        None => Ok(None),
+        Some(v) => serde_json::from_slice(&v)
+            .map(Some)
+            .map_err(|e| Error::Corrupt(format!("journey of {person}: {e}"))),
+    }
+}
+
+/// A journey's stored lines in position order, and the keys of their segments.
+#[allow(clippy::type_complexity)]
+fn read_lines(
+    db: &sled::Db,
+    person: PersonId,
+) -> Result<(Vec<TimelineEntry>, Vec<HistoryEntry>, Vec<sled::IVec>), Error> {
+    let mut timeline = Vec::new();
+    let mut history = Vec::new();
+    let mut keys = Vec::new();
+    for item in db.scan_prefix(prefix_lines(person)) {
+        let (k, v) = item?;
+        decode_segment(person, &v, &mut timeline, &mut history)?;
+        keys.push(k);
+    }
+    Ok((timeline, history, keys))
+}
+
+/// A whole journey: its document and its lines.
+fn read_journey(db: &sled::Db, person: PersonId) -> Result<Option<Journey>, Error> {
+    let Some(mut j) = read_core(db, person)? else {
+        return Ok(None);
+    };
+    let (timeline, history, _) = read_lines(db, person)?;
+    j.put_lines(timeline, history);
+    Ok(Some(j))
 }
 
 /// The index entries a journey contributes; when a journey changes, its old entries are
@@ -130,13 +232,9 @@ impl ReadModels {
         reached
     }
 
+    /// A person's journey, whole (its document with its timeline and kept history).
     pub fn journey(&self, person: PersonId) -> Result<Option<Journey>, Error> {
-        match self.db.get(key_journey(person))? {
-            None => Ok(None),
-            Some(v) => serde_json::from_slice(&v)
-                .map(Some)
-                .map_err(|e| Error::Corrupt(format!("journey of {person}: {e}"))),
-        }
+        read_journey(&self.db, person)
     }
 
     /// The person an identifier belongs to, as the read models know it.
@@ -214,16 +312,240 @@ impl ReadModels {
     pub fn journeys(&self) -> impl Iterator<Item = Result<Journey, Error>> + '_ {
         self.db.scan_prefix(b"J").map(|item| {
             let (k, v) = item?;
-            serde_json::from_slice(&v)
-                .map_err(|e| Error::Corrupt(format!("journey at key {k:?}: {e}")))
+            let mut j: Journey = serde_json::from_slice(&v)
+                .map_err(|e| Error::Corrupt(format!("journey at key {k:?}: {e}")))?;
+            let (timeline, history, _) = read_lines(&self.db, j.person_id)?;
+            j.put_lines(timeline, history);
+            Ok(j)
         })
+    }
+}
+
+/// What folds chunks into the store: shared by the projector and the blocking task a chunk
+/// is folded on, so that the next chunk is read and decoded meanwhile.
+#[derive(Clone)]
+struct Folder {
+    db: sled::Db,
+    checkpoint: Arc<watch::Sender<u64>>,
+}
+
+/// A person touched by a chunk: the journey being folded, the index entries it had before,
+/// and whether it holds all its lines (else only those this chunk appends).
+struct Touched {
+    journey: Journey,
+    before: BTreeSet<(Vec<u8>, Vec<u8>)>,
+    whole: bool,
+    /// The stored segments read into `journey` (replaced by one when it is written).
+    segments: Vec<sled::IVec>,
+    /// Indexes in the chunk of the events folded in.
+    folded: Vec<usize>,
+    /// Whether one of them was a correction (so the lines were marked or re-folded).
+    corrected: bool,
+}
+
+impl Touched {
+    /// The stored document without its lines: enough to fold any event but a correction.
+    fn load(db: &sled::Db, person: PersonId) -> Result<Touched, Error> {
+        Ok(match read_core(db, person)? {
+            Some(journey) => Touched {
+                before: index_entries(&journey),
+                journey,
+                whole: false,
+                segments: Vec::new(),
+                folded: Vec::new(),
+                corrected: false,
+            },
+            None => Touched {
+                journey: Journey::new(person),
+                before: BTreeSet::new(),
+                whole: true,
+                segments: Vec::new(),
+                folded: Vec::new(),
+                corrected: false,
+            },
+        })
+    }
+
+    /// Reads the stored lines in ahead of those appended in memory, for a correction.
+    fn load_lines(&mut self, db: &sled::Db) -> Result<(), Error> {
+        let (mut timeline, mut history, segments) = read_lines(db, self.journey.person_id)?;
+        let (new_timeline, new_history) = self.journey.take_lines();
+        timeline.extend(new_timeline);
+        history.extend(new_history);
+        self.journey.put_lines(timeline, history);
+        self.whole = true;
+        self.segments = segments;
+        Ok(())
+    }
+}
+
+impl Folder {
+    fn checkpoint(&self) -> u64 {
+        *self.checkpoint.borrow()
+    }
+
+    /// Folds a chunk in and writes documents, lines, indexes and checkpoint in one batch.
+    /// Events at or below the checkpoint were folded before and are skipped. `lines`, when
+    /// given, are the chunk's events' lines encoded ahead ([`encode_event_line`]), one per
+    /// event.
+    fn apply(&self, chunk: &[RecordedEvent], lines: Option<&[Vec<u8>]>) -> Result<(), Error> {
+        let start = self.checkpoint();
+        let mut at = start;
+        let mut touched: HashMap<PersonId, Touched> = HashMap::new();
+        for (i, e) in chunk.iter().enumerate() {
+            if e.position <= at {
+                continue;
+            }
+            if e.position != at + 1 {
+                return Err(Error::Corrupt(format!(
+                    "gap in the log: expected position {} but got {}",
+                    at + 1,
+                    e.position
+                )));
+            }
+            at = e.position;
+            let t = match touched.entry(e.person_id) {
+                std::collections::hash_map::Entry::Occupied(o) => o.into_mut(),
+                std::collections::hash_map::Entry::Vacant(v) => {
+                    v.insert(Touched::load(&self.db, e.person_id)?)
+                }
+            };
+            // A correction marks or re-folds earlier lines (Journey::apply): it needs them
+            // all, and then all of them are written back.
+            if matches!(e.event.data, EventData::RecordCorrected(_)) {
+                if !t.whole {
+                    t.load_lines(&self.db)?;
+                }
+                t.corrected = true;
+            }
+            t.journey.apply(e);
+            t.folded.push(i);
+        }
+        if at == start {
+            return Ok(());
+        }
+        let mut batch = sled::Batch::default();
+        for (person, mut t) in touched {
+            let new = index_entries(&t.journey);
+            for (k, _) in t.before.difference(&new) {
+                batch.remove(k.as_slice());
+            }
+            for (k, v) in new.difference(&t.before) {
+                batch.insert(k.as_slice(), v.as_slice());
+            }
+            for k in &t.segments {
+                batch.remove(k);
+            }
+            let (timeline, history) = t.journey.take_lines();
+            if let Some(first) = timeline.first() {
+                let segment = match lines {
+                    // Appended only: the lines encoded ahead are the same bytes.
+                    Some(lines) if !t.corrected => {
+                        t.folded.iter().flat_map(|i| &lines[*i]).copied().collect()
+                    }
+                    _ => encode_segment(&timeline, &history)?,
+                };
+                batch.insert(&key_segment(person, first.position)[..], segment);
+            }
+            let doc = serde_json::to_vec(&t.journey).map_err(|e| Error::Corrupt(e.to_string()))?;
+            batch.insert(&key_journey(person)[..], doc);
+        }
+        batch.insert(CHECKPOINT, &at.to_be_bytes());
+        self.db.apply_batch(batch)?;
+        self.checkpoint.send_replace(at);
+        Ok(())
+    }
+}
+
+/// A chunk of decoded events with their lines encoded ahead of the fold.
+pub(crate) struct Chunk {
+    events: Vec<RecordedEvent>,
+    lines: Vec<Vec<u8>>,
+}
+
+impl Chunk {
+    fn decoded(
+        read: Vec<Result<RecordedEvent, throughcare_ledger::Error>>,
+    ) -> Result<Chunk, Error> {
+        let events: Vec<RecordedEvent> = read.into_iter().collect::<Result<_, _>>()?;
+        let lines = events
+            .iter()
+            .map(encode_event_line)
+            .collect::<Result<_, _>>()?;
+        Ok(Chunk { events, lines })
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        self.events.len()
+    }
+}
+
+/// Chunks of a log stream read and decoded on a task of their own, [`READ_AHEAD`] chunks
+/// ahead of the caller, which folds them: reading + decoding and folding + writing run on
+/// two threads. Dropping it stops the reader.
+pub(crate) struct ReadAhead {
+    chunks: mpsc::Receiver<Result<Chunk, Error>>,
+    /// Taken once the channel has closed and the reader has been awaited.
+    reader: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl ReadAhead {
+    /// `whole`: wait for full chunks (a finite read: a network log yields a few events at
+    /// a time, and every chunk writes each journey it touches once); else take what is
+    /// ready (a live subscription, which must not wait for events that are not there yet).
+    pub(crate) fn start(
+        events: BoxStream<'static, Result<RecordedEvent, throughcare_ledger::Error>>,
+        whole: bool,
+    ) -> ReadAhead {
+        let (tx, chunks) = mpsc::channel(READ_AHEAD);
+        let reader = tokio::spawn(async move {
+            let mut chunked = if whole {
+                events.chunks(CHUNK).boxed()
+            } else {
+                events.ready_chunks(CHUNK).boxed()
+            };
+            while let Some(chunk) = chunked.next().await {
+                let chunk = Chunk::decoded(chunk);
+                let failed = chunk.is_err();
+                // A closed channel means the folding side stopped (and reports why).
+                if tx.send(chunk).await.is_err() || failed {
+                    return;
+                }
+            }
+        });
+        ReadAhead {
+            chunks,
+            reader: Some(reader),
+        }
+    }
+
+    /// The next chunk, or None at the end of the stream.
+    pub(crate) async fn next(&mut self) -> Option<Result<Chunk, Error>> {
+        if let Some(chunk) = self.chunks.recv().await {
+            return Some(chunk);
+        }
+        // The reader has finished or panicked (a panic also closes the channel): a panic
+        // is an error, not the end of the log.
+        match self.reader.take()?.await {
+            Ok(()) => None,
+            Err(e) => Some(Err(Error::Unavailable(format!(
+                "the log reader stopped: {e}"
+            )))),
+        }
+    }
+}
+
+impl Drop for ReadAhead {
+    fn drop(&mut self) {
+        if let Some(reader) = &self.reader {
+            reader.abort();
+        }
     }
 }
 
 /// Owns the read-model store and folds events into it.
 pub struct Projector {
-    db: sled::Db,
-    checkpoint: watch::Sender<u64>,
+    folder: Folder,
     health: watch::Sender<Health>,
     models: ReadModels,
 }
@@ -236,7 +558,7 @@ impl Projector {
             .path(dir)
             // Journeys outgrow any fixed cache on a large service; the OS page cache serves
             // what sled evicts, and a small cache keeps memory flat as the log grows.
-            .cache_capacity(64 * 1024 * 1024)
+            .cache_capacity(CACHE_BYTES)
             .open()?;
         Self::with_db(db)
     }
@@ -265,8 +587,10 @@ impl Projector {
             health: health_rx,
         };
         Ok(Projector {
-            db,
-            checkpoint: tx,
+            folder: Folder {
+                db,
+                checkpoint: Arc::new(tx),
+            },
             health,
             models,
         })
@@ -282,89 +606,55 @@ impl Projector {
 
     /// The audit tree kept beside the read models, and its follower (crate::audit).
     pub fn audit_tree(&self) -> Result<(crate::AuditTree, crate::TreeFollower), Error> {
-        crate::AuditTree::open(&self.db)
+        crate::AuditTree::open(&self.folder.db)
     }
 
     pub fn checkpoint(&self) -> u64 {
-        *self.checkpoint.borrow()
+        self.folder.checkpoint()
     }
 
     /// Follows the log from the checkpoint until the log's stream ends or a chunk fails;
     /// a server runs [`Projector::run_supervised`] instead, which restarts it.
     pub async fn run(&self, log: Arc<dyn EventLog>) -> Result<(), Error> {
-        let mut events = log.subscribe(self.checkpoint() + 1).ready_chunks(CHUNK);
-        while let Some(chunk) = events.next().await {
-            let chunk: Vec<RecordedEvent> = chunk.into_iter().collect::<Result<_, _>>()?;
-            self.apply(&chunk)?;
+        let mut chunks = ReadAhead::start(log.subscribe(self.checkpoint() + 1), false);
+        while let Some(chunk) = chunks.next().await {
+            self.fold(chunk?).await?;
         }
         Ok(())
     }
 
     /// Clears the read models and folds the whole log again; returns the events folded.
+    /// The log is read and decoded on one thread while chunks are folded and written on
+    /// another.
     pub async fn rebuild(&self, log: &dyn EventLog) -> Result<u64, Error> {
-        self.db.clear()?;
-        self.db.insert(VERSION, &PROJECTION_VERSION.to_be_bytes())?;
-        self.checkpoint.send_replace(0);
-        // A finite stream: wait for full chunks (a network log yields events a few at a
-        // time, and every chunk rewrites each journey it touches once).
-        let mut events = log.read_all(1).chunks(CHUNK);
+        let db = &self.folder.db;
+        db.clear()?;
+        db.insert(VERSION, &PROJECTION_VERSION.to_be_bytes())?;
+        self.folder.checkpoint.send_replace(0);
+        let mut chunks = ReadAhead::start(log.read_all(1), true);
         let mut n = 0;
-        while let Some(chunk) = events.next().await {
-            let chunk: Vec<RecordedEvent> = chunk.into_iter().collect::<Result<_, _>>()?;
+        while let Some(chunk) = chunks.next().await {
+            let chunk = chunk?;
             n += chunk.len() as u64;
-            self.apply(&chunk)?;
+            self.fold(chunk).await?;
         }
-        self.db.flush_async().await?;
+        db.flush_async().await?;
         Ok(n)
     }
 
-    /// Folds a chunk in and writes documents, indexes and checkpoint in one batch.
+    /// Folds a chunk on a blocking thread (sled writes block), so that the task reading
+    /// ahead keeps the runtime's threads.
+    pub(crate) async fn fold(&self, chunk: Chunk) -> Result<(), Error> {
+        let folder = self.folder.clone();
+        tokio::task::spawn_blocking(move || folder.apply(&chunk.events, Some(&chunk.lines)))
+            .await
+            .map_err(|e| Error::Unavailable(format!("folding a chunk stopped: {e}")))?
+    }
+
+    /// Folds a chunk in and writes documents, lines, indexes and checkpoint in one batch.
     /// Events at or below the checkpoint were folded before and are skipped.
     pub fn apply(&self, chunk: &[RecordedEvent]) -> Result<(), Error> {
-        let mut at = self.checkpoint();
-        let mut touched: HashMap<PersonId, (Option<Journey>, Journey)> = HashMap::new();
-        for e in chunk {
-            if e.position <= at {
-                continue;
-            }
-            if e.position != at + 1 {
-                return Err(Error::Corrupt(format!(
-                    "gap in the log: expected position {} but got {}",
-                    at + 1,
-                    e.position
-                )));
-            }
-            at = e.position;
-            let entry = match touched.entry(e.person_id) {
-                std::collections::hash_map::Entry::Occupied(o) => o.into_mut(),
-                std::collections::hash_map::Entry::Vacant(v) => {
-                    let before = self.models.journey(e.person_id)?;
-                    let now = before.clone().unwrap_or_else(|| Journey::new(e.person_id));
-                    v.insert((before, now))
-                }
-            };
-            entry.1.apply(e);
-        }
-        if at == self.checkpoint() {
-            return Ok(());
-        }
-        let mut batch = sled::Batch::default();
-        for (person, (before, after)) in &touched {
-            let old = before.as_ref().map(index_entries).unwrap_or_default();
-            let new = index_entries(after);
-            for (k, _) in old.difference(&new) {
-                batch.remove(k.as_slice());
-            }
-            for (k, v) in new.difference(&old) {
-                batch.insert(k.as_slice(), v.as_slice());
-            }
-            let doc = serde_json::to_vec(after).map_err(|e| Error::Corrupt(e.to_string()))?;
-            batch.insert(&key_journey(*person)[..], doc);
-        }
-        batch.insert(CHECKPOINT, &at.to_be_bytes());
-        self.db.apply_batch(batch)?;
-        self.checkpoint.send_replace(at);
-        Ok(())
+        self.folder.apply(chunk, None)
     }
 }
 

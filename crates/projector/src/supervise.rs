@@ -8,11 +8,9 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use futures::StreamExt;
-use throughcare_events::RecordedEvent;
 use throughcare_ledger::EventLog;
 
-use crate::store::{Error, Projector, CHUNK};
+use crate::store::{Error, Projector, ReadAhead};
 
 /// Whether the projector is folding the log, as `/readyz` and `/metrics` report it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -89,13 +87,12 @@ impl Projector {
     /// Marks the projector up once it has folded a chunk, or at once when the read models
     /// already hold the head (nothing to prove itself on).
     async fn follow(&self, log: &dyn EventLog, progressed: &mut bool) -> Result<(), Error> {
-        let mut events = log.subscribe(self.checkpoint() + 1).ready_chunks(CHUNK);
+        let mut chunks = ReadAhead::start(log.subscribe(self.checkpoint() + 1), false);
         if self.checkpoint() >= log.head().await? {
             self.mark_up();
         }
-        while let Some(chunk) = events.next().await {
-            let chunk: Vec<RecordedEvent> = chunk.into_iter().collect::<Result<_, _>>()?;
-            self.apply(&chunk)?;
+        while let Some(chunk) = chunks.next().await {
+            self.fold(chunk?).await?;
             *progressed = true;
             self.mark_up();
         }

@@ -327,6 +327,7 @@ pub async fn find_person(
         person: Some(person),
         denied: !(in_scope || glass),
         review: glass,
+        who: None,
     });
     Ok(response)
 }

@@ -32,8 +32,8 @@ use crate::access::Caller;
 use crate::api::parse_person;
 use crate::extract::{Path, Query};
 use crate::ledger_api::{self, b64};
-use crate::pages::esc;
 use crate::problem::ApiError;
+use crate::web::esc;
 use crate::AppState;
 
 #[derive(Deserialize)]

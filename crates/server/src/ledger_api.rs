@@ -17,7 +17,7 @@ use axum::Json;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use base64::Engine as _;
 use futures::StreamExt;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use throughcare_ledger::{Error as LedgerError, EventLog};
 use throughcare_projector::AuditTree;
@@ -240,13 +240,72 @@ pub struct EntriesQuery {
     limit: Option<usize>,
 }
 
+/// One element of the entries page, serialised from the event as it was read: nothing
+/// is copied into an intermediate JSON value (members in the order they always had).
+#[derive(Serialize)]
+struct EntryOut<'a> {
+    hash: HexHash<'a>,
+    person_id: &'a throughcare_events::PersonId,
+    position: u64,
+    /// The exact stored bytes, as a JSON string.
+    stored: &'a str,
+}
+
+/// A hash as lower-case hex, written from the stack.
+struct HexHash<'a>(&'a [u8; 32]);
+
+impl Serialize for HexHash<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut buf = [0u8; 64];
+        hex::encode_to_slice(self.0, &mut buf).expect("64 hex digits for 32 bytes");
+        s.serialize_str(std::str::from_utf8(&buf).expect("hex is ASCII"))
+    }
+}
+
+/// The page `{"entries":[...]}`, written as the entries are read.
+struct Page(Vec<u8>);
+
+impl Page {
+    fn new(limit: usize) -> Self {
+        // About 1.5 KB an entry once `stored` is escaped: one allocation for most pages.
+        let mut buf = Vec::with_capacity(64 + limit.min(MAX_ENTRIES) * 1536);
+        buf.extend_from_slice(b"{\"entries\":[");
+        Page(buf)
+    }
+
+    fn push(&mut self, e: &throughcare_events::RecordedEvent) -> Result<(), ApiError> {
+        if self.0.last() != Some(&b'[') {
+            self.0.push(b',');
+        }
+        let entry = EntryOut {
+            hash: HexHash(&e.hash.0),
+            person_id: &e.person_id,
+            position: e.position,
+            stored: &e.stored,
+        };
+        serde_json::to_writer(&mut self.0, &entry).map_err(|err| {
+            tracing::error!(error = %err, position = e.position, "cannot write a ledger entry");
+            ApiError::unavailable("cannot write the entries; retry shortly")
+        })
+    }
+
+    fn finish(mut self) -> Response {
+        self.0.extend_from_slice(b"]}");
+        (
+            [(header::CONTENT_TYPE, "application/json")],
+            bytes::Bytes::from(self.0),
+        )
+            .into_response()
+    }
+}
+
 /// `GET /v1/ledger/entries?from=P&limit=N`: positions P.. (at most N <= 1000) with
 /// `position`, `person_id`, `hash` (hex SHA-256 of `stored`) and `stored`, the exact
 /// stored bytes: leaf `position - 1` of the tree.
 pub async fn entries(
     State(state): State<AppState>,
     Query(q): Query<EntriesQuery>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Response, ApiError> {
     let from = q.from.unwrap_or(1);
     if from == 0 {
         return Err(ApiError::bad_request("from is a position: 1 or more"));
@@ -259,27 +318,23 @@ pub async fn entries(
     }
     let log: &Arc<dyn EventLog> = state.ledger.log();
     let mut events = log.read_all(from).take(limit);
-    let mut out = Vec::with_capacity(limit.min(64));
-    let entry = |e: &throughcare_events::RecordedEvent| {
-        json!({
-            "position": e.position,
-            "person_id": e.person_id,
-            "hash": e.hash,
-            "stored": &*e.stored,
-        })
-    };
+    let mut page = Page::new(limit);
+    let mut count = 0u64;
     while let Some(e) = events.next().await {
         match e {
-            Ok(e) => out.push(entry(&e)),
+            Ok(e) => {
+                page.push(&e)?;
+                count += 1;
+            }
             Err(LedgerError::Corrupt(why)) => {
                 // A page read fails on any entry it reads ahead to, requested or not: read
                 // the rest of the request one entry at a time, so that the answer is the
                 // entries asked for, or a problem naming the first of them that is bad.
-                let next = from + out.len() as u64;
+                let next = from + count;
                 let last = from.saturating_add(limit as u64 - 1).min(log.head().await?);
                 for position in next..=last {
                     match log.read_at(position).await {
-                        Ok(Some(e)) => out.push(entry(&e)),
+                        Ok(Some(e)) => page.push(&e)?,
                         Ok(None) => break,
                         Err(LedgerError::Corrupt(_)) => return Err(corrupt(&why, Some(position))),
                         Err(other) => return Err(other.into()),
@@ -290,7 +345,7 @@ pub async fn entries(
             Err(other) => return Err(other.into()),
         }
     }
-    Ok(Json(json!({ "entries": out })))
+    Ok(page.finish())
 }
 
 #[derive(Deserialize)]

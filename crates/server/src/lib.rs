@@ -20,10 +20,10 @@ mod hmpps;
 pub mod ledger_api;
 mod metrics;
 pub mod openapi;
-mod pages;
 mod problem;
 mod sar;
 pub mod tls;
+mod web;
 
 use std::sync::Arc;
 

@@ -9,8 +9,8 @@ mod support;
 
 use axum::http::{header, StatusCode};
 use serde_json::{json, Value};
-use support::{Principal, Reply, World};
-use throughcare_ledger::{AccessFilter, AccessWhat};
+use support::{Principal, Reply, World, AUDITOR, COMMISSIONER, JO, WCI_MANAGER};
+use throughcare_ledger::AccessWhat;
 
 const SOURCE: &str = "urn:throughcare:partner:test";
 const CSV_TYPE: &str = "text/csv; charset=utf-8; header=present";
@@ -23,11 +23,11 @@ const PRINCIPALS: &[Principal] = &[
         "PARTNER",
         "sources = [\"urn:throughcare:partner:test\"]",
     ),
-    ("jo", "WORKER", "worker_id = \"W-WCI-01\""),
-    ("wci.manager", "MANAGER", "prisons = [\"WCI\"]"),
-    ("commissioner", "COMMISSIONER", ""),
+    JO,
+    WCI_MANAGER,
+    COMMISSIONER,
     ("wci.commissioner", "COMMISSIONER", "prisons = [\"WCI\"]"),
-    ("auditor", "AUDITOR", ""),
+    AUDITOR,
 ];
 
 async fn world() -> World {
@@ -86,31 +86,29 @@ async fn population() -> World {
         w.person(&format!("B200{i}BB"), "BNI", "PROBATION", "W-BNI-02")
             .await;
     }
-    let released = json!({"prison": "WCI", "reason": "RELEASED"});
-    w.submit(
-        "prisoner.released",
-        "A1000AA",
-        "4",
-        "2026-11-20T09:30:00Z",
-        released,
-    )
-    .await;
-    w.submit(
-        "release_date.set",
-        "A1001AA",
-        "4",
-        "2026-11-12T09:30:00Z",
-        json!({"date": "2027-01-15", "date_type": "CRD"}),
-    )
-    .await;
-    w.submit(
-        "prisoner.released",
-        "B2000BB",
-        "4",
-        "2026-11-21T09:30:00Z",
-        json!({"prison": "BNI", "reason": "RELEASED"}),
-    )
-    .await;
+    // Each person's fourth event.
+    for (kind, nomis, time, data) in [
+        (
+            "prisoner.released",
+            "A1000AA",
+            "2026-11-20T09:30:00Z",
+            json!({"prison": "WCI", "reason": "RELEASED"}),
+        ),
+        (
+            "release_date.set",
+            "A1001AA",
+            "2026-11-12T09:30:00Z",
+            json!({"date": "2027-01-15", "date_type": "CRD"}),
+        ),
+        (
+            "prisoner.released",
+            "B2000BB",
+            "2026-11-21T09:30:00Z",
+            json!({"prison": "BNI", "reason": "RELEASED"}),
+        ),
+    ] {
+        w.submit(kind, nomis, "4", time, data).await;
+    }
     w
 }
 
@@ -370,14 +368,7 @@ async fn a_caseload_as_csv_matches_the_json_and_is_logged_on_the_canonical_route
     assert!(flags.contains("NO_CONTACT_72H"), "{flags}");
 
     // Every read is in the access log under the canonical route, as a caseload read.
-    let entries = w
-        .access
-        .query(&AccessFilter {
-            who: Some("jo".into()),
-            ..AccessFilter::default()
-        })
-        .await
-        .unwrap();
+    let entries = w.access_by("jo").await;
     let reads: Vec<_> = entries
         .iter()
         .filter(|e| e.record.what == AccessWhat::ReadCaseload)
@@ -394,14 +385,7 @@ async fn a_caseload_as_csv_matches_the_json_and_is_logged_on_the_canonical_route
         let a = w.get("jo", "/v1/caseload/W-BNI-02.csv", accept).await;
         assert_problem(&a, StatusCode::FORBIDDEN);
     }
-    let denied = w
-        .access
-        .query(&AccessFilter {
-            who: Some("jo".into()),
-            ..AccessFilter::default()
-        })
-        .await
-        .unwrap();
+    let denied = w.access_by("jo").await;
     assert_eq!(
         denied
             .iter()

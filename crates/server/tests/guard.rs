@@ -10,24 +10,22 @@ use axum::body::Body;
 use axum::http::{header, Request, StatusCode};
 use http_body_util::BodyExt;
 use serde_json::Value;
-use support::{Principal, World};
+use support::{
+    Principal, World, AUDITOR, COMMISSIONER, HEALTHCARE_PARTNER, HEALTHCARE_SOURCE, JO, WCI_MANAGER,
+};
 use throughcare_server::app;
 use throughcare_synthetic::data;
 use tower::ServiceExt;
 
-const PARTNER_SOURCE: &str = "urn:throughcare:partner:prison-healthcare";
+const PARTNER_SOURCE: &str = HEALTHCARE_SOURCE;
 
 const PRINCIPALS: &[Principal] = &[
-    (
-        "partner",
-        "PARTNER",
-        "sources = [\"urn:throughcare:partner:prison-healthcare\"]",
-    ),
-    ("jo", "WORKER", "worker_id = \"W-WCI-01\""),
+    HEALTHCARE_PARTNER,
+    JO,
     ("sam", "WORKER", "worker_id = \"W-BNI-02\""),
-    ("wci.manager", "MANAGER", "prisons = [\"WCI\"]"),
-    ("commissioner", "COMMISSIONER", ""),
-    ("auditor", "AUDITOR", ""),
+    WCI_MANAGER,
+    COMMISSIONER,
+    AUDITOR,
 ];
 
 async fn world() -> World {
@@ -45,6 +43,18 @@ async fn call(
     let r = w.request(who, method, uri, &[], body).await;
     assert!(r.headers.contains_key("throughcare-request-id"));
     (r.status, r.json())
+}
+
+/// `GET uri` as `who`, which must answer 200; the body.
+async fn get_ok(w: &World, who: &str, uri: &str) -> Value {
+    let (s, body) = call(w, Some(who), "GET", uri, None).await;
+    assert_eq!(s, StatusCode::OK, "GET {uri} as {who}: {body}");
+    body
+}
+
+/// `POST /v1/events` of `event` as `who`.
+async fn post(w: &World, who: Option<&str>, event: Value) -> (StatusCode, Value) {
+    call(w, who, "POST", "/v1/events", Some(event)).await
 }
 
 /// The status of `GET uri` as `who`.
@@ -138,15 +148,7 @@ async fn scope_hides_existence_and_break_glass_is_logged_for_review() {
     .await;
     assert_eq!(s, StatusCode::OK);
 
-    let (s, log) = call(
-        &w,
-        Some("auditor"),
-        "GET",
-        &format!("/v1/people/{bni}/access"),
-        None,
-    )
-    .await;
-    assert_eq!(s, StatusCode::OK);
+    let log = get_ok(&w, "auditor", &format!("/v1/people/{bni}/access")).await;
     let entries = log["entries"].as_array().unwrap();
     let glass: Vec<_> = entries.iter().filter(|e| e["review"] == true).collect();
     assert_eq!(glass.len(), 1, "{log}");
@@ -169,8 +171,7 @@ async fn scope_hides_existence_and_break_glass_is_logged_for_review() {
     assert!(!all["entries"].as_array().unwrap().is_empty());
     let (_, review) = call(&w, Some("auditor"), "GET", "/v1/access?review=true", None).await;
     assert_eq!(review["entries"].as_array().unwrap().len(), 1);
-    let (s, chain) = call(&w, Some("auditor"), "GET", "/v1/access/verify", None).await;
-    assert_eq!(s, StatusCode::OK);
+    let chain = get_ok(&w, "auditor", "/v1/access/verify").await;
     assert_eq!(chain["ok"], true, "{chain}");
     // Only the auditor reads the access log.
     assert_eq!(
@@ -195,38 +196,23 @@ async fn partners_and_staff_submit_only_as_themselves() {
     };
     // Another partner's source: refused whether or not the person exists.
     for nomis in ["A1234BC", "Z9999ZZ"] {
-        let (s, body) = call(
+        let (s, body) = post(
             &w,
             Some("partner"),
-            "POST",
-            "/v1/events",
-            Some(contact(
-                "x1",
-                Some("urn:throughcare:partner:probation"),
-                nomis,
-            )),
+            contact("x1", Some("urn:throughcare:partner:probation"), nomis),
         )
         .await;
         assert_eq!(s, StatusCode::FORBIDDEN);
         assert_eq!(body["type"], "urn:throughcare:problem:source-not-allowed");
     }
     // Staff: the source is filled in; another source is refused; facts are not theirs.
-    let (s, body) = call(
-        &w,
-        Some("jo"),
-        "POST",
-        "/v1/events",
-        Some(contact("c1", None, "A1234BC")),
-    )
-    .await;
+    let (s, body) = post(&w, Some("jo"), contact("c1", None, "A1234BC")).await;
     assert_eq!(s, StatusCode::CREATED, "{body}");
     assert_eq!(body["person_id"], wci.as_str());
-    let (s, body) = call(
+    let (s, body) = post(
         &w,
         Some("jo"),
-        "POST",
-        "/v1/events",
-        Some(contact("c2", Some(PARTNER_SOURCE), "A1234BC")),
+        contact("c2", Some(PARTNER_SOURCE), "A1234BC"),
     )
     .await;
     assert_eq!(
@@ -243,7 +229,7 @@ async fn partners_and_staff_submit_only_as_themselves() {
         "A1234BC",
         data::prisoner_released("WCI", "RELEASED"),
     );
-    let (s, body) = call(&w, Some("jo"), "POST", "/v1/events", Some(release)).await;
+    let (s, body) = post(&w, Some("jo"), release).await;
     assert_eq!(
         (s, body["type"].as_str()),
         (
@@ -252,31 +238,15 @@ async fn partners_and_staff_submit_only_as_themselves() {
         )
     );
     // A worker recording about someone not allocated to it: as for nobody at all.
-    let (s1, b1) = call(
-        &w,
-        Some("sam"),
-        "POST",
-        "/v1/events",
-        Some(contact("c3", None, "A1234BC")),
-    )
-    .await;
-    let (s2, b2) = call(
-        &w,
-        Some("sam"),
-        "POST",
-        "/v1/events",
-        Some(contact("c3", None, "Z9999ZZ")),
-    )
-    .await;
+    let (s1, b1) = post(&w, Some("sam"), contact("c3", None, "A1234BC")).await;
+    let (s2, b2) = post(&w, Some("sam"), contact("c3", None, "Z9999ZZ")).await;
     assert_eq!(s1, StatusCode::UNPROCESSABLE_ENTITY);
     assert_eq!((s1, &b1), (s2, &b2));
     for who in ["auditor", "commissioner"] {
-        let (s, _) = call(
+        let (s, _) = post(
             &w,
             Some(who),
-            "POST",
-            "/v1/events",
-            Some(contact("c4", Some(PARTNER_SOURCE), "A1234BC")),
+            contact("c4", Some(PARTNER_SOURCE), "A1234BC"),
         )
         .await;
         assert_eq!(s, StatusCode::FORBIDDEN);
@@ -300,43 +270,28 @@ async fn caseload_releases_and_kpis_follow_the_callers_scope() {
     let w = world().await;
     allocated(&w, "A1234BC", "WCI", "W-WCI-01").await;
     allocated(&w, "B2345CD", "BNI", "W-WCI-01").await;
-    let (s, body) = call(&w, Some("jo"), "GET", "/v1/caseload/W-WCI-01", None).await;
-    assert_eq!(s, StatusCode::OK);
+    let body = get_ok(&w, "jo", "/v1/caseload/W-WCI-01").await;
     assert_eq!(body["cases"].as_array().unwrap().len(), 2);
     assert_eq!(
         status(&w, Some("jo"), "/v1/caseload/W-BNI-02").await,
         StatusCode::FORBIDDEN
     );
     // The manager of WCI sees the worker's WCI case only.
-    let (s, body) = call(
-        &w,
-        Some("wci.manager"),
-        "GET",
-        "/v1/caseload/W-WCI-01",
-        None,
-    )
-    .await;
-    assert_eq!(s, StatusCode::OK);
+    let body = get_ok(&w, "wci.manager", "/v1/caseload/W-WCI-01").await;
     let cases = body["cases"].as_array().unwrap();
     assert_eq!(cases.len(), 1);
     assert_eq!(cases[0]["prison"], "WCI");
-    assert_eq!(
-        status(&w, Some("wci.manager"), "/v1/releases?prison=BNI").await,
-        StatusCode::FORBIDDEN
-    );
-    assert_eq!(
-        status(&w, Some("wci.manager"), "/v1/kpis?prison=BNI").await,
-        StatusCode::FORBIDDEN
-    );
-    let (s, kpis) = call(
-        &w,
-        Some("wci.manager"),
-        "GET",
-        "/v1/kpis?from=2026-01-01",
-        None,
-    )
-    .await;
-    assert_eq!(s, StatusCode::OK);
+    for (who, uri, want) in [
+        (
+            "wci.manager",
+            "/v1/releases?prison=BNI",
+            StatusCode::FORBIDDEN,
+        ),
+        ("wci.manager", "/v1/kpis?prison=BNI", StatusCode::FORBIDDEN),
+    ] {
+        assert_eq!(status(&w, Some(who), uri).await, want, "{who} GET {uri}");
+    }
+    let kpis = get_ok(&w, "wci.manager", "/v1/kpis?from=2026-01-01").await;
     assert!(
         kpis["months"]
             .as_array()
@@ -345,18 +300,13 @@ async fn caseload_releases_and_kpis_follow_the_callers_scope() {
             .all(|m| m["prison"] == "WCI"),
         "{kpis}"
     );
-    assert_eq!(
-        status(&w, Some("commissioner"), "/v1/kpis").await,
-        StatusCode::OK
-    );
-    assert_eq!(
-        status(&w, Some("commissioner"), "/v1/releases").await,
-        StatusCode::FORBIDDEN
-    );
-    assert_eq!(
-        status(&w, Some("jo"), "/v1/releases").await,
-        StatusCode::FORBIDDEN
-    );
+    for (who, uri, want) in [
+        ("commissioner", "/v1/kpis", StatusCode::OK),
+        ("commissioner", "/v1/releases", StatusCode::FORBIDDEN),
+        ("jo", "/v1/releases", StatusCode::FORBIDDEN),
+    ] {
+        assert_eq!(status(&w, Some(who), uri).await, want, "{who} GET {uri}");
+    }
     // Open routes stay open; /metrics wants the scrape token.
     assert_eq!(status(&w, None, "/healthz").await, StatusCode::OK);
     assert_eq!(status(&w, None, "/metrics").await, StatusCode::UNAUTHORIZED);
@@ -427,14 +377,29 @@ async fn browser_signs_in_with_a_token_and_holds_only_an_opaque_session() {
         .await
         .unwrap();
     assert_eq!(res.status(), StatusCode::OK);
-    // Sign out ends the session on the server, whatever the browser keeps.
-    let out = Request::builder()
-        .method("POST")
-        .uri("/sign-out")
-        .header(header::COOKIE, cookie.clone())
-        .body(Body::empty())
+    // Sign-out is a state-changing POST: without the page's CSRF token it is refused.
+    let sign_out = |body: String| {
+        Request::builder()
+            .method("POST")
+            .uri("/sign-out")
+            .header(header::COOKIE, cookie.clone())
+            .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+            .body(Body::from(body))
+            .unwrap()
+    };
+    let res = app(w.state.clone())
+        .oneshot(sign_out(String::new()))
+        .await
         .unwrap();
-    let res = app(w.state.clone()).oneshot(out).await.unwrap();
+    assert_eq!(res.status(), StatusCode::FORBIDDEN);
+    // With the token from the page's sign-out form, it ends the session on the server,
+    // whatever the browser keeps.
+    let token = sign_out_token(&html).expect("the page has a sign-out form with a token");
+    let res = app(w.state.clone())
+        .oneshot(sign_out(format!("csrf={token}")))
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::SEE_OTHER);
     assert!(res.headers()[header::SET_COOKIE]
         .to_str()
         .unwrap()
@@ -444,4 +409,11 @@ async fn browser_signs_in_with_a_token_and_holds_only_an_opaque_session() {
         .await
         .unwrap();
     assert_eq!(res.status(), StatusCode::SEE_OTHER);
+}
+
+/// The CSRF token of the sign-out form in a page's HTML.
+fn sign_out_token(html: &str) -> Option<String> {
+    let form = &html[html.find("action=\"/sign-out\"")?..];
+    let value = &form[form.find("name=\"csrf\" value=\"")? + "name=\"csrf\" value=\"".len()..];
+    Some(value[..value.find('"')?].to_string())
 }

@@ -13,7 +13,7 @@ use base64::engine::general_purpose::STANDARD as BASE64;
 use base64::Engine as _;
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
-use support::{Principal, Reply, World};
+use support::{Principal, Reply, World, AUDITOR, HEALTHCARE_PARTNER, HEALTHCARE_SOURCE};
 use throughcare_projector::AuditTree;
 use throughcare_server::ledger_api::sign_checkpoint;
 use throughcare_server::LedgerAudit;
@@ -23,16 +23,12 @@ use throughcare_tlog::{
     VerifierKey,
 };
 
-const PARTNER_SOURCE: &str = "urn:throughcare:partner:prison-healthcare";
+const PARTNER_SOURCE: &str = HEALTHCARE_SOURCE;
 const ORIGIN: &str = "throughcare.test/ledger-api";
 
 const PRINCIPALS: &[Principal] = &[
-    (
-        "partner",
-        "PARTNER",
-        "sources = [\"urn:throughcare:partner:prison-healthcare\"]",
-    ),
-    ("auditor", "AUDITOR", ""),
+    HEALTHCARE_PARTNER,
+    AUDITOR,
     ("manager", "MANAGER", "prisons = [\"WCI\"]"),
 ];
 
@@ -67,6 +63,20 @@ impl World {
 
     async fn get(&self, uri: &str) -> Reply {
         self.call("auditor", "GET", uri, None).await
+    }
+
+    /// `GET /v1/ledger/proof/<query>`, which must answer 200: the proof and its hashes.
+    async fn proof(&self, query: &str) -> (Value, Vec<Hash>) {
+        let r = self.get(&format!("/v1/ledger/proof/{query}")).await;
+        assert_eq!(r.status, StatusCode::OK, "{query}");
+        let proof = r.json();
+        let hashes = proof["hashes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(unb64)
+            .collect();
+        (proof, hashes)
     }
 
     /// Refers `n` new people; returns the log head after them, once the tree has it.
@@ -197,21 +207,11 @@ async fn checkpoints_entries_and_proofs_verify_from_outside() {
     // Inclusion proofs of every position in every kept size, and in the default (latest).
     for &size in &kept {
         for p in 1..=size {
-            let r = w
-                .get(&format!(
-                    "/v1/ledger/proof/inclusion?position={p}&size={size}"
-                ))
+            let (proof, hashes) = w
+                .proof(&format!("inclusion?position={p}&size={size}"))
                 .await;
-            assert_eq!(r.status, StatusCode::OK);
-            let proof = r.json();
             assert_eq!(proof["leaf_index"], p - 1);
             assert_eq!(proof["tree_size"], size);
-            let hashes: Vec<Hash> = proof["hashes"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .map(unb64)
-                .collect();
             verify_inclusion(&leaves[p as usize - 1], p - 1, size, &hashes, &roots[&size])
                 .unwrap_or_else(|e| panic!("position {p} in size {size}: {e}"));
         }
@@ -234,23 +234,13 @@ async fn checkpoints_entries_and_proofs_verify_from_outside() {
     // Consistency proofs between every pair of kept sizes (and from the empty tree).
     for &first in &kept {
         for &second in kept.iter().filter(|&&s| s >= first) {
-            let r = w
-                .get(&format!(
-                    "/v1/ledger/proof/consistency?from={first}&to={second}"
-                ))
+            let (proof, hashes) = w
+                .proof(&format!("consistency?from={first}&to={second}"))
                 .await;
-            assert_eq!(r.status, StatusCode::OK);
-            let proof = r.json();
             assert_eq!(
                 (proof["first"].as_u64(), proof["second"].as_u64()),
                 (Some(first), Some(second))
             );
-            let hashes: Vec<Hash> = proof["hashes"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .map(unb64)
-                .collect();
             verify_consistency(first, second, &roots[&first], &roots[&second], &hashes)
                 .unwrap_or_else(|e| panic!("{first} -> {second}: {e}"));
         }

@@ -1,7 +1,7 @@
 //! throughcare-synthetic: the one source of synthetic identifiers (NHS numbers in the 999
 //! test range with a valid Modulus 11 check digit, NOMIS numbers, CRNs, person ids) and of
-//! CloudEvent JSON for every type of the catalogue, as the tests, the benches and the demo
-//! build them.
+//! CloudEvent JSON for every type of the catalogue, and of HMPPS domain events, as the
+//! tests, the benches and the demo build them.
 //!
 //! Pure, like `throughcare-events`: no IO, no clock, no randomness. Every value is a
 //! function of what the caller passes in (a seed, a time), so a test that says
@@ -12,6 +12,7 @@
 
 mod cloudevent;
 pub mod data;
+pub mod hmpps;
 mod ids;
 
 pub use cloudevent::{cloudevent, person, rfc3339, with_person, SOURCE};

@@ -24,7 +24,9 @@ pub struct HistoryEntry {
 }
 
 impl HistoryEntry {
-    pub(super) fn of(e: &RecordedEvent) -> Self {
+    /// The entry [`Journey::apply`] keeps for `e` (the read models encode it ahead of the
+    /// fold, on the thread that decodes the log).
+    pub fn of(e: &RecordedEvent) -> Self {
         let mut event = e.event.clone();
         // Personal free text stays in the ledger only, where it can be erased.
         event.data.clear_personal();

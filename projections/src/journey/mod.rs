@@ -129,6 +129,11 @@ impl Journey {
     /// Folds one recorded event in. Never fails: refused submissions are never recorded,
     /// and facts that surprise the model raise flags instead. A correction that takes
     /// effect re-folds the kept history.
+    ///
+    /// Only a `record.corrected` reads the lines already folded (it marks or re-folds
+    /// them); any other event only appends a line of each, so a journey whose lines were
+    /// taken out ([`Journey::take_lines`]) folds it to the same state and the same new
+    /// lines.
     pub fn apply(&mut self, e: &RecordedEvent) {
         self.history.push(HistoryEntry::of(e));
         if let EventData::RecordCorrected(d) = &e.event.data {
@@ -175,6 +180,24 @@ impl Journey {
 
     pub fn signpost(&self, signpost_id: &str) -> Option<&Signpost> {
         self.signposts.iter().find(|s| s.signpost_id == signpost_id)
+    }
+
+    /// Takes out the journey's lines, one per folded event: its timeline and the kept
+    /// history, in order and of the same length (a line of each per event, with the same
+    /// position). The read models keep each event's pair under its own key, so that
+    /// folding an event appends a line instead of rewriting the whole document.
+    pub fn take_lines(&mut self) -> (Vec<TimelineEntry>, Vec<HistoryEntry>) {
+        (
+            std::mem::take(&mut self.timeline),
+            std::mem::take(&mut self.history),
+        )
+    }
+
+    /// Puts lines taken by [`Journey::take_lines`] (or read back from a store) back, in
+    /// position order, replacing any the journey holds.
+    pub fn put_lines(&mut self, timeline: Vec<TimelineEntry>, history: Vec<HistoryEntry>) {
+        self.timeline = timeline;
+        self.history = history;
     }
 
     /// Whether an event with this (source, id) is in the person's history.

@@ -23,8 +23,8 @@ pub struct TimelineEntry {
 }
 
 impl TimelineEntry {
-    /// The line of `e` as it was recorded.
-    pub(super) fn of(e: &RecordedEvent) -> Self {
+    /// The line of `e` as it was recorded (as [`super::Journey::apply`] appends it).
+    pub fn of(e: &RecordedEvent) -> Self {
         TimelineEntry {
             position: e.position,
             id: e.event.id.clone(),

@@ -10,7 +10,9 @@ use std::time::{Duration, Instant};
 use chrono::{SecondsFormat, Utc};
 use serde_json::Value;
 
-use crate::support::auth::{access_entries, enc, entry_shape_problems, Caller, Resp};
+use crate::support::auth::{
+    access_entries, enc, entry_shape_problems, expect_status, Caller, Resp,
+};
 use crate::{report, World, AUDITOR, COMMISSIONER, JO, JO_WORKER_ID, PROBATION, SAM, WCI_MANAGER};
 
 fn now_z() -> String {
@@ -26,6 +28,9 @@ fn rid(r: &Resp, what: &str, problems: &mut Vec<String>) -> String {
         format!("missing-{what}")
     })
 }
+
+/// Members of an access-log entry and the values they should have.
+type Fields = Vec<(&'static str, Value)>;
 
 /// Checks `expected` fields of the entry with `request_id` among `entries`.
 fn expect_entry(
@@ -48,6 +53,27 @@ fn expect_entry(
     }
 }
 
+/// One request of a scenario: (caller, path, extra headers, what, expected status).
+type Step<'a> = (
+    &'a Caller,
+    String,
+    &'static [(&'static str, &'static str)],
+    &'static str,
+    u16,
+);
+
+/// Sends each step's `GET` in turn, noting a problem for each unexpected status; the
+/// request ids, in order.
+async fn steps(list: Vec<Step<'_>>, problems: &mut Vec<String>) -> Vec<String> {
+    let mut ids = Vec::new();
+    for (caller, path, headers, what, status) in list {
+        let r = caller.get_with(&path, headers).await;
+        expect_status(&r, status, what, problems);
+        ids.push(rid(&r, what, problems));
+    }
+    ids
+}
+
 fn ids(entries: &[Value]) -> BTreeSet<String> {
     entries
         .iter()
@@ -66,107 +92,116 @@ async fn access_log_records_reads_and_refusals_and_verifies() {
     let t0 = now_z();
     tokio::time::sleep(Duration::from_millis(20)).await;
 
-    let step = |r: Resp, what: &str, status: u16, problems: &mut Vec<String>| {
-        if r.status != status {
-            problems.push(format!("{what}: expected {status}, got {}", r.brief()));
-        }
-        rid(&r, what, problems)
-    };
-    let r1 = step(
-        jo.get(&format!("/v1/people/{a}/journey")).await,
-        "worker journey",
-        200,
-        &mut problems,
-    );
-    let r2 = step(
-        manager
-            .get_with(
-                &format!("/v1/people/{a}/events"),
+    // Reads and refusals; their request ids name the entries checked below.
+    let first = steps(
+        vec![
+            (
+                &jo,
+                format!("/v1/people/{a}/journey"),
+                &[],
+                "worker journey",
+                200,
+            ),
+            (
+                &manager,
+                format!("/v1/people/{a}/events"),
                 &[("Throughcare-Purpose", "SERVICE_MANAGEMENT")],
-            )
-            .await,
-        "manager events",
-        200,
+                "manager events",
+                200,
+            ),
+            (
+                &auditor,
+                format!("/v1/people/{a}/verify"),
+                &[],
+                "auditor verify",
+                200,
+            ),
+            (
+                &auditor,
+                format!("/v1/people/{a}/journey?purpose=SUBJECT_ACCESS"),
+                &[],
+                "auditor journey for subject access",
+                200,
+            ),
+        ],
         &mut problems,
-    );
-    let r3 = step(
-        auditor.get(&format!("/v1/people/{a}/verify")).await,
-        "auditor verify",
-        200,
-        &mut problems,
-    );
-    let r4 = step(
-        auditor
-            .get(&format!("/v1/people/{a}/journey?purpose=SUBJECT_ACCESS"))
-            .await,
-        "auditor journey for subject access",
-        200,
-        &mut problems,
-    );
+    )
+    .await;
     tokio::time::sleep(Duration::from_millis(20)).await;
     let t_mid = now_z();
     tokio::time::sleep(Duration::from_millis(20)).await;
-    let r5 = step(
-        jo.get(&format!("/v1/caseload/{JO_WORKER_ID}")).await,
-        "worker caseload",
-        200,
-        &mut problems,
-    );
-    let r6 = step(
-        manager
-            .get(&format!("/v1/people?identifier=nomis:{}", w.a.nomis))
-            .await,
-        "manager identity lookup",
-        200,
-        &mut problems,
-    );
-    // Refusals.
-    let r7 = step(
-        w.as_(COMMISSIONER)
-            .get(&format!("/v1/people/{a}/journey"))
-            .await,
-        "commissioner journey",
-        403,
-        &mut problems,
-    );
-    let r8 = step(
-        w.as_(PROBATION)
-            .get(&format!("/v1/people/{a}/journey"))
-            .await,
-        "partner journey",
-        403,
-        &mut problems,
-    );
-    let r9 = step(
-        w.anonymous().get(&format!("/v1/people/{a}/journey")).await,
-        "anonymous journey",
-        401,
-        &mut problems,
-    );
-    let r10 = step(
-        jo.get(&format!("/v1/people/{b}/journey")).await,
-        "worker journey out of scope",
-        404,
-        &mut problems,
-    );
-    // Break glass.
     let reason = "Called by A&E: unconscious, needs medication history";
-    let r11 = step(
-        jo.get(&format!(
-            "/v1/people/{b}/journey?purpose=EMERGENCY&reason={}",
-            enc(reason)
-        ))
-        .await,
-        "worker break glass",
-        200,
+    let (commissioner, partner, anonymous) = (w.as_(COMMISSIONER), w.as_(PROBATION), w.anonymous());
+    let second = steps(
+        vec![
+            (
+                &jo,
+                format!("/v1/caseload/{JO_WORKER_ID}"),
+                &[],
+                "worker caseload",
+                200,
+            ),
+            (
+                &manager,
+                format!("/v1/people?identifier=nomis:{}", w.a.nomis),
+                &[],
+                "manager identity lookup",
+                200,
+            ),
+            // Refusals.
+            (
+                &commissioner,
+                format!("/v1/people/{a}/journey"),
+                &[],
+                "commissioner journey",
+                403,
+            ),
+            (
+                &partner,
+                format!("/v1/people/{a}/journey"),
+                &[],
+                "partner journey",
+                403,
+            ),
+            (
+                &anonymous,
+                format!("/v1/people/{a}/journey"),
+                &[],
+                "anonymous journey",
+                401,
+            ),
+            (
+                &jo,
+                format!("/v1/people/{b}/journey"),
+                &[],
+                "worker journey out of scope",
+                404,
+            ),
+            // Break glass.
+            (
+                &jo,
+                format!(
+                    "/v1/people/{b}/journey?purpose=EMERGENCY&reason={}",
+                    enc(reason)
+                ),
+                &[],
+                "worker break glass",
+                200,
+            ),
+            (
+                &jo,
+                "/v1/access".to_string(),
+                &[],
+                "worker reads the access log",
+                403,
+            ),
+        ],
         &mut problems,
-    );
-    let r12 = step(
-        jo.get("/v1/access").await,
-        "worker reads the access log",
-        403,
-        &mut problems,
-    );
+    )
+    .await;
+    let [r1, r2, r3, r4]: [String; 4] = first.try_into().expect("four reads");
+    let [r5, r6, r7, r8, r9, r10, r11, r12]: [String; 8] =
+        second.try_into().expect("eight requests");
     let t_end = now_z();
 
     let all = match access_entries(&auditor, "").await {
@@ -240,152 +275,130 @@ async fn access_log_records_reads_and_refusals_and_verifies() {
             ("person_id", person),
         ]
     };
-    expect_entry(
-        &by_id,
-        "worker journey",
-        &r1,
-        &{
+    // What each request's entry holds.
+    let expected: Vec<(&str, &String, Fields)> = vec![
+        ("worker journey", &r1, {
             let mut v = allowed(JO, "WORKER", "READ_JOURNEY", "DIRECT_CARE", json!(a));
             v.push(("route", json!("GET /v1/people/{id}/journey")));
             v
-        },
-        &mut problems,
-    );
-    expect_entry(
-        &by_id,
-        "manager events",
-        &r2,
-        &allowed(
-            WCI_MANAGER,
-            "MANAGER",
-            "READ_EVENTS",
-            "SERVICE_MANAGEMENT",
-            json!(a),
+        }),
+        (
+            "manager events",
+            &r2,
+            allowed(
+                WCI_MANAGER,
+                "MANAGER",
+                "READ_EVENTS",
+                "SERVICE_MANAGEMENT",
+                json!(a),
+            ),
         ),
-        &mut problems,
-    );
-    expect_entry(
-        &by_id,
-        "auditor verify",
-        &r3,
-        &allowed(AUDITOR, "AUDITOR", "VERIFY", "AUDIT", json!(a)),
-        &mut problems,
-    );
-    expect_entry(
-        &by_id,
-        "auditor subject access",
-        &r4,
-        &allowed(
-            AUDITOR,
-            "AUDITOR",
-            "READ_JOURNEY",
-            "SUBJECT_ACCESS",
-            json!(a),
+        (
+            "auditor verify",
+            &r3,
+            allowed(AUDITOR, "AUDITOR", "VERIFY", "AUDIT", json!(a)),
         ),
-        &mut problems,
-    );
-    expect_entry(
-        &by_id,
-        "worker caseload",
-        &r5,
-        &[
-            ("who", json!(JO)),
-            ("role", json!("WORKER")),
-            ("what", json!("READ_CASELOAD")),
-            ("outcome", json!("ALLOWED")),
-            ("status", json!(200)),
-            ("route", json!("GET /v1/caseload/{worker_id}")),
-        ],
-        &mut problems,
-    );
-    expect_entry(
-        &by_id,
-        "manager identity lookup",
-        &r6,
-        &allowed(
-            WCI_MANAGER,
-            "MANAGER",
-            "READ_IDENTITY",
-            "DIRECT_CARE",
-            json!(a),
+        (
+            "auditor subject access",
+            &r4,
+            allowed(
+                AUDITOR,
+                "AUDITOR",
+                "READ_JOURNEY",
+                "SUBJECT_ACCESS",
+                json!(a),
+            ),
         ),
-        &mut problems,
-    );
-    expect_entry(
-        &by_id,
-        "commissioner refused",
-        &r7,
-        &[
-            ("who", json!(COMMISSIONER)),
-            ("role", json!("COMMISSIONER")),
-            ("outcome", json!("DENIED")),
-            ("status", json!(403)),
-            ("route", json!("GET /v1/people/{id}/journey")),
-            ("person_id", json!(a)),
-        ],
-        &mut problems,
-    );
-    expect_entry(
-        &by_id,
-        "partner refused",
-        &r8,
-        &[
-            ("who", json!(PROBATION)),
-            ("role", json!("PARTNER")),
-            ("outcome", json!("DENIED")),
-            ("status", json!(403)),
-            ("person_id", json!(a)),
-        ],
-        &mut problems,
-    );
-    expect_entry(
-        &by_id,
-        "anonymous refused",
-        &r9,
-        &[("outcome", json!("DENIED")), ("status", json!(401))],
-        &mut problems,
-    );
-    expect_entry(
-        &by_id,
-        "worker out of scope",
-        &r10,
-        &[
-            ("who", json!(JO)),
-            ("outcome", json!("DENIED")),
-            ("status", json!(404)),
-            ("person_id", json!(b)),
-            ("review", json!(false)),
-        ],
-        &mut problems,
-    );
-    expect_entry(
-        &by_id,
-        "worker break glass",
-        &r11,
-        &[
-            ("who", json!(JO)),
-            ("role", json!("WORKER")),
-            ("what", json!("READ_JOURNEY")),
-            ("purpose", json!("EMERGENCY")),
-            ("outcome", json!("ALLOWED")),
-            ("review", json!(true)),
-            ("status", json!(200)),
-            ("person_id", json!(b)),
-            ("reason", json!(reason)),
-        ],
-        &mut problems,
-    );
-    expect_entry(
-        &by_id,
-        "worker reads the access log",
-        &r12,
-        &[
-            ("who", json!(JO)),
-            ("outcome", json!("DENIED")),
-            ("status", json!(403)),
-        ],
-        &mut problems,
-    );
+        (
+            "worker caseload",
+            &r5,
+            vec![
+                ("who", json!(JO)),
+                ("role", json!("WORKER")),
+                ("what", json!("READ_CASELOAD")),
+                ("outcome", json!("ALLOWED")),
+                ("status", json!(200)),
+                ("route", json!("GET /v1/caseload/{worker_id}")),
+            ],
+        ),
+        (
+            "manager identity lookup",
+            &r6,
+            allowed(
+                WCI_MANAGER,
+                "MANAGER",
+                "READ_IDENTITY",
+                "DIRECT_CARE",
+                json!(a),
+            ),
+        ),
+        (
+            "commissioner refused",
+            &r7,
+            vec![
+                ("who", json!(COMMISSIONER)),
+                ("role", json!("COMMISSIONER")),
+                ("outcome", json!("DENIED")),
+                ("status", json!(403)),
+                ("route", json!("GET /v1/people/{id}/journey")),
+                ("person_id", json!(a)),
+            ],
+        ),
+        (
+            "partner refused",
+            &r8,
+            vec![
+                ("who", json!(PROBATION)),
+                ("role", json!("PARTNER")),
+                ("outcome", json!("DENIED")),
+                ("status", json!(403)),
+                ("person_id", json!(a)),
+            ],
+        ),
+        (
+            "anonymous refused",
+            &r9,
+            vec![("outcome", json!("DENIED")), ("status", json!(401))],
+        ),
+        (
+            "worker out of scope",
+            &r10,
+            vec![
+                ("who", json!(JO)),
+                ("outcome", json!("DENIED")),
+                ("status", json!(404)),
+                ("person_id", json!(b)),
+                ("review", json!(false)),
+            ],
+        ),
+        (
+            "worker break glass",
+            &r11,
+            vec![
+                ("who", json!(JO)),
+                ("role", json!("WORKER")),
+                ("what", json!("READ_JOURNEY")),
+                ("purpose", json!("EMERGENCY")),
+                ("outcome", json!("ALLOWED")),
+                ("review", json!(true)),
+                ("status", json!(200)),
+                ("person_id", json!(b)),
+                ("reason", json!(reason)),
+            ],
+        ),
+        (
+            "worker reads the access log",
+            &r12,
+            vec![
+                ("who", json!(JO)),
+                ("outcome", json!("DENIED")),
+                ("status", json!(403)),
+            ],
+        ),
+    ];
+    for (what, request_id, fields) in &expected {
+        expect_entry(&by_id, what, request_id, fields, &mut problems);
+    }
 
     // Filters.
     let a2 = a.clone();
@@ -481,12 +494,12 @@ async fn access_log_records_reads_and_refusals_and_verifies() {
     // Other roles cannot read the log.
     for who in [JO, WCI_MANAGER, COMMISSIONER, PROBATION] {
         let r = w.as_(who).get(&format!("/v1/people/{a}/access")).await;
-        if r.status != 403 {
-            problems.push(format!(
-                "{who} GET /v1/people/{{a}}/access: expected 403, got {}",
-                r.brief()
-            ));
-        }
+        expect_status(
+            &r,
+            403,
+            &format!("{who} GET /v1/people/{{a}}/access"),
+            &mut problems,
+        );
     }
     report("access log", &problems);
 }
@@ -624,9 +637,7 @@ async fn reads_survive_sigkill(extra: &[&str]) {
         .as_(JO)
         .get(&format!("/v1/people/{}/journey", w.a.id))
         .await;
-    if r.status != 200 {
-        problems.push(format!("a read after restart: {}", r.brief()));
-    }
+    expect_status(&r, 200, "a read after restart", &mut problems);
     let verify = auditor.get("/v1/access/verify").await;
     if verify.body["ok"] != true {
         problems.push(format!("verify after a new read: {}", verify.brief()));

@@ -68,14 +68,15 @@ const COLS: [Col; 19] = [
     EsManager, EsAuditor, Metrics, Rs384, NotYet, Leeway,
 ];
 
-/// Page cell: 303 to /sign-in or 403 (whether a PARTNER may sign in at all is unspecified).
+/// Page cell: 303 to /sign-in or 403 (a PARTNER cannot sign in: its token is for the API).
 const PAGE_DENY: u16 = 1;
 /// Sign-in cell: 303 to `/` with a session cookie.
 const SIGNED_IN: u16 = 2;
 /// Sign-in cell: no session (any status, but no cookie and no redirect to `/`).
 const REFUSED: u16 = 3;
-/// Sign-in cell: either (a PARTNER has no pages; unspecified).
-const EITHER: u16 = 4;
+/// Form-post cell: the role may post the form (its scope holds), but the request carries
+/// no CSRF token of a rendered form: 403, logged DENIED, nothing recorded.
+const FORM_NO_TOKEN: u16 = 4;
 /// API cell: the role may call the route, but this principal's `sources` lack the one the
 /// route records with (the HMPPS route for the probation partner): 403, logged DENIED.
 const NOT_ITS_SOURCE: u16 = 5;
@@ -150,10 +151,18 @@ const TABLE: &[Row] = &[
     row("POST", "/v1/hmpps/domain-events",    "",                   Api, true,  [NOT_ITS_SOURCE, 403, 403, 403, 403, 401, 401, 401, 401, 401, 401, 401, 403, 403, 403, 401, 401, 401, 403]),
     // Web pages: the credential goes through the sign-in form; GET /sign-in is open.
     row("GET",  "/sign-in",                   "",                   Page, true, [200, 200, 200, 200, 200, 200, 200, 200, 200, 200, 200, 200, 200, 200, 200, 200, 200, 200, 200]),
-    row("POST", "/sign-in",                   "",                 SignIn, true, [EITHER, SIGNED_IN, SIGNED_IN, SIGNED_IN, SIGNED_IN, REFUSED, REFUSED, REFUSED, REFUSED, REFUSED, REFUSED, REFUSED, SIGNED_IN, SIGNED_IN, SIGNED_IN, REFUSED, REFUSED, REFUSED, SIGNED_IN]),
+    row("POST", "/sign-in",                   "",                 SignIn, true, [REFUSED, SIGNED_IN, SIGNED_IN, SIGNED_IN, SIGNED_IN, REFUSED, REFUSED, REFUSED, REFUSED, REFUSED, REFUSED, REFUSED, SIGNED_IN, SIGNED_IN, SIGNED_IN, REFUSED, REFUSED, REFUSED, SIGNED_IN]),
     row("POST", "/sign-out",                  "",                SignOut, true, [303, 303, 303, 303, 303, 303, 303, 303, 303, 303, 303, 303, 303, 303, 303, 303, 303, 303, 303]),
     row("GET",  "/",                          "",                   Page, true, [PAGE_DENY, 200, 200, 200, 200, 303, 303, 303, 303, 303, 303, 303, 200, 200, 200, 303, 303, 303, 200]),
     row("GET",  "/people/{id}",               "",                   Page, true, [PAGE_DENY, 200, 200, 403, 200, 303, 303, 303, 303, 303, 303, 303, 200, 200, 200, 303, 303, 303, 200]),
+    row("GET",  "/caseload",                  "",                   Page, true, [PAGE_DENY, 200, 403, 403, 403, 303, 303, 303, 303, 303, 303, 303, 200, 403, 403, 303, 303, 303, 403]),
+    row("GET",  "/releases",                  "",                   Page, true, [PAGE_DENY, 403, 200, 403, 200, 303, 303, 303, 303, 303, 303, 303, 403, 200, 200, 303, 303, 303, 200]),
+    row("GET",  "/cases",                     "",                   Page, true, [PAGE_DENY, 403, 200, 403, 200, 303, 303, 303, 303, 303, 303, 303, 403, 200, 200, 303, 303, 303, 200]),
+    row("GET",  "/kpis",                      "",                   Page, true, [PAGE_DENY, 403, 200, 200, 200, 303, 303, 303, 303, 303, 303, 303, 403, 200, 200, 303, 303, 303, 200]),
+    // Form posts: without the form's CSRF token every session is refused (403, nothing
+    // recorded); the role and scope rules in front of them are the page rules.
+    row("POST", "/people/{id}/events/{type}", "",                   Page, true, [PAGE_DENY, FORM_NO_TOKEN, FORM_NO_TOKEN, 403, 403, 303, 303, 303, 303, 303, 303, 303, FORM_NO_TOKEN, FORM_NO_TOKEN, 403, 303, 303, 303, 403]),
+    row("POST", "/people/{id}/manage/{type}", "",                   Page, true, [PAGE_DENY, 403, FORM_NO_TOKEN, 403, 403, 303, 303, 303, 303, 303, 303, 303, 403, FORM_NO_TOKEN, 403, 303, 303, 303, 403]),
     // DESIGN.md "Audit" routes (AUDITOR only), checked once they are served.
     row("GET",  "/v1/ledger/checkpoint",      "",                   Api, false, [403, 403, 403, 403, 200, 401, 401, 401, 401, 401, 401, 401, 403, 403, 200, 401, 401, 401, 200]),
     row("GET",  "/v1/ledger/key",             "",                   Api, false, [403, 403, 403, 403, 200, 401, 401, 401, 401, 401, 401, 401, 403, 403, 200, 401, 401, 401, 200]),
@@ -293,7 +302,10 @@ fn expected_x_roles(r: &Row) -> BTreeSet<String> {
     }
     [P, W, M, C, A]
         .into_iter()
-        .filter(|c| is_success(r.cells[idx(*c)]) || r.cells[idx(*c)] == NOT_ITS_SOURCE)
+        .filter(|c| {
+            is_success(r.cells[idx(*c)])
+                || matches!(r.cells[idx(*c)], NOT_ITS_SOURCE | FORM_NO_TOKEN)
+        })
         .map(|c| role_name(c).unwrap().to_string())
         .collect()
 }
@@ -406,7 +418,8 @@ async fn role_route_matrix() {
             let mut path = r
                 .path
                 .replace("{id}", &w.a.id)
-                .replace("{worker_id}", JO_WORKER_ID);
+                .replace("{worker_id}", JO_WORKER_ID)
+                .replace("{type}", "contact.made");
             if !r.query.is_empty() {
                 path += "?";
                 path += &r
@@ -449,7 +462,24 @@ async fn role_route_matrix() {
                         None => None,
                     };
                     let browser = Caller::browser(&url, fresh.clone());
-                    let resp = browser.post_form("/sign-out", &[]).await;
+                    // Sign-out is a state-changing POST: a session must show the token of
+                    // its page's sign-out form (CSRF); without it the answer is 403.
+                    let token = match &fresh {
+                        Some(_) => {
+                            let refused = browser.post_form("/sign-out", &[]).await;
+                            if refused.status != 403 {
+                                problems.push(format!(
+                                    "{cell}: sign-out without its CSRF token: {}",
+                                    refused.brief()
+                                ));
+                            }
+                            sign_out_token(&browser.get("/").await.text)
+                        }
+                        None => None,
+                    };
+                    let fields: Vec<(&str, &str)> =
+                        token.iter().map(|t| ("csrf", t.as_str())).collect();
+                    let resp = browser.post_form("/sign-out", &fields).await;
                     // A session that was signed out no longer opens pages.
                     if fresh.is_some() {
                         let home = browser.get("/").await;
@@ -475,7 +505,7 @@ async fn role_route_matrix() {
                         && location_path(&resp) == "/"
                 }
                 REFUSED => !(cookie.is_some() && location_path(&resp) == "/"),
-                EITHER => true,
+                FORM_NO_TOKEN => resp.status == 403,
                 NOT_ITS_SOURCE => resp.status == 403,
                 s => resp.status == s,
             };
@@ -486,6 +516,7 @@ async fn role_route_matrix() {
                     SIGNED_IN => "303 to / with a session cookie".to_string(),
                     REFUSED => "no session (no cookie, no redirect to /)".to_string(),
                     NOT_ITS_SOURCE => "403 (its sources lack the route's)".to_string(),
+                    FORM_NO_TOKEN => "403 (no CSRF token of a rendered form)".to_string(),
                     s => s.to_string(),
                 };
                 problems.push(format!(
@@ -651,4 +682,11 @@ fn submit_body(w: &World, col: Col, n: u64) -> Value {
         e.as_object_mut().unwrap().remove("source");
         e
     }
+}
+
+/// The CSRF token of the sign-out form in a page's HTML (a page a signed-in role opens).
+fn sign_out_token(html: &str) -> Option<String> {
+    let form = &html[html.find("action=\"/sign-out\"")?..];
+    let value = &form[form.find("name=\"csrf\" value=\"")? + "name=\"csrf\" value=\"".len()..];
+    Some(value[..value.find('"')?].to_string())
 }

@@ -6,7 +6,7 @@
 
 use serde_json::Value;
 
-use crate::support::auth::{enc, Caller, Resp};
+use crate::support::auth::{enc, expect_status, Caller, Resp};
 use crate::{
     report, World, AUDITOR, BNI_MANAGER, COMMISSIONER, JO, JO_WORKER_ID, SAM, SAM_WORKER_ID,
     WCI_MANAGER,
@@ -147,30 +147,20 @@ async fn out_of_scope_is_unknown_and_break_glass_is_logged() {
     let no_reason = jo
         .get(&format!("/v1/people/{b}/journey?purpose=EMERGENCY"))
         .await;
-    if no_reason.status != 400 {
-        problems.push(format!(
-            "EMERGENCY without a reason: expected 400, got {}",
-            no_reason.brief()
-        ));
-    }
+    expect_status(&no_reason, 400, "EMERGENCY without a reason", &mut problems);
     let empty_reason = jo
         .get(&format!("/v1/people/{b}/journey?purpose=EMERGENCY&reason="))
         .await;
-    if empty_reason.status != 400 {
-        problems.push(format!(
-            "EMERGENCY with an empty reason: expected 400, got {}",
-            empty_reason.brief()
-        ));
-    }
+    expect_status(
+        &empty_reason,
+        400,
+        "EMERGENCY with an empty reason",
+        &mut problems,
+    );
     let bad_purpose = jo
         .get(&format!("/v1/people/{a}/journey?purpose=CURIOSITY"))
         .await;
-    if bad_purpose.status != 400 {
-        problems.push(format!(
-            "an unknown purpose: expected 400, got {}",
-            bad_purpose.brief()
-        ));
-    }
+    expect_status(&bad_purpose, 400, "an unknown purpose", &mut problems);
     let manager_glass = w
         .as_(WCI_MANAGER)
         .get(&format!(
@@ -178,12 +168,7 @@ async fn out_of_scope_is_unknown_and_break_glass_is_logged() {
             enc(reason)
         ))
         .await;
-    if manager_glass.status != 200 {
-        problems.push(format!(
-            "manager break glass: expected 200, got {}",
-            manager_glass.brief()
-        ));
-    }
+    expect_status(&manager_glass, 200, "manager break glass", &mut problems);
     // Break glass does not open a person that does not exist.
     let ghost = jo
         .get(&format!(
@@ -191,12 +176,12 @@ async fn out_of_scope_is_unknown_and_break_glass_is_logged() {
             enc(reason)
         ))
         .await;
-    if ghost.status != 404 {
-        problems.push(format!(
-            "break glass on an unknown person: expected 404, got {}",
-            ghost.brief()
-        ));
-    }
+    expect_status(
+        &ghost,
+        404,
+        "break glass on an unknown person",
+        &mut problems,
+    );
     let auditor = w.as_(AUDITOR);
     let entries = crate::support::auth::access_entries(&auditor, "review=true").await;
     match entries {
@@ -232,12 +217,12 @@ async fn out_of_scope_is_unknown_and_break_glass_is_logged() {
 
     // Caseload: a WORKER only its own; a MANAGER that worker's cases at its prisons.
     let r = jo.get(&format!("/v1/caseload/{SAM_WORKER_ID}")).await;
-    if r.status != 403 {
-        problems.push(format!(
-            "worker reads another worker's caseload: expected 403, got {}",
-            r.brief()
-        ));
-    }
+    expect_status(
+        &r,
+        403,
+        "worker reads another worker's caseload",
+        &mut problems,
+    );
     let own = jo.get(&format!("/v1/caseload/{JO_WORKER_ID}")).await;
     let own_ids = person_ids(&own.body["cases"]);
     if own.status != 200 || own_ids != vec![a.clone()] {
@@ -272,19 +257,9 @@ async fn out_of_scope_is_unknown_and_break_glass_is_logged() {
     // Releases: a MANAGER only its prisons.
     let manager = w.as_(WCI_MANAGER);
     let r = manager.get("/v1/releases?prison=BNI").await;
-    if r.status != 403 {
-        problems.push(format!(
-            "WCI manager releases?prison=BNI: expected 403, got {}",
-            r.brief()
-        ));
-    }
+    expect_status(&r, 403, "WCI manager releases?prison=BNI", &mut problems);
     let r = manager.get("/v1/releases?prison=WCI").await;
-    if r.status != 200 {
-        problems.push(format!(
-            "WCI manager releases?prison=WCI: expected 200, got {}",
-            r.brief()
-        ));
-    }
+    expect_status(&r, 200, "WCI manager releases?prison=WCI", &mut problems);
     let mine = manager.get("/v1/releases").await;
     let rows = releases_rows(&mine.body);
     let mine_ids: Vec<String> = rows
@@ -315,12 +290,7 @@ async fn out_of_scope_is_unknown_and_break_glass_is_logged() {
 
     // KPIs: a MANAGER only its prisons; without `prison` the answer is its prisons'.
     let r = manager.get("/v1/kpis?prison=BNI").await;
-    if r.status != 403 {
-        problems.push(format!(
-            "WCI manager kpis?prison=BNI: expected 403, got {}",
-            r.brief()
-        ));
-    }
+    expect_status(&r, 403, "WCI manager kpis?prison=BNI", &mut problems);
     let mine = manager.get("/v1/kpis").await;
     let wci = auditor.get("/v1/kpis?prison=WCI").await;
     let all = auditor.get("/v1/kpis").await;
@@ -362,12 +332,7 @@ async fn out_of_scope_is_unknown_and_break_glass_is_logged() {
         format!("/v1/people/{a}/journey"),
     ] {
         let r = commissioner.get(&path).await;
-        if r.status != 403 {
-            problems.push(format!(
-                "commissioner {path}: expected 403, got {}",
-                r.brief()
-            ));
-        }
+        expect_status(&r, 403, &format!("commissioner {path}"), &mut problems);
     }
 
     // Scope follows the current allocation: A reallocated to W-BNI-07 leaves jo's scope.
@@ -384,19 +349,14 @@ async fn out_of_scope_is_unknown_and_break_glass_is_logged() {
     } else {
         crate::settle(&url).await;
         let r = jo.get(&format!("/v1/people/{a}/journey")).await;
-        if r.status != 404 {
-            problems.push(format!(
-                "jo reads A after A was reallocated to sam: expected 404, got {}",
-                r.brief()
-            ));
-        }
+        expect_status(
+            &r,
+            404,
+            "jo reads A after A was reallocated to sam",
+            &mut problems,
+        );
         let r = w.as_(SAM).get(&format!("/v1/people/{a}/journey")).await;
-        if r.status != 200 {
-            problems.push(format!(
-                "sam reads A after the reallocation: expected 200, got {}",
-                r.brief()
-            ));
-        }
+        expect_status(&r, 200, "sam reads A after the reallocation", &mut problems);
     }
     report("person scope and break glass", &problems);
 }

@@ -10,7 +10,7 @@ use serde_json::{json, Value};
 use throughcare_nats::submit_request;
 use throughcare_nats::testkit::NatsServer;
 
-use crate::support::auth::{access_by_request, new_token, Caller, Resp};
+use crate::support::auth::{access_by_request, expect_status, new_token, Caller, Resp};
 use crate::support::{event, nomis};
 use crate::{
     at, in_days, ledger_head, report, settle, World, AUDITOR, COMMISSIONER, HEALTHCARE_SOURCE, JO,
@@ -160,12 +160,12 @@ async fn a_partner_cannot_submit_as_another_partner_over_http() {
         let r = auditor
             .get(&format!("/v1/people?identifier=nomis:{n}"))
             .await;
-        if r.status != 404 {
-            problems.push(format!(
-                "the {what} person of a refused submission exists: {}",
-                r.brief()
-            ));
-        }
+        expect_status(
+            &r,
+            404,
+            &format!("the {what} person of a refused submission exists"),
+            &mut problems,
+        );
     }
     // The refusals are in the access log.
     match access_by_request(&auditor).await {
@@ -202,12 +202,7 @@ async fn a_partner_cannot_submit_as_another_partner_over_http() {
     let ok = probation
         .submit(&referral("own-1", PROBATION_SOURCE, &nomis(9914)))
         .await;
-    if ok.status != 201 {
-        problems.push(format!(
-            "the partner's own referral: expected 201, got {}",
-            ok.brief()
-        ));
-    }
+    expect_status(&ok, 201, "the partner's own referral", &mut problems);
     report("partner spoofing over HTTP", &problems);
 }
 
@@ -219,12 +214,7 @@ async fn staff_submit_under_their_own_name_about_people_they_can_read() {
 
     // No source: the server fills in urn:throughcare:staff:jo.worker.
     let r = jo.submit(&contact("staff-1", None, &w.a.nomis)).await;
-    if r.status != 201 {
-        problems.push(format!(
-            "worker contact without a source: expected 201, got {}",
-            r.brief()
-        ));
-    }
+    expect_status(&r, 201, "worker contact without a source", &mut problems);
     let explicit = jo
         .submit(&contact(
             "staff-2",
@@ -232,12 +222,12 @@ async fn staff_submit_under_their_own_name_about_people_they_can_read() {
             &w.a.nomis,
         ))
         .await;
-    if explicit.status != 201 {
-        problems.push(format!(
-            "worker contact with its own staff source: expected 201, got {}",
-            explicit.brief()
-        ));
-    }
+    expect_status(
+        &explicit,
+        201,
+        "worker contact with its own staff source",
+        &mut problems,
+    );
     settle(&w.url()).await;
     let events = w
         .as_(AUDITOR)
@@ -334,12 +324,12 @@ async fn staff_submit_under_their_own_name_about_people_they_can_read() {
         .as_(AUDITOR)
         .get(&format!("/v1/people?identifier=nomis:{unknown}"))
         .await;
-    if r.status != 404 {
-        problems.push(format!(
-            "a refused staff submission created a person: {}",
-            r.brief()
-        ));
-    }
+    expect_status(
+        &r,
+        404,
+        "a refused staff submission created a person",
+        &mut problems,
+    );
     report("staff submissions", &problems);
 }
 
@@ -371,6 +361,23 @@ async fn nats_submit(url: &str, token: Option<&str>, e: &Value) -> (u16, Value) 
     panic!("no reply on throughcare.submit: {last}");
 }
 
+/// Notes a problem unless a NATS submit reply has `status` and, when given, the problem
+/// type `kind`.
+fn expect_nats(
+    (got, body): (u16, &Value),
+    status: u16,
+    kind: Option<&str>,
+    what: &str,
+    problems: &mut Vec<String>,
+) {
+    if got != status || kind.is_some_and(|k| body["type"] != k) {
+        let kind = kind.unwrap_or_default();
+        problems.push(format!(
+            "{what}: expected {status} {kind}, got {got} {body}"
+        ));
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_partner_cannot_submit_as_another_partner_over_nats() {
     let nats_dir = tempfile::tempdir().unwrap();
@@ -387,11 +394,13 @@ async fn a_partner_cannot_submit_as_another_partner_over_nats() {
         &referral("nats-own", PROBATION_SOURCE, &nomis(9931)),
     )
     .await;
-    if status != 201 {
-        problems.push(format!(
-            "own source over NATS: expected 201, got {status} {reply}"
-        ));
-    }
+    expect_nats(
+        (status, &reply),
+        201,
+        None,
+        "own source over NATS",
+        &mut problems,
+    );
     settle(&w.url()).await;
     let before = ledger_head(&w).await;
     let unknown = nomis(9932);
@@ -408,9 +417,14 @@ async fn a_partner_cannot_submit_as_another_partner_over_nats() {
     )
     .await;
     for (what, s, body) in [("known person", s1, &known), ("unknown person", s2, &fresh)] {
-        if s != 403 || body["type"] != SOURCE_NOT_ALLOWED {
-            problems.push(format!("spoofed source over NATS ({what}): expected 403 {SOURCE_NOT_ALLOWED}, got {s} {body}"));
-        }
+        let what = format!("spoofed source over NATS ({what})");
+        expect_nats(
+            (s, body),
+            403,
+            Some(SOURCE_NOT_ALLOWED),
+            &what,
+            &mut problems,
+        );
     }
     if comparable(&known, &[&w.a.nomis]) != comparable(&fresh, &[&unknown]) {
         problems.push(format!("over NATS the refusal depends on whether the person exists:\n    known:   {known}\n    unknown: {fresh}"));
@@ -421,11 +435,14 @@ async fn a_partner_cannot_submit_as_another_partner_over_nats() {
         &contact("nats-type", Some(PROBATION_SOURCE), &w.a.nomis),
     )
     .await;
-    if s3 != 403 || typed["type"] != TYPE_NOT_ALLOWED {
-        problems.push(format!(
-            "type outside the list over NATS: expected 403 {TYPE_NOT_ALLOWED}, got {s3} {typed}"
-        ));
-    }
+    let what = "type outside the list over NATS";
+    expect_nats(
+        (s3, &typed),
+        403,
+        Some(TYPE_NOT_ALLOWED),
+        what,
+        &mut problems,
+    );
     // Without the header, or with a token nobody issued: 401.
     let (s4, none) = nats_submit(
         &url,
@@ -433,11 +450,8 @@ async fn a_partner_cannot_submit_as_another_partner_over_nats() {
         &referral("nats-anon", PROBATION_SOURCE, &nomis(9933)),
     )
     .await;
-    if s4 != 401 {
-        problems.push(format!(
-            "no Authorization header over NATS: expected 401, got {s4} {none}"
-        ));
-    }
+    let what = "no Authorization header over NATS";
+    expect_nats((s4, &none), 401, None, what, &mut problems);
     let bogus = new_token();
     let (s5, bad) = nats_submit(
         &url,
@@ -445,11 +459,13 @@ async fn a_partner_cannot_submit_as_another_partner_over_nats() {
         &referral("nats-bad", PROBATION_SOURCE, &nomis(9934)),
     )
     .await;
-    if s5 != 401 {
-        problems.push(format!(
-            "unknown token over NATS: expected 401, got {s5} {bad}"
-        ));
-    }
+    expect_nats(
+        (s5, &bad),
+        401,
+        None,
+        "unknown token over NATS",
+        &mut problems,
+    );
     // The same refusal over HTTP, for the same body.
     let http = Caller::bearer(&w.url(), &probation)
         .submit(&referral("nats-spoof", HEALTHCARE_SOURCE, &w.a.nomis))
@@ -468,12 +484,12 @@ async fn a_partner_cannot_submit_as_another_partner_over_nats() {
             .as_(AUDITOR)
             .get(&format!("/v1/people?identifier=nomis:{n}"))
             .await;
-        if r.status != 404 {
-            problems.push(format!(
-                "a refused NATS submission created person {n}: {}",
-                r.brief()
-            ));
-        }
+        expect_status(
+            &r,
+            404,
+            &format!("a refused NATS submission created person {n}"),
+            &mut problems,
+        );
     }
     // NATS refusals are logged too (found by who and route).
     match crate::support::auth::access_entries(&w.as_(AUDITOR), &format!("who={PROBATION}")).await {

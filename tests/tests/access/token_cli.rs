@@ -6,7 +6,7 @@ use std::process::Command;
 
 use serde_json::json;
 
-use crate::support::auth::{sha256_hex, Caller};
+use crate::support::auth::{expect_status, sha256_hex, Caller};
 use crate::support::{binary, event, nomis, Server};
 use crate::{at, in_days, report, settle};
 
@@ -173,40 +173,40 @@ async fn token_prints_a_token_and_its_principal_block() {
         );
         e["source"] = json!(source);
         let r = Caller::bearer(&server.url, &partner_token).submit(&e).await;
-        if r.status != 201 {
-            problems.push(format!(
-                "the partner token from `throughcare token` could not submit: {}",
-                r.brief()
-            ));
-        }
+        expect_status(
+            &r,
+            201,
+            "the partner token from `throughcare token` could not submit",
+            &mut problems,
+        );
         settle(&server.url).await;
         let r = Caller::bearer(&server.url, &manager_token)
             .get("/v1/releases")
             .await;
-        if r.status != 200 {
-            problems.push(format!(
-                "the manager token could not read releases: {}",
-                r.brief()
-            ));
-        }
+        expect_status(
+            &r,
+            200,
+            "the manager token could not read releases",
+            &mut problems,
+        );
         let r = Caller::bearer(&server.url, &worker_token)
             .get("/v1/caseload/W-WCI-01")
             .await;
-        if r.status != 200 {
-            problems.push(format!(
-                "the worker token could not read its caseload: {}",
-                r.brief()
-            ));
-        }
+        expect_status(
+            &r,
+            200,
+            "the worker token could not read its caseload",
+            &mut problems,
+        );
         let r = Caller::bearer(&server.url, &sha256_hex(&worker_token))
             .get("/v1/caseload/W-WCI-01")
             .await;
-        if r.status != 401 {
-            problems.push(format!(
-                "the token's hash was accepted as a token: {}",
-                r.brief()
-            ));
-        }
+        expect_status(
+            &r,
+            401,
+            "the token's hash was accepted as a token",
+            &mut problems,
+        );
     }
     report("throughcare token", &problems);
 }

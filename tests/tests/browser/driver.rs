@@ -359,6 +359,29 @@ impl Browser {
         }
     }
 
+    /// Waits (up to 15 s) until the page's visible text contains `needle`: for a form that
+    /// answers on the same path (the page's path says nothing about whether the answer has
+    /// loaded yet).
+    #[allow(dead_code)] // browser.rs uses it; browser_flows.rs, which shares this file, does not
+    pub async fn wait_for_text(&self, needle: &str) -> String {
+        let deadline = Instant::now() + Duration::from_secs(15);
+        loop {
+            let text = match self.client.find(Locator::Css("body")).await {
+                Ok(body) => body.text().await.unwrap_or_default(),
+                Err(_) => String::new(),
+            };
+            if text.contains(needle) {
+                return text;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "waited 15 s for {needle:?} on {}; the page says:\n{text}",
+                self.path().await
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
     /// The page's HTML as the browser has it.
     pub async fn html(&self) -> String {
         self.client.source().await.expect("the page source")

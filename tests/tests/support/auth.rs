@@ -337,6 +337,15 @@ impl Caller {
         c
     }
 
+    /// `method path` on this caller's server, with its `Authorization` if it has one.
+    fn builder(&self, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
+        let rb = self.http.request(method, format!("{}{path}", self.url));
+        match &self.authorization {
+            Some(a) => rb.header("authorization", a),
+            None => rb,
+        }
+    }
+
     /// Sends one request; `None` when the server could not be reached or the reply was cut.
     pub async fn try_send(
         &self,
@@ -346,10 +355,7 @@ impl Caller {
         body: Option<(&str, Vec<u8>)>,
     ) -> Option<Resp> {
         let method = reqwest::Method::from_bytes(method.as_bytes()).unwrap();
-        let mut rb = self.http.request(method, format!("{}{path}", self.url));
-        if let Some(a) = &self.authorization {
-            rb = rb.header("authorization", a);
-        }
+        let mut rb = self.builder(method, path);
         if let Some(c) = &self.cookie {
             rb = rb.header("cookie", c);
         }
@@ -376,11 +382,7 @@ impl Caller {
     /// GET that returns as soon as the response head arrives: (status, request id).
     /// The body is read but a cut body (the server was killed) does not matter.
     pub async fn try_get_head(&self, path: &str) -> Option<(u16, Option<String>)> {
-        let mut rb = self.http.get(format!("{}{path}", self.url));
-        if let Some(a) = &self.authorization {
-            rb = rb.header("authorization", a);
-        }
-        let r = rb.send().await.ok()?;
+        let r = self.builder(reqwest::Method::GET, path).send().await.ok()?;
         let status = r.status().as_u16();
         let id = r
             .headers()
@@ -466,6 +468,43 @@ pub async fn head(url: &str) -> u64 {
         .unwrap_or_else(|| panic!("/readyz has no head: {}", r.brief()))
 }
 
+/// Starts `throughcare serve --auth <auth> <extra...>` on `data`.
+pub fn start_with_auth(data: &Path, auth: &AuthFile, extra: &[&str]) -> super::Server {
+    let mut args = vec!["--auth", auth.path_str()];
+    args.extend_from_slice(extra);
+    super::Server::start_with(data, &args)
+}
+
+/// Writes an auth file of `principals` to `dir/auth` and starts a server with it on
+/// `dir/data`.
+pub fn serve_with_auth(dir: &Path, principals: &[Spec]) -> (AuthFile, super::Server) {
+    let auth = AuthFile::write(&dir.join("auth"), principals);
+    let server = start_with_auth(&dir.join("data"), &auth, &[]);
+    (auth, server)
+}
+
+/// Notes a problem unless `r` answered `status` ("`what`: expected 403, got ..."); whether
+/// it did.
+pub fn expect_status(r: &Resp, status: u16, what: &str, problems: &mut Vec<String>) -> bool {
+    let ok = r.status == status;
+    if !ok {
+        problems.push(format!("{what}: expected {status}, got {}", r.brief()));
+    }
+    ok
+}
+
+/// Waits until the read models have caught up with the log head.
+pub async fn settle(url: &str) {
+    for _ in 0..400 {
+        let r = Caller::anonymous(url).get("/readyz").await;
+        if r.body["head"].is_u64() && r.body["checkpoint"].as_u64() >= r.body["head"].as_u64() {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    panic!("read models never caught up at {url}");
+}
+
 /// Every access-log entry matching `query` (e.g. `person=...&who=...`), following `after=`
 /// pages; read as `auditor`.
 pub async fn access_entries(auditor: &Caller, query: &str) -> Result<Vec<Value>, String> {
@@ -510,23 +549,9 @@ pub async fn access_by_request(auditor: &Caller) -> Result<BTreeMap<String, Valu
         .collect())
 }
 
-/// The members every access-log entry has (DESIGN.md "The access log").
-pub const ENTRY_FIELDS: [&str; 14] = [
-    "seq",
-    "at",
-    "who",
-    "role",
-    "what",
-    "person_id",
-    "purpose",
-    "outcome",
-    "review",
-    "route",
-    "status",
-    "request_id",
-    "prev",
-    "hash",
-];
+/// The members every access-log entry has (DESIGN.md "The access log"): the list the
+/// backends' conformance checks hold their JSON to.
+pub use throughcare_ledger::access::conformance::ENTRY_FIELDS;
 
 /// Problems with one entry's shape (missing members, ill-typed hashes).
 pub fn entry_shape_problems(e: &Value) -> Vec<String> {

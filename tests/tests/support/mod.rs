@@ -4,10 +4,11 @@
 #![allow(dead_code)]
 
 pub mod auth;
+pub mod tamper;
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command, Output, Stdio};
 use std::sync::OnceLock;
 use std::time::Duration;
 
@@ -48,6 +49,69 @@ pub fn binary() -> &'static Path {
         assert!(bin.exists(), "{} missing after build", bin.display());
         bin
     })
+}
+
+/// `m` minutes before now, RFC 3339.
+pub fn minutes_ago(m: i64) -> String {
+    (chrono::Utc::now() - chrono::Duration::minutes(m)).to_rfc3339()
+}
+
+/// `n` days before now, RFC 3339.
+pub fn days_ago(n: i64) -> String {
+    days_from_now(-n)
+}
+
+/// `n` days from now (before now when negative), RFC 3339.
+pub fn days_from_now(n: i64) -> String {
+    (chrono::Utc::now() + chrono::Duration::days(n)).to_rfc3339()
+}
+
+/// The date `n` days from today (before today when negative), `YYYY-MM-DD`.
+pub fn date_in_days(n: i64) -> String {
+    (chrono::Utc::now() + chrono::Duration::days(n))
+        .date_naive()
+        .to_string()
+}
+
+/// `$THROUGHCARE_VENV_BIN/<tool>` (the Python venv's `python`, `schemathesis`), or a
+/// panic saying how to get it.
+pub fn venv_tool(tool: &str) -> PathBuf {
+    let hint = "run `export THROUGHCARE_VENV_BIN=\"$(bash scripts/python-venv.sh)\"` first \
+                (scripts/test.sh does this for you)";
+    let bin = std::env::var_os("THROUGHCARE_VENV_BIN")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| panic!("THROUGHCARE_VENV_BIN is not set: {hint}"));
+    let path = bin.join(tool);
+    assert!(
+        path.is_file(),
+        "{} does not exist: THROUGHCARE_VENV_BIN must be the venv's bin directory; {hint}",
+        path.display()
+    );
+    path
+}
+
+/// A finished command's standard error, as text.
+pub fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+/// `throughcare keygen --name <name>` into the file `dir/<name>`: (signing key file,
+/// verifier key text), as an operator would hand the verifier key to auditors out of band.
+pub fn keygen(dir: &Path, name: &str) -> (PathBuf, String) {
+    let file = dir.join(name);
+    let o = Command::new(binary())
+        .args(["keygen", "--name", name, "--out"])
+        .arg(&file)
+        .output()
+        .expect("run throughcare keygen");
+    assert!(o.status.success(), "keygen: {}", stderr(&o));
+    let out = String::from_utf8_lossy(&o.stdout);
+    let vkey = out
+        .split_whitespace()
+        .find(|w| throughcare_tlog::VerifierKey::parse(w).is_ok())
+        .unwrap_or_else(|| panic!("no verifier key in keygen's output: {out}"))
+        .to_string();
+    (file, vkey)
 }
 
 /// A running `throughcare serve`, killed with SIGKILL when dropped.
@@ -204,6 +268,25 @@ impl Client {
 /// A CloudEvent with the given type suffix (e.g. "referral.received"), id and data.
 pub fn event(kind: &str, id: &str, time: &str, data: Value) -> Value {
     throughcare_synthetic::cloudevent("urn:throughcare:test:e2e", id, kind, time, data)
+}
+
+/// A `referral.received` about `person` (any person reference) at `prison` from a
+/// `referrer` kind, with the synthetic defaults of [`throughcare_synthetic::data`].
+pub fn referral(
+    id: &str,
+    time: &str,
+    person: Value,
+    referral_id: &str,
+    referrer: &str,
+    prison: &str,
+) -> Value {
+    let data = throughcare_synthetic::data::referral_received(referral_id, referrer, prison);
+    event(
+        "referral.received",
+        id,
+        time,
+        throughcare_synthetic::with_person(data, person),
+    )
 }
 
 /// A synthetic NHS number (999 range, passes Modulus 11), unique per `seed` below

@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use futures::TryStreamExt;
-use throughcare_events::{verify_chain, PersonId};
+use throughcare_events::{verify_chain, PersonId, RecordedEvent};
 use throughcare_ledger::{Error, EventLog, ExpectedVersion};
 use throughcare_nats::JetStreamLog;
 
@@ -150,6 +150,27 @@ pub struct Report {
     pub head: u64,
 }
 
+/// Where each event id stands in `all` (more than one position: recorded twice).
+pub fn positions_by_id(all: &[RecordedEvent]) -> HashMap<&str, Vec<u64>> {
+    let mut found: HashMap<&str, Vec<u64>> = HashMap::new();
+    for e in all {
+        found
+            .entry(e.event.id.as_str())
+            .or_default()
+            .push(e.position);
+    }
+    found
+}
+
+/// `all` (a whole log read from 1) has the positions 1, 2, ... with no gap.
+pub fn assert_contiguous(all: &[RecordedEvent], what: &str) {
+    assert_eq!(
+        all.iter().map(|e| e.position).collect::<Vec<_>>(),
+        (1..=all.len() as u64).collect::<Vec<_>>(),
+        "{what}"
+    );
+}
+
 /// Reads the whole log back and checks it against `acks`: every acknowledged event once
 /// at its position, nothing twice, nothing unacknowledged (writers retry until acked),
 /// contiguous positions, and each person's history exactly its events with a valid chain.
@@ -159,13 +180,7 @@ pub async fn check(log: &JetStreamLog, acks: &HashMap<String, Ack>) -> Report {
         .try_collect()
         .await
         .expect("read_all after the faults");
-    let mut found: HashMap<&str, Vec<u64>> = HashMap::new();
-    for e in &all {
-        found
-            .entry(e.event.id.as_str())
-            .or_default()
-            .push(e.position);
-    }
+    let found = positions_by_id(&all);
     let report = Report {
         acked: acks.len(),
         found: found.len(),
@@ -189,11 +204,7 @@ pub async fn check(log: &JetStreamLog, acks: &HashMap<String, Ack>) -> Report {
         "each event is where it was acknowledged"
     );
     assert_eq!(report.unacked, 0, "nothing stored was left unacknowledged");
-    assert_eq!(
-        all.iter().map(|e| e.position).collect::<Vec<_>>(),
-        (1..=all.len() as u64).collect::<Vec<_>>(),
-        "positions are contiguous"
-    );
+    assert_contiguous(&all, "positions are contiguous");
     assert_eq!(report.head, all.len() as u64);
 
     let mut per_person: BTreeMap<PersonId, usize> = BTreeMap::new();

@@ -1,5 +1,7 @@
-//! Shared helpers for the JetStream backend tests: a real nats-server per test, a log on
-//! it, and synthetic events.
+//! Shared helpers for the JetStream backend tests: a real nats-server (or a 3-node
+//! cluster) per test, a log on it, a raw client to look at what the backend stored, and
+//! synthetic events. Identifiers and CloudEvent JSON come from `throughcare-synthetic`;
+//! this file holds the IO and the validation of what it builds.
 
 #![allow(dead_code)]
 
@@ -10,11 +12,11 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use serde_json::{json, Value};
 use tempfile::TempDir;
-use throughcare_events::{nhs_check_digit, validate_event, Event, PersonId};
+use throughcare_events::{validate_event, Event, PersonId};
 use throughcare_ledger::{AppendRequest, ExpectedVersion, NewEvent};
-use throughcare_nats::testkit::NatsServer;
+use throughcare_nats::testkit::{NatsCluster, NatsServer};
 use throughcare_nats::{JetStreamConfig, JetStreamLog};
-use ulid::Ulid;
+use throughcare_synthetic::{cloudevent, data, with_person};
 
 pub const SOURCE: &str = "urn:throughcare:test:nats";
 
@@ -44,79 +46,109 @@ pub async fn connect(server: &NatsServer) -> JetStreamLog {
 
 /// A raw async-nats client on the same server, to look at what the backend stored.
 pub async fn raw(server: &NatsServer) -> async_nats::jetstream::Context {
-    let client = async_nats::connect(server.url())
+    raw_at(&server.url()).await
+}
+
+/// A raw async-nats client on any of the comma-separated `urls`.
+pub async fn raw_at(urls: &str) -> async_nats::jetstream::Context {
+    let client = async_nats::connect(urls.split(',').collect::<Vec<_>>())
         .await
         .expect("raw connect");
     async_nats::jetstream::new(client)
+}
+
+/// The info of stream `name` (e.g. `throughcare_nats::STREAM`), as the server reports it now.
+pub async fn stream_info(
+    js: &async_nats::jetstream::Context,
+    name: &str,
+) -> async_nats::jetstream::stream::Info {
+    js.get_stream(name)
+        .await
+        .expect("stream")
+        .cached_info()
+        .clone()
+}
+
+/// A 3-node cluster on loopback in its own directory, a log on it with stream replicas
+/// 3, and a raw client on the cluster.
+pub struct Cluster {
+    pub servers: NatsCluster,
+    pub log: JetStreamLog,
+    pub js: async_nats::jetstream::Context,
+    pub dir: TempDir,
+}
+
+/// Starts a [`Cluster`]; `sync_always` makes every node fsync each write; the log's
+/// requests time out after `request_timeout` and are retried for `retry_for`.
+pub async fn cluster(sync_always: bool, request_timeout: Duration, retry_for: Duration) -> Cluster {
+    let dir = TempDir::new().expect("temporary directory");
+    let servers = if sync_always {
+        NatsCluster::start_sync_always(dir.path(), 3)
+    } else {
+        NatsCluster::start(dir.path(), 3)
+    };
+    let config = JetStreamConfig::new(servers.urls())
+        .replicas(3)
+        .request_timeout(request_timeout)
+        .retry_for(retry_for);
+    let log = JetStreamLog::connect_with(config)
+        .await
+        .unwrap_or_else(|e| panic!("connect to the cluster: {e}"));
+    let js = raw_at(&servers.urls()).await;
+    Cluster {
+        servers,
+        log,
+        js,
+        dir,
+    }
 }
 
 pub fn now() -> DateTime<Utc> {
     Utc::now()
 }
 
+/// The ledger person id of synthetic person `n`.
 pub fn person(n: u64) -> PersonId {
-    PersonId(Ulid::from_parts(1_790_000_000_000, u128::from(n)))
+    throughcare_synthetic::person_id(0, n)
 }
 
+/// The synthetic NOMIS number of person `n`.
 pub fn nomis(n: u32) -> String {
-    format!("N{:04}BC", n % 10_000)
+    throughcare_synthetic::nomis(u64::from(n))
 }
 
+/// The synthetic NHS number of person `seed` (999 range, valid Modulus 11).
 pub fn nhs(seed: u32) -> String {
-    let mut base = 999_100_000u64 + u64::from(seed) * 13;
-    loop {
-        let text = format!("{base:09}");
-        let digits: Vec<u8> = text.bytes().map(|b| b - b'0').collect();
-        if let Some(check) = nhs_check_digit(&digits) {
-            return format!("{text}{check}");
-        }
-        base += 1;
-    }
+    throughcare_synthetic::nhs_number(u64::from(seed))
 }
 
-fn envelope(source: &str, id: &str, kind: &str, data: Value) -> Event {
-    validate_event(
-        &json!({
-            "specversion": "1.0",
-            "id": id,
-            "source": source,
-            "type": format!("throughcare.{kind}.v1"),
-            "time": "2026-11-20T09:30:00Z",
-            "datacontenttype": "application/json",
-            "data": data,
-        }),
-        now(),
-    )
-    .unwrap_or_else(|p| panic!("test event is invalid: {p:?}"))
+fn envelope(id: &str, kind: &str, data: Value) -> Event {
+    let event = cloudevent(SOURCE, id, kind, "2026-11-20T09:30:00Z", data);
+    validate_event(&event, now()).unwrap_or_else(|p| panic!("test event is invalid: {p:?}"))
 }
 
-/// A `release_date.set` fact about `nomis` (always recordable).
+/// A `release_date.set` fact about `nomis` (always recordable); `day` varies the date.
 pub fn release_date(id: &str, nomis: &str, day: u32) -> Event {
+    let date = format!("2027-01-{:02}", 1 + day % 28);
     envelope(
-        SOURCE,
         id,
         "release_date.set",
-        json!({
-            "person": { "nomis": nomis },
-            "date": format!("2027-01-{:02}", 1 + day % 28),
-            "date_type": "CRD",
-        }),
+        with_person(
+            data::release_date_set(&date, "CRD"),
+            json!({ "nomis": nomis }),
+        ),
     )
 }
 
+/// A `referral.received` for `person` (any person reference) at WCI.
 pub fn referral(id: &str, person: Value, referral_id: &str) -> Event {
     envelope(
-        SOURCE,
         id,
         "referral.received",
-        json!({
-            "person": person,
-            "referral_id": referral_id,
-            "referrer": { "kind": "PROBATION", "org": "Probation Service, Hampshire" },
-            "prison": "WCI",
-            "expected_release_date": "2027-01-15",
-            "vulnerabilities": ["ADHD"],
-        }),
+        with_person(
+            data::referral_received(referral_id, "PROBATION", "WCI"),
+            person,
+        ),
     )
 }
 

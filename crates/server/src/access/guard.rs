@@ -85,6 +85,9 @@ pub struct LogNote {
     pub denied: bool,
     /// The read broke glass (an identifier lookup outside scope for an emergency).
     pub review: bool,
+    /// Who the handler itself identified on an open route (name, role): a partner's token
+    /// refused at sign-in is logged as that partner, not as anonymous.
+    pub who: Option<(String, String)>,
 }
 
 /// The middleware. Routes not in the table (the fallback) pass straight through.
@@ -442,20 +445,21 @@ async fn log_read(
     let Some(what) = what else { return response };
     let denied = note.as_ref().is_some_and(|n| n.denied);
     let review = caller.review || note.as_ref().is_some_and(|n| n.review);
-    // On open routes (sign-in) nobody is identified: a refusal there is anonymous.
+    // On open routes (sign-in) nobody is identified by the guard: a refusal there is
+    // anonymous unless the handler identified the caller itself.
     let anonymous = matches!(route.allow, Allow::Open | Allow::Metrics);
+    let (who, role) = match note.as_ref().and_then(|n| n.who.clone()) {
+        Some(named) => named,
+        None if anonymous => ("anonymous".into(), "NONE".into()),
+        None => (
+            caller.principal.name.clone(),
+            caller.principal.role.to_string(),
+        ),
+    };
     let record = AccessRecord {
         at: state.ledger.now(),
-        who: if anonymous {
-            "anonymous".into()
-        } else {
-            caller.principal.name.clone()
-        },
-        role: if anonymous {
-            "NONE".into()
-        } else {
-            caller.principal.role.to_string()
-        },
+        who,
+        role,
         what,
         person_id: note.and_then(|n| n.person).or(path_person),
         // A submission has no purpose of reading; an anonymous refusal has none at all.

@@ -7,7 +7,7 @@ use axum::routing::{get, post, MethodRouter};
 use throughcare_ledger::{AccessWhat, Purpose};
 
 use crate::auth::Role;
-use crate::{access_api, api, ledger_api, pages, AppState};
+use crate::{access_api, api, ledger_api, web, AppState};
 
 /// Who may call a route.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -381,7 +381,7 @@ pub fn routes() -> Vec<Route> {
             Scope::None,
             None,
             "Sign-in form",
-            || get(pages::sign_in_form),
+            || get(web::sign_in_form),
         ),
         page(
             Method::POST,
@@ -390,7 +390,7 @@ pub fn routes() -> Vec<Route> {
             Scope::None,
             None,
             "Sign in with a token; sets the session cookie",
-            || post(pages::sign_in),
+            || post(web::sign_in),
         ),
         page(
             Method::POST,
@@ -399,7 +399,7 @@ pub fn routes() -> Vec<Route> {
             Scope::None,
             None,
             "End the session",
-            || post(pages::sign_out),
+            || post(web::sign_out),
         ),
         page(
             Method::GET,
@@ -408,7 +408,7 @@ pub fn routes() -> Vec<Route> {
             Scope::None,
             None,
             "Home: the page for the caller's role",
-            || get(pages::home),
+            || get(web::home),
         ),
         page(
             Method::GET,
@@ -416,8 +416,72 @@ pub fn routes() -> Vec<Route> {
             Allow::Roles(READERS),
             Scope::Person,
             Some(ReadJourney),
-            "A person's journey and timeline",
-            || get(pages::person),
+            "A person's journey strip and timeline, and the forms the viewer may use now",
+            || get(web::person),
         ),
+        page(
+            Method::GET,
+            "/caseload",
+            Allow::Roles(&[W]),
+            Scope::None,
+            Some(ReadCaseload),
+            "My caseload: a worker's open cases, contact overdue first",
+            || get(web::caseload),
+        ),
+        Route {
+            // A form answers with the person's page again (422, 409, 403 refusals shown
+            // by the field) or sends the browser back to it (303).
+            statuses: &[303, 400, 401, 403, 404, 409, 413, 415, 422, 503],
+            ..page(
+                Method::POST,
+                "/people/{id}/events/{type}",
+                Allow::Roles(&[W, M]),
+                Scope::Person,
+                None,
+                "Record one of the worker's events from its form (CSRF token and the event id made when the form was drawn)",
+                || post(web::post_event),
+            )
+        },
+        page(
+            Method::GET,
+            "/kpis",
+            Allow::Roles(&[M, C, A]),
+            Scope::Prisons,
+            None,
+            "Service KPIs of a prison and month: the figures /v1/kpis publishes, bar charts of the rates by month with a table beside each, and a CSV link",
+            || get(web::kpis_page),
+        ),
+        page(
+            Method::GET,
+            "/releases",
+            Allow::Roles(&[M, A]),
+            Scope::Prisons,
+            None,
+            "The release calendar: releases of the last week and the next four, unallocated and no-plan gaps, an identifier search",
+            || get(web::releases),
+        ),
+        page(
+            Method::GET,
+            "/cases",
+            Allow::Roles(&[M, A]),
+            Scope::Prisons,
+            None,
+            "Cases by status: the triage queue (referred, waiting longest first) and open cases with no release date",
+            || get(web::cases),
+        ),
+        Route {
+            // As the worker's forms: the person's page again with a refusal by the field,
+            // or a redirect back to it.
+            statuses: &[303, 400, 401, 403, 404, 409, 413, 415, 422, 503],
+            ..page(
+                Method::POST,
+                "/people/{id}/manage/{type}",
+                Allow::Roles(&[M]),
+                Scope::Person,
+                None,
+                "A manager's action from its form: allocate or re-allocate, extend support, reopen (CSRF token and the event id made when the form was drawn)",
+                || post(web::post_manager_event),
+            )
+        },
     ]
 }

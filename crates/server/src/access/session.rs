@@ -21,12 +21,28 @@ struct Session {
 }
 
 /// The live sessions of this process.
-#[derive(Default)]
 pub struct Sessions {
     live: Mutex<HashMap<String, Session>>,
+    /// The key of the pages' CSRF tokens (`crate::web::csrf`): random per process, like
+    /// the sessions themselves, so a restart invalidates both together.
+    csrf_secret: [u8; 32],
+}
+
+impl Default for Sessions {
+    fn default() -> Self {
+        Sessions {
+            live: Mutex::default(),
+            csrf_secret: rand::random(),
+        }
+    }
 }
 
 impl Sessions {
+    /// The key CSRF tokens are made with.
+    pub fn csrf_secret(&self) -> &[u8] {
+        &self.csrf_secret
+    }
+
     /// Starts a session for `principal` lasting at most `ttl`; returns its id.
     pub fn start(&self, principal: Principal, ttl: Duration) -> String {
         let (id, _) = crate::auth::new_token();

@@ -18,7 +18,7 @@ use chrono::{DateTime, Utc};
 use http_body_util::BodyExt;
 use serde_json::{json, Value};
 use throughcare_events::PersonId;
-use throughcare_ledger::{AccessLog, EmbeddedLog, EventLog, Ledger};
+use throughcare_ledger::{AccessEntry, AccessFilter, AccessLog, EmbeddedLog, EventLog, Ledger};
 use throughcare_projector::{AuditTree, Projector};
 use throughcare_server::{app, AppState, Authenticator};
 use throughcare_synthetic::{cloudevent, data, with_person};
@@ -26,6 +26,20 @@ use tower::ServiceExt;
 
 /// A principal of the world: name (the key of its token), role, extra TOML lines.
 pub type Principal = (&'static str, &'static str, &'static str);
+
+/// The prison healthcare partner's CloudEvents `source`.
+pub const HEALTHCARE_SOURCE: &str = "urn:throughcare:partner:prison-healthcare";
+
+/// Principals several test files share, by the name their token is kept under.
+pub const HEALTHCARE_PARTNER: Principal = (
+    "partner",
+    "PARTNER",
+    "sources = [\"urn:throughcare:partner:prison-healthcare\"]",
+);
+pub const JO: Principal = ("jo", "WORKER", "worker_id = \"W-WCI-01\"");
+pub const WCI_MANAGER: Principal = ("wci.manager", "MANAGER", "prisons = [\"WCI\"]");
+pub const COMMISSIONER: Principal = ("commissioner", "COMMISSIONER", "");
+pub const AUDITOR: Principal = ("auditor", "AUDITOR", "");
 
 /// How to build a [`World`].
 #[derive(Default)]
@@ -183,6 +197,17 @@ impl World {
                 .await
         );
         body
+    }
+
+    /// The access log's entries about reads and refusals by `who`.
+    pub async fn access_by(&self, who: &str) -> Vec<AccessEntry> {
+        self.access
+            .query(&AccessFilter {
+                who: Some(who.into()),
+                ..AccessFilter::default()
+            })
+            .await
+            .unwrap()
     }
 
     pub async fn head(&self) -> u64 {
