@@ -20,7 +20,6 @@ mod driver;
 
 use std::time::Duration;
 
-use chrono::Utc;
 use serde_json::{json, Value};
 use support::auth::{AuthFile, Caller, Spec};
 use support::{event, nhs_number, nomis, Server};
@@ -49,17 +48,7 @@ fn principals() -> Vec<Spec> {
     ]
 }
 
-/// `minutes_ago` before now, RFC 3339.
-fn at(minutes_ago: i64) -> String {
-    (Utc::now() - chrono::Duration::minutes(minutes_ago)).to_rfc3339()
-}
-
-/// A date `days` from today.
-fn in_days(days: i64) -> String {
-    (Utc::now() + chrono::Duration::days(days))
-        .date_naive()
-        .to_string()
-}
+use support::{date_in_days as in_days, minutes_ago as at};
 
 /// A person of the seed.
 struct Person {

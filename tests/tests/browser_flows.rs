@@ -46,15 +46,7 @@ fn principals() -> Vec<Spec> {
     ]
 }
 
-fn at(minutes_ago: i64) -> String {
-    (Utc::now() - chrono::Duration::minutes(minutes_ago)).to_rfc3339()
-}
-
-fn in_days(days: i64) -> String {
-    (Utc::now() + chrono::Duration::days(days))
-        .date_naive()
-        .to_string()
-}
+use support::{date_in_days as in_days, minutes_ago as at};
 
 struct Person {
     id: String,

@@ -7,9 +7,6 @@
 
 mod support;
 
-use std::time::Duration;
-
-use chrono::Utc;
 use serde_json::json;
 use support::auth::{head, AuthFile, Caller, Resp, Spec};
 use support::{event, nhs_number, nomis, Server};
@@ -18,20 +15,8 @@ const JO: &str = "jo.worker";
 const SAM: &str = "sam.worker";
 const BNI_MANAGER: &str = "bni.manager";
 
-fn at(minutes_ago: i64) -> String {
-    (Utc::now() - chrono::Duration::minutes(minutes_ago)).to_rfc3339()
-}
-
-async fn settle(url: &str) {
-    for _ in 0..400 {
-        let r = Caller::anonymous(url).get("/readyz").await;
-        if r.body["head"].is_u64() && r.body["checkpoint"].as_u64() >= r.body["head"].as_u64() {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
-    panic!("read models never caught up at {url}");
-}
+use support::auth::settle;
+use support::minutes_ago as at;
 
 /// The value of the first `name="{name}" value="..."` after `from` in `html`.
 fn value_after(html: &str, from: usize, name: &str) -> String {

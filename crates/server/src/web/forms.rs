@@ -704,21 +704,14 @@ pub async fn post_event(
     scoped: Option<Extension<ScopedJourney>>,
     body: axum::body::Bytes,
 ) -> Result<Response, ApiError> {
-    let person = parse_person(&id)?;
-    let values = Values::parse(&body);
-    let event_id = values.get("event_id").to_string();
-    let session = session_id(&headers).unwrap_or_default();
-    // The token first: without it nothing else about the request is looked at.
-    if event_id.is_empty()
-        || !csrf::check(
-            state.sessions.csrf_secret(),
-            &session,
-            &event_id,
-            Some(values.get("csrf")),
-        )
-    {
-        return Ok(super::sign_in::forbidden());
-    }
+    let Posted {
+        person,
+        values,
+        event_id,
+    } = match posted(&state, &headers, &id, &body)? {
+        Ok(p) => p,
+        Err(forbidden) => return Ok(forbidden),
+    };
     let Some(kind) = kind_of(&kind) else {
         return Err(ApiError::not_found(format!(
             "no form records {kind:?}; the forms are {}",
@@ -729,13 +722,7 @@ pub async fn post_event(
                 .join(", ")
         )));
     };
-    let j: Journey = match scoped {
-        Some(Extension(ScopedJourney(j))) => j.as_ref().clone(),
-        None => state
-            .models
-            .journey(person)?
-            .ok_or_else(|| ApiError::unknown_person(person))?,
-    };
+    let j = journey_of(&state, person, scoped)?;
     let p = caller.principal.as_ref();
     let back = |errors: Vec<FieldError>, status: StatusCode| {
         FormState {
@@ -756,13 +743,7 @@ pub async fn post_event(
                 title(kind).to_lowercase()
             ),
         );
-        r.extensions_mut().insert(LogNote {
-            what: Some(AccessWhat::Submit),
-            person: Some(person),
-            denied: true,
-            review: false,
-            who: None,
-        });
+        refused_by_policy(&mut r, person);
         return Ok(r);
     }
     let built = match build(
@@ -779,30 +760,111 @@ pub async fn post_event(
             return super::person::render_with(&state, &caller, &headers, &j, Some(reply)).await;
         }
     };
+    record(
+        &state,
+        &caller,
+        &headers,
+        &j,
+        person,
+        &built,
+        slug(kind),
+        back,
+    )
+    .await
+}
+
+/// What a form post carries once its CSRF token has been checked: the person, the
+/// fields, and the event id drawn with the form.
+pub(crate) struct Posted {
+    pub person: PersonId,
+    pub values: Values,
+    pub event_id: String,
+}
+
+/// Reads a form post about person `id`. The CSRF token is checked first: without a valid
+/// one nothing else about the request is looked at (`Ok(Err(403 page))`).
+pub(crate) fn posted(
+    state: &AppState,
+    headers: &HeaderMap,
+    id: &str,
+    body: &[u8],
+) -> Result<Result<Posted, Response>, ApiError> {
+    let values = Values::parse(body);
+    let event_id = values.get("event_id").to_string();
+    let session = session_id(headers).unwrap_or_default();
+    if event_id.is_empty()
+        || !csrf::check(
+            state.sessions.csrf_secret(),
+            &session,
+            &event_id,
+            Some(values.get("csrf")),
+        )
+    {
+        return Ok(Err(super::sign_in::forbidden()));
+    }
+    Ok(Ok(Posted {
+        person: parse_person(id)?,
+        values,
+        event_id,
+    }))
+}
+
+/// The person's journey: the one the guard read for its scope check, else the read model.
+pub(crate) fn journey_of(
+    state: &AppState,
+    person: PersonId,
+    scoped: Option<Extension<ScopedJourney>>,
+) -> Result<Journey, ApiError> {
+    match scoped {
+        Some(Extension(ScopedJourney(j))) => Ok(j.as_ref().clone()),
+        None => state
+            .models
+            .journey(person)?
+            .ok_or_else(|| ApiError::unknown_person(person)),
+    }
+}
+
+/// Marks a response as a submission refused by policy (the access log records it).
+pub(crate) fn refused_by_policy(r: &mut Response, person: PersonId) {
+    r.extensions_mut().insert(LogNote {
+        what: Some(AccessWhat::Submit),
+        person: Some(person),
+        denied: true,
+        review: false,
+        who: None,
+    });
+}
+
+/// Submits a built form event through the partners' write path: on success a 303 back
+/// to the person's timeline; on a refusal the person's page again with the form, its
+/// errors by field (`back`) and the refusal's status.
+#[allow(clippy::too_many_arguments)]
+pub(crate) async fn record(
+    state: &AppState,
+    caller: &Caller,
+    headers: &HeaderMap,
+    j: &Journey,
+    person: PersonId,
+    built: &Built,
+    slug: &str,
+    back: impl Fn(Vec<FieldError>, StatusCode) -> Reply,
+) -> Result<Response, ApiError> {
+    let p = caller.principal.as_ref();
     let bytes = serde_json::to_vec(&built.event).map_err(|_| ApiError::internal())?;
-    match crate::api::submit(&state, p, Some("application/cloudevents+json"), &bytes).await {
+    match crate::api::submit(state, p, Some("application/cloudevents+json"), &bytes).await {
         Ok((_, receipt)) => {
             let position = receipt["position"].as_u64().unwrap_or(0);
             Ok(Redirect::to(&format!(
-                "/people/{person}?min_position={position}&recorded={}#timeline",
-                slug(kind)
+                "/people/{person}?min_position={position}&recorded={slug}#timeline"
             ))
             .into_response())
         }
         Err(refusal) => {
             let status = refusal.error.status;
-            let errors = refusal_errors(&refusal.error, &built);
-            let reply = back(errors, status);
-            let mut r =
-                super::person::render_with(&state, &caller, &headers, &j, Some(reply)).await?;
+            let reply = back(refusal_errors(&refusal.error, built), status);
+            let mut r = super::person::render_with(state, caller, headers, j, Some(reply)).await?;
             if refusal.by_policy {
-                r.extensions_mut().insert(LogNote {
-                    what: Some(AccessWhat::Submit),
-                    person: Some(person),
-                    denied: true,
-                    review: false,
-                    who: None,
-                });
+                refused_by_policy(&mut r, person);
             }
             Ok(r)
         }

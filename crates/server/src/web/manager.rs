@@ -14,23 +14,21 @@
 
 use axum::extract::{Extension, State};
 use axum::http::{HeaderMap, StatusCode};
-use axum::response::{IntoResponse, Redirect, Response};
+use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, Utc};
 use maud::{html, Markup};
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
 use throughcare_events::catalogue::{ExtensionReason, WorkerRole};
 use throughcare_events::{EventType, PersonId, PrisonCode, PILOT_PRISONS};
-use throughcare_ledger::AccessWhat;
 use throughcare_projections::journey::ReferralState;
 use throughcare_projections::{Journey, Status};
 
 use super::forms::{self, Built, FieldError, FormState, Reply, Values};
 use super::home::label;
-use super::{code, csrf, flag, page, session_id, time, words, Viewer};
+use super::{code, csrf, flag, page, time, words, Viewer};
 use crate::access::policy::can_read;
-use crate::access::{Caller, LogNote, ScopedJourney};
-use crate::api::parse_person;
+use crate::access::{Caller, ScopedJourney};
 use crate::auth::{Principal, Role};
 use crate::extract::{Path, Query};
 use crate::problem::ApiError;
@@ -354,21 +352,14 @@ pub async fn post_manager_event(
     scoped: Option<Extension<ScopedJourney>>,
     body: axum::body::Bytes,
 ) -> Result<Response, ApiError> {
-    let person = parse_person(&id)?;
-    let values = Values::parse(&body);
-    let event_id = values.get("event_id").to_string();
-    let session = session_id(&headers).unwrap_or_default();
-    // The token first: without it nothing else about the request is looked at.
-    if event_id.is_empty()
-        || !csrf::check(
-            state.sessions.csrf_secret(),
-            &session,
-            &event_id,
-            Some(values.get("csrf")),
-        )
-    {
-        return Ok(super::sign_in::forbidden());
-    }
+    let forms::Posted {
+        person,
+        values,
+        event_id,
+    } = match forms::posted(&state, &headers, &id, &body)? {
+        Ok(p) => p,
+        Err(forbidden) => return Ok(forbidden),
+    };
     let Some(kind) = kind_of(&kind) else {
         return Err(ApiError::not_found(format!(
             "no manager's form records {kind:?}; they are {}",
@@ -379,13 +370,7 @@ pub async fn post_manager_event(
                 .join(", ")
         )));
     };
-    let j: Journey = match scoped {
-        Some(Extension(ScopedJourney(j))) => j.as_ref().clone(),
-        None => state
-            .models
-            .journey(person)?
-            .ok_or_else(|| ApiError::unknown_person(person))?,
-    };
+    let j = forms::journey_of(&state, person, scoped)?;
     let p = caller.principal.as_ref();
     let back = |errors: Vec<FieldError>, status: StatusCode| Reply {
         form: FormState {
@@ -406,13 +391,7 @@ pub async fn post_manager_event(
                 title(kind, Some(&j)).to_lowercase()
             ),
         );
-        r.extensions_mut().insert(LogNote {
-            what: Some(AccessWhat::Submit),
-            person: Some(person),
-            denied: true,
-            review: false,
-            who: None,
-        });
+        forms::refused_by_policy(&mut r, person);
         return Ok(r);
     }
     let built = match build(kind, &values, person, &event_id, &p.staff_source()) {
@@ -422,39 +401,17 @@ pub async fn post_manager_event(
             return super::person::render_with(&state, &caller, &headers, &j, Some(reply)).await;
         }
     };
-    let bytes = serde_json::to_vec(&built.event).map_err(|_| ApiError::internal())?;
-    match crate::api::submit(&state, p, Some("application/cloudevents+json"), &bytes).await {
-        Ok((_, receipt)) => {
-            let position = receipt["position"].as_u64().unwrap_or(0);
-            Ok(Redirect::to(&format!(
-                "/people/{person}?min_position={position}&recorded={}#timeline",
-                forms::slug(kind)
-            ))
-            .into_response())
-        }
-        Err(refusal) => {
-            let status = refusal.error.status;
-            let errors = forms::refusal_errors(&refusal.error, &built);
-            let mut r = super::person::render_with(
-                &state,
-                &caller,
-                &headers,
-                &j,
-                Some(back(errors, status)),
-            )
-            .await?;
-            if refusal.by_policy {
-                r.extensions_mut().insert(LogNote {
-                    what: Some(AccessWhat::Submit),
-                    person: Some(person),
-                    denied: true,
-                    review: false,
-                    who: None,
-                });
-            }
-            Ok(r)
-        }
-    }
+    forms::record(
+        &state,
+        &caller,
+        &headers,
+        &j,
+        person,
+        &built,
+        forms::slug(kind),
+        back,
+    )
+    .await
 }
 
 /// Every status, in the order a case moves through them.
