@@ -234,7 +234,7 @@ fn caseload_page(
                 div.inline { input #worker name="worker" value=(worker); button type="submit" { "Show caseload" } }
             }
         }
-        p { (cases.len()) " open cases allocated to " strong { (worker) } "; "
+        p { (cases.len()) @if cases.len() == 1 { " open case" } @else { " open cases" } " allocated to " strong { (worker) } "; "
             (overdue) " with contact overdue." }
         table {
             caption.visually-hidden { "Open cases, contact overdue first" }

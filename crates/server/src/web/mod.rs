@@ -113,7 +113,7 @@ header.site .tagline{font-size:1rem}
 header.site form{margin:0}
 header.site .who{font-size:1rem}
 nav.site{background:#fff;border-bottom:1px solid #d8dde0}
-nav.site ul{list-style:none;margin:0;padding:.5rem 0;display:flex;flex-wrap:wrap;gap:1.5rem}
+nav.site ul{list-style:none;padding-top:.5rem;padding-bottom:.5rem;display:flex;flex-wrap:wrap;gap:1.5rem}
 .wrap{max-width:72rem;margin:0 auto;padding:0 1rem}
 main{padding:1.5rem 0 3rem}
 footer.site{border-top:4px solid #005eb8;background:#fff;padding:1rem 0;font-size:1rem;color:#4c6272}
