@@ -25,7 +25,7 @@ use std::time::{Duration, Instant};
 use chrono::{NaiveDateTime, Utc};
 use fantoccini::Locator;
 use serde_json::{json, Value};
-use support::auth::{AuthFile, Caller, Spec};
+use support::auth::{serve_with_auth, AuthFile, Caller, Spec};
 use support::{event, nhs_number, nomis, Server};
 
 use driver::{assert_no_violations, Browser, Violation};
@@ -70,8 +70,7 @@ struct World {
 impl World {
     async fn start() -> World {
         let dir = tempfile::tempdir().unwrap();
-        let auth = AuthFile::write(&dir.path().join("auth"), &principals());
-        let server = Server::start_with(&dir.path().join("data"), &["--auth", auth.path_str()]);
+        let (auth, server) = serve_with_auth(dir.path(), &principals());
         let person = |seed: u64| Person {
             id: String::new(),
             nomis: nomis(seed),

@@ -294,6 +294,33 @@ pub(crate) struct Built {
 }
 
 impl Built {
+    /// The CloudEvent a form makes: the staff `source`, the `id` drawn with the form, the
+    /// time the form gave (whole seconds, UTC), and the fields read from it.
+    pub(crate) fn envelope(
+        kind: EventType,
+        id: &str,
+        source: &str,
+        occurred: Option<DateTime<Utc>>,
+        data: Map<String, Value>,
+        pointers: Vec<(String, String)>,
+    ) -> Built {
+        let time = occurred.map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true));
+        Built {
+            event: json!({
+                "specversion": "1.0",
+                "id": id,
+                "source": source,
+                "type": kind.as_str(),
+                "time": time,
+                "datacontenttype": "application/json",
+                "data": Value::Object(data),
+            }),
+            pointers,
+        }
+    }
+}
+
+impl Built {
     /// The form field a refusal's pointer names, if any.
     pub fn field_of(&self, pointer: &str) -> Option<String> {
         self.pointers
@@ -459,19 +486,7 @@ pub(crate) fn build(
     if !errors.is_empty() {
         return Err(errors);
     }
-    let time = occurred.map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true));
-    Ok(Built {
-        event: json!({
-            "specversion": "1.0",
-            "id": id,
-            "source": source,
-            "type": kind.as_str(),
-            "time": time,
-            "datacontenttype": "application/json",
-            "data": Value::Object(data),
-        }),
-        pointers,
-    })
+    Ok(Built::envelope(kind, id, source, occurred, data, pointers))
 }
 
 /// Whether `p` may record `kind` about the person of `j` from the page (the same rules

@@ -182,19 +182,7 @@ pub(crate) fn build(
     if !errors.is_empty() {
         return Err(errors);
     }
-    let time = occurred.map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true));
-    Ok(Built {
-        event: json!({
-            "specversion": "1.0",
-            "id": id,
-            "source": source,
-            "type": kind.as_str(),
-            "time": time,
-            "datacontenttype": "application/json",
-            "data": Value::Object(data),
-        }),
-        pointers,
-    })
+    Ok(Built::envelope(kind, id, source, occurred, data, pointers))
 }
 
 fn error_of<'a>(form: &'a FormState, field: &str) -> Option<&'a str> {
