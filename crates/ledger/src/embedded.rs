@@ -765,6 +765,20 @@ mod tests {
         prev
     }
 
+    /// Opens `dir` once sled's background threads from an earlier handle have let go of
+    /// its file lock (dropping a `sled::Db` does not release the lock synchronously).
+    async fn open_when_free(dir: &Path) -> EmbeddedLog {
+        let mut last = None;
+        for _ in 0..200 {
+            match EmbeddedLog::open(dir) {
+                Ok(log) => return log,
+                Err(e) => last = Some(e),
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+        }
+        panic!("cannot open {}: {last:?}", dir.display());
+    }
+
     /// A store written with the old layout opens, verifies, and the next append is
     /// versioned and chained on the old head (found from its last `E` key and `L` entry).
     #[tokio::test(flavor = "multi_thread")]
@@ -772,7 +786,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let person = PersonId(ulid::Ulid(0x0190_0000_0000_0000_0000_0000_0000_0001));
         let head = write_legacy_store(dir.path(), person);
-        let log = EmbeddedLog::open(dir.path()).expect("open the legacy store");
+        let log = open_when_free(dir.path()).await;
         assert_eq!(log.head().await.unwrap(), 2);
         let before = log.read_person(person, 1).await.unwrap();
         assert_eq!(verify_chain(person, &before), Ok(head));
@@ -848,12 +862,7 @@ mod tests {
                 "no P keys written"
             );
         }
-        let log = loop {
-            match EmbeddedLog::open(dir.path()) {
-                Ok(log) => break log,
-                Err(_) => tokio::time::sleep(std::time::Duration::from_millis(25)).await,
-            }
-        };
+        let log = open_when_free(dir.path()).await;
         let conflict = append(log.clone(), "three", ExpectedVersion::Exactly(1)).await;
         assert!(
             matches!(conflict, Err(Error::Conflict { actual: 2, .. })),

@@ -101,6 +101,19 @@ async fn append(log: &EmbeddedLog, who: PersonId, e: Event) {
     .unwrap();
 }
 
+/// Opens the projector's store once an earlier sled handle has let go of its lock.
+async fn open_when_free(dir: &std::path::Path) -> Projector {
+    let mut last = None;
+    for _ in 0..200 {
+        match Projector::open(dir) {
+            Ok(projector) => return projector,
+            Err(e) => last = Some(e),
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    panic!("cannot open the projector store: {last:?}");
+}
+
 async fn log_of(dir: &std::path::Path) -> (EmbeddedLog, Vec<RecordedEvent>) {
     let log = EmbeddedLog::open(dir).unwrap();
     for (who, e) in script() {
@@ -211,7 +224,8 @@ async fn an_older_projection_version_is_rebuilt_when_opened_and_followed_live() 
             .unwrap();
         db.flush().unwrap();
     }
-    let projector = Arc::new(Projector::open(store.path()).unwrap());
+    // Dropping a sled handle lets go of its file lock a moment later, from a sled thread.
+    let projector = Arc::new(open_when_free(store.path()).await);
     assert_eq!(projector.checkpoint(), 0, "the old store is cleared");
     assert_eq!(projector.read_models().journeys().count(), 0);
 
