@@ -68,9 +68,18 @@ enum Command {
         /// cluster); sled under --data then holds only read models.
         #[arg(long, env = "THROUGHCARE_NATS")]
         nats: Option<String>,
-        /// Stream and KV replicas when --nats creates them (3 on a 3-node cluster).
+        /// Stream replicas (event log and access log) when --nats creates them (3 on a
+        /// 3-node cluster).
         #[arg(long, default_value_t = 1, requires = "nats")]
         replicas: usize,
+        /// How long one NATS request (a batch's ack, a message get) may take before it is
+        /// retried; a stream leader killed mid-request costs this much.
+        #[arg(long, requires = "nats", env = "THROUGHCARE_NATS_REQUEST_TIMEOUT_MS", default_value_t = JetStreamConfig::DEFAULT_REQUEST_TIMEOUT.as_millis() as u64)]
+        nats_request_timeout_ms: u64,
+        /// How long a write keeps being retried through NATS failures (no quorum, no
+        /// server) before it is answered 503 with Retry-After.
+        #[arg(long, requires = "nats", env = "THROUGHCARE_NATS_RETRY_FOR_SECS", default_value_t = JetStreamConfig::DEFAULT_RETRY_FOR.as_secs())]
+        nats_retry_for_secs: u64,
         /// Consume HMPPS domain events (SNS notifications delivered from SQS, as JSON
         /// messages) from this existing JetStream stream, through a durable consumer.
         #[arg(long, requires = "nats", env = "THROUGHCARE_HMPPS_STREAM")]
@@ -210,6 +219,8 @@ fn main() -> ExitCode {
                 nats_creds,
                 nats_tls_ca,
                 replicas,
+                nats_request_timeout_ms,
+                nats_retry_for_secs,
                 hmpps_stream,
                 demo,
                 people,
@@ -217,7 +228,10 @@ fn main() -> ExitCode {
                 origin,
             } => {
                 let backend = nats.map(|url| {
-                    let mut config = JetStreamConfig::new(url).replicas(replicas);
+                    let mut config = JetStreamConfig::new(url)
+                        .replicas(replicas)
+                        .request_timeout(Duration::from_millis(nats_request_timeout_ms.max(1)))
+                        .retry_for(Duration::from_secs(nats_retry_for_secs));
                     if let Some(c) = nats_creds {
                         config = config.creds(c);
                     }

@@ -154,7 +154,7 @@ async fn connect_client(config: &JetStreamConfig) -> Result<Client, JetStreamErr
     let url = config.url.clone();
     ConnectOptions::new()
         .name(&config.client_name)
-        .connection_timeout(config.request_timeout)
+        .connection_timeout(config.connect_timeout())
         .request_timeout(Some(config.request_timeout))
         .max_reconnects(None)
         .reconnect_delay_callback(|attempts| {

@@ -22,7 +22,7 @@ impl CheckpointPublisher {
             .connect_options()
             .await?
             .name(format!("{}-checkpoint", config.client_name))
-            .connection_timeout(config.request_timeout)
+            .connection_timeout(config.connect_timeout())
             .max_reconnects(None)
             .reconnect_delay_callback(|attempts| {
                 Duration::from_millis((attempts as u64 * 100).min(2_000))

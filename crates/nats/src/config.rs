@@ -29,13 +29,16 @@ use crate::JetStreamError;
 pub struct JetStreamConfig {
     /// `nats://HOST:PORT` (several may be given comma-separated, for a cluster).
     pub url: String,
-    /// Replicas of the stream and the KV buckets when this process creates them: 1 on one
+    /// Replicas of the event and access-log streams when this process creates them: 1 on one
     /// server, 3 in a 3-node cluster. Existing streams keep theirs.
     pub replicas: usize,
     /// `Nats-Msg-Id` dedupe window of the stream when this process creates it (`None`: the
     /// server's default, 2 minutes). Permanent idempotency does not depend on it.
     pub duplicate_window: Option<Duration>,
-    /// How long one request (publish ack, KV write, message get) may take.
+    /// How long one request (a batch's ack, a message get, an API call) may take before
+    /// it is retried. Short, because it is also how long a request sent to a stream
+    /// leader that has just died waits: nats-server answers nothing for it, and every
+    /// request the ledger makes is safe to repeat.
     pub request_timeout: Duration,
     /// How long an operation keeps retrying through transient failures (a server restart,
     /// a leader election) before it reports the ledger unavailable.
@@ -53,18 +56,32 @@ pub struct JetStreamConfig {
 }
 
 impl JetStreamConfig {
+    /// The default of [`JetStreamConfig::request_timeout`]: a batch's ack takes
+    /// milliseconds (tens with `sync_interval: always`), so a second is far above any
+    /// answer and bounds the stall after a leader is lost to the election plus a second
+    /// (measured in tests/tests/availability.rs).
+    pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(1);
+    /// The default of [`JetStreamConfig::retry_for`].
+    pub const DEFAULT_RETRY_FOR: Duration = Duration::from_secs(30);
+
     pub fn new(url: impl Into<String>) -> Self {
         JetStreamConfig {
             url: url.into(),
             replicas: 1,
             duplicate_window: None,
-            request_timeout: Duration::from_secs(5),
-            retry_for: Duration::from_secs(30),
+            request_timeout: Self::DEFAULT_REQUEST_TIMEOUT,
+            retry_for: Self::DEFAULT_RETRY_FOR,
             client_name: "throughcare".into(),
             history_cache: 4096,
             creds: None,
             tls_ca: None,
         }
+    }
+
+    /// How long connecting (TCP, TLS, the NATS handshake) may take: at least 5 s, which a
+    /// remote TLS server needs more than a request does.
+    pub fn connect_timeout(&self) -> Duration {
+        self.request_timeout.max(Duration::from_secs(5))
     }
 
     pub fn replicas(mut self, replicas: usize) -> Self {

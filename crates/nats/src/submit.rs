@@ -87,7 +87,7 @@ where
         .connect_options()
         .await?
         .name(format!("{}-submit", config.client_name))
-        .connection_timeout(config.request_timeout)
+        .connection_timeout(config.connect_timeout())
         .max_reconnects(None)
         .reconnect_delay_callback(|attempts| {
             Duration::from_millis((attempts as u64 * 100).min(2_000))

@@ -132,7 +132,11 @@ impl Server {
             .args(["serve", "--listen", "127.0.0.1:0", "--data"])
             .arg(data)
             .args(extra)
-            .env("RUST_LOG", "warn")
+            // THROUGHCARE_TEST_LOG (e.g. `throughcare_nats=debug`) shows more of serve's log.
+            .env(
+                "RUST_LOG",
+                std::env::var("THROUGHCARE_TEST_LOG").unwrap_or_else(|_| "warn".into()),
+            )
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .spawn()

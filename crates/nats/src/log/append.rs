@@ -31,8 +31,8 @@
 //!    its predicted last sequence, compared by subject and hash) and otherwise go again
 //!    with back-off; anything else -> refused for good, the jobs get the error.
 //!
-//! A job keeps being retried for `retry_for` from its first failure, then is answered
-//! "unavailable".
+//! A job that has failed keeps being retried until `retry_for` after it was submitted,
+//! then is answered "unavailable".
 //!
 //! # One batch in flight, full groups, not a pipeline
 //!
@@ -106,20 +106,41 @@ pub const CLAIM_ROOM: usize = 10;
 pub(crate) struct Job {
     requests: Vec<AppendRequest>,
     reply: oneshot::Sender<Result<Vec<Vec<Appended>>, Error>>,
-    /// Since when this job has been failing, and why last.
+    /// When the caller handed it over.
+    queued: Instant,
+    /// Since when this job has been failing (counted from `queued`: a round can spend
+    /// `retry_for` in one read before it fails), and why last.
     failing: Option<(Instant, String)>,
     /// Its last batch was refused: read every fact it relies on before planning it again.
     verify: bool,
     /// Persons whose last event must be read before planning (a hint did not admit the
     /// expected version, or there was none).
     stale: Vec<PersonId>,
+    /// (submission subject, position) of every event this job sent in a batch whose
+    /// outcome was not known (a lost ack). When a later round finds that submission
+    /// recorded at that very position, the lost batch landed: the event was recorded by
+    /// this call, not before it, so it is answered as new (`duplicate: false`).
+    attempted: HashSet<(String, u64)>,
 }
 
 impl Job {
+    /// Remembers where this job's new events were placed in a batch whose outcome is not
+    /// known (see [`Job::attempted`]).
+    fn remember_attempt(&mut self, results: &[Vec<Appended>]) {
+        for (r, appended) in self.requests.iter().zip(results) {
+            for (e, a) in r.events.iter().zip(appended) {
+                if !a.duplicate {
+                    let subject = submission_subject(&e.event.source, &e.event.id);
+                    self.attempted.insert((subject, a.position));
+                }
+            }
+        }
+    }
+
     fn failed(&mut self, why: &str) {
         match &mut self.failing {
             Some((_, w)) => *w = why.to_string(),
-            None => self.failing = Some((Instant::now(), why.to_string())),
+            None => self.failing = Some((self.queued, why.to_string())),
         }
     }
 }
@@ -162,9 +183,11 @@ pub(crate) async fn submit(
     let job = Job {
         requests,
         reply,
+        queued: Instant::now(),
         failing: None,
         verify: false,
         stale: Vec::new(),
+        attempted: HashSet::new(),
     };
     let stopped = || Error::Unavailable("the JetStream writer stopped".into());
     jobs.send(job).await.map_err(|_| stopped())?;
@@ -403,7 +426,12 @@ impl Writer {
         {
             let hints = shared.hints.lock().expect("hints lock");
             for mut job in pending.drain(..) {
-                match plan(&job.requests, &mut draft, &hints, &fresh, max_payload) {
+                let facts = Facts {
+                    hints: &hints,
+                    fresh: &fresh,
+                    attempted: &job.attempted,
+                };
+                match plan(&job.requests, &mut draft, &facts, max_payload) {
                     Plan::Staged(results) => staged.push((job, results)),
                     Plan::Refused(e) => {
                         let _ = job.reply.send(Err(e));
@@ -426,6 +454,7 @@ impl Writer {
         }
         let sent = Instant::now();
         let outcome = self.publish(&draft).await;
+        let unresolved = matches!(outcome, Outcome::Unresolved(_));
         match outcome {
             Outcome::Stored => {
                 self.pause = MIN_PAUSE;
@@ -446,7 +475,10 @@ impl Writer {
             }
             Outcome::Conflict(why) | Outcome::Unresolved(why) => {
                 self.tail = None;
-                for (mut job, _) in staged.into_iter().rev() {
+                for (mut job, results) in staged.into_iter().rev() {
+                    if unresolved {
+                        job.remember_attempt(&results);
+                    }
                     job.verify = true;
                     job.failed(&why);
                     pending.push_front(job);
@@ -656,14 +688,18 @@ struct Staging {
     submissions: HashMap<String, PriorSubmission>,
 }
 
+/// What planning a job may rely on besides the draft.
+struct Facts<'a> {
+    hints: &'a super::Hints,
+    /// Persons whose last event was read this round.
+    fresh: &'a HashSet<PersonId>,
+    /// The job's own earlier placements in batches whose outcome was not known.
+    attempted: &'a HashSet<(String, u64)>,
+}
+
 /// Plans one job (all its requests, in order) on top of `draft`.
-fn plan(
-    requests: &[AppendRequest],
-    draft: &mut Draft,
-    hints: &super::Hints,
-    fresh: &HashSet<PersonId>,
-    max_payload: usize,
-) -> Plan {
+fn plan(requests: &[AppendRequest], draft: &mut Draft, facts: &Facts, max_payload: usize) -> Plan {
+    let (hints, fresh) = (facts.hints, facts.fresh);
     let mut st = Staging::default();
     let (mut seq, mut position, mut recorded_at) = (draft.seq, draft.position, draft.recorded_at);
     let mut results = Vec::with_capacity(requests.len());
@@ -702,7 +738,8 @@ fn plan(
                 Some(p) if p.digest == e.digest() => slots.push(Slot::Recorded(Appended {
                     position: p.position,
                     person: p.person,
-                    duplicate: true,
+                    // Recorded by this very call's batch whose ack was lost: new.
+                    duplicate: !facts.attempted.contains(&(subject.clone(), p.position)),
                 })),
                 Some(p) => {
                     return Plan::Refused(Error::IdempotencyConflict {

@@ -154,7 +154,7 @@ impl JetStreamLog {
             .connect_options()
             .await?
             .name(&config.client_name)
-            .connection_timeout(config.request_timeout)
+            .connection_timeout(config.connect_timeout())
             .request_timeout(Some(config.request_timeout))
             .max_reconnects(None)
             .reconnect_delay_callback(|attempts| {
