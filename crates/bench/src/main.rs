@@ -3,7 +3,7 @@
 //!
 //! ```text
 //! throughcare-bench [--quick] [--json FILE] [--dir DIR]
-//!                   [--only append,rebuild,query,freshness,query-auth,write-auth,audit]
+//!                   [--only append,rebuild,query,freshness,query-auth,write-auth,audit,batch]
 //! ```
 //!
 //! 1. append: the full write path with many concurrent persons beside sled `apply_batch` +
@@ -21,7 +21,10 @@
 //! 6. write-auth: `POST /v1/events` over HTTP with a PARTNER token beside open mode;
 //! 7. audit (issue 10): the write path with the audit tree follower on vs off, inclusion
 //!    proofs at the large size (function and route), and `audit verify` of the whole log
-//!    beside `read_all` + decode (audit.rs).
+//!    beside `read_all` + decode (audit.rs);
+//! 8. batch (issue 11): p50/p99 of one 1,000-event batch submission on the embedded log,
+//!    and of the largest batch of new people JetStream takes in one atomic batch (450
+//!    events), which also refuses 1,000 events whole (batch.rs).
 //!
 //! `--quick` (CI) uses small sizes and finishes well under a minute; the full mode is what
 //! the targets of issue 5 are stated for.
@@ -29,6 +32,7 @@
 mod append;
 mod audit;
 mod auth;
+mod batch;
 mod data;
 #[cfg(feature = "jetstream")]
 mod jetstream;
@@ -67,7 +71,7 @@ struct Cli {
     #[arg(long, value_name = "DIR")]
     dir: Option<PathBuf>,
     /// Run only these sections (comma-separated: append, rebuild, query, freshness,
-    /// query-auth, write-auth, audit).
+    /// query-auth, write-auth, audit, batch).
     #[arg(long, value_delimiter = ',', value_name = "SECTIONS")]
     only: Vec<Section>,
     /// Query and freshness on this existing data directory (one a run made with --keep:
@@ -90,6 +94,7 @@ enum Section {
     QueryAuth,
     WriteAuth,
     Audit,
+    Batch,
 }
 
 #[derive(Subcommand)]
@@ -140,6 +145,8 @@ struct Plan {
     http_write_reps: usize,
     /// The audit section's sizes (audit.rs).
     audit: audit::Sizes,
+    /// Batch submissions timed per backend in the batch section (batch.rs).
+    batch_reps: usize,
 }
 
 impl Plan {
@@ -164,6 +171,7 @@ impl Plan {
             auth_query_reps: 2,
             http_write: (32, 1),
             http_write_reps: 2,
+            batch_reps: 3,
             audit: audit::Sizes {
                 append: (32, 4),
                 append_reps: 1,
@@ -195,6 +203,7 @@ impl Plan {
             auth_query_reps: 4,
             http_write: (64, 16),
             http_write_reps: 5,
+            batch_reps: 50,
             audit: audit::Sizes {
                 append: (64, 32),
                 append_reps: 3,
@@ -327,6 +336,9 @@ fn run(cli: &Cli, runtime: &tokio::runtime::Runtime) -> Result<()> {
     if wanted(Section::Audit) {
         rows.extend(runtime.block_on(audit::bench_audit(&plan.audit, &run_dir))?);
     }
+    if wanted(Section::Batch) {
+        rows.extend(runtime.block_on(bench_batch(&plan, &run_dir))?);
+    }
 
     let table = report::table(&rows);
     println!("{table}");
@@ -360,6 +372,82 @@ fn run(cli: &Cli, runtime: &tokio::runtime::Runtime) -> Result<()> {
         std::fs::remove_dir_all(&run_dir).ok();
     }
     Ok(())
+}
+
+/// One large batch submission at a time: p99 (and p50 beside it) on the embedded log at
+/// 1,000 events, and on JetStream at its limit, after checking that 1,000 is refused.
+async fn bench_batch(plan: &Plan, run_dir: &Path) -> Result<Vec<Row>> {
+    let reps = plan.batch_reps;
+    let mut rows = Vec::new();
+    eprintln!("batch: {reps} submissions of 1000 events, embedded");
+    let dir = run_dir.join("batch-embedded");
+    let log: Arc<dyn throughcare_ledger::EventLog> = Arc::new(
+        throughcare_ledger::EmbeddedLog::open(&dir).context("open the embedded log for batches")?,
+    );
+    let run = batch::latency(log, "b", 1000, reps).await?;
+    rows.push(batch_row("embedded", &run, reps));
+    std::fs::remove_dir_all(&dir).ok();
+    rows.extend(bench_batch_jetstream(reps, run_dir).await);
+    Ok(rows)
+}
+
+fn batch_row(backend: &str, run: &batch::BatchRun, reps: usize) -> Row {
+    Row::new(
+        "batch",
+        format!("{}-event batch submission, {backend}: p99", run.size),
+        run.p99(),
+        "ms",
+    )
+    .beside("p50", run.p50())
+    .detail(json!({
+        "events_per_batch": run.size,
+        "submissions": reps,
+        "latencies_ms": run.latencies_ms,
+        "what": "validate_body of the whole array + Ledger::submit_batch, one at a time, new people each",
+    }))
+}
+
+#[cfg(feature = "jetstream")]
+async fn bench_batch_jetstream(reps: usize, run_dir: &Path) -> Vec<Row> {
+    let measured: Result<batch::BatchRun> = async {
+        let bin = jetstream::server_binary()?;
+        let dir = run_dir.join("batch-nats");
+        let server = jetstream::NatsServer::start(&bin, &dir, false)?;
+        let log = jetstream::connect(&server.url()).await?;
+        batch::refused_over_limit(log.clone(), "bx", 1000).await?;
+        // The most events about new people one atomic batch holds: a submission record
+        // and an event per event, and two claims (NOMIS, NHS number) per new person, so
+        // 45 people x 10 events = 990 messages (`max_batch_events`, 495, assumes at most
+        // 10 new identifiers per batch).
+        let size = 450.min(log.max_batch_events());
+        eprintln!("batch: {reps} submissions of {size} events, JetStream (default sync)");
+        let run = batch::latency(log, "bj", size, reps).await?;
+        drop(server);
+        std::fs::remove_dir_all(&dir).ok();
+        Ok(run)
+    }
+    .await;
+    match measured {
+        Ok(run) => vec![batch_row(
+            "JetStream (default sync; 1,000 refused whole)",
+            &run,
+            reps,
+        )],
+        Err(e) => vec![Row::not_measured(
+            "batch",
+            "largest batch submission, JetStream: p99",
+            format!("{e:#}"),
+        )],
+    }
+}
+
+#[cfg(not(feature = "jetstream"))]
+async fn bench_batch_jetstream(_reps: usize, _run_dir: &Path) -> Vec<Row> {
+    vec![Row::not_measured(
+        "batch",
+        "largest batch submission, JetStream: p99",
+        "built without the jetstream feature",
+    )]
 }
 
 async fn bench_append(plan: &Plan, run_dir: &Path) -> Result<Vec<Row>> {
