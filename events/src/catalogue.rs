@@ -297,7 +297,7 @@ macro_rules! catalogue {
                 match self { $(EventData::$variant(d) => d.personal = None),* }
             }
             /// Reads `data` for `kind`, reporting every problem under `pointer`.
-            pub fn from_json(kind: EventType, value: &Value, pointer: &str, problems: &mut Problems) -> Option<Self> {
+            pub fn from_json(kind: EventType, value: &Value, pointer: &crate::problems::Pointer, problems: &mut Problems) -> Option<Self> {
                 match kind { $(EventType::$variant => $variant::from_json(value, pointer, problems).map(EventData::$variant)),* }
             }
             /// Reads `data` of a stored event with serde alone (it was validated when it was

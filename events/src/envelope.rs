@@ -7,7 +7,7 @@ use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 
 use crate::catalogue::{cross_field_checks, EventData, EventType};
-use crate::problems::{child, unknown_members, Problem, Problems};
+use crate::problems::{unknown_members, Pointer, Problem, Problems};
 
 /// How far in the future an event's `time` may be (clock skew between partners).
 pub const MAX_FUTURE_SKEW: Duration = Duration::minutes(5);
@@ -237,14 +237,15 @@ fn parse_event(
             detail: "must be a CloudEvent object".into(),
         }]);
     };
-    let ptr = |name: &str| child(base, name);
+    let root = Pointer::Text(base);
+    let ptr = |name: &'static str| root.key(name);
 
     match obj.get("specversion").and_then(Value::as_str) {
         Some("1.0") => {}
         Some(_) => p.push(ptr("specversion"), "must be \"1.0\""),
         None => p.push(ptr("specversion"), "is required and must be \"1.0\""),
     }
-    let attribute = |name: &str, p: &mut Problems| -> Option<String> {
+    let attribute = |name: &'static str, p: &mut Problems| -> Option<String> {
         match obj.get(name) {
             Some(Value::String(s)) if !s.is_empty() && s.len() <= MAX_ATTRIBUTE => Some(s.clone()),
             Some(Value::String(_)) => {
@@ -322,7 +323,7 @@ fn parse_event(
             "must be \"application/json\" when given",
         ),
     }
-    unknown_members(obj, ENVELOPE_MEMBERS, base, &mut p);
+    unknown_members(obj, ENVELOPE_MEMBERS, &root, &mut p);
     let data = match (kind, obj.get("data")) {
         (_, None) => {
             p.push(ptr("data"), "is required");

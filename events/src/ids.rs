@@ -48,7 +48,11 @@ impl JsonSchema for PersonId {
 }
 
 impl FromJson for PersonId {
-    fn from_json(value: &Value, pointer: &str, problems: &mut Problems) -> Option<Self> {
+    fn from_json(
+        value: &Value,
+        pointer: &crate::problems::Pointer,
+        problems: &mut Problems,
+    ) -> Option<Self> {
         let parsed = value.as_str().and_then(|s| s.parse().ok());
         if parsed.is_none() {
             problems.push(pointer, "must be a ledger person id (26-character ULID)");
@@ -117,7 +121,7 @@ macro_rules! identifier {
             }
         }
         impl FromJson for $name {
-            fn from_json(value: &Value, pointer: &str, problems: &mut Problems) -> Option<Self> {
+            fn from_json(value: &Value, pointer: &crate::problems::Pointer, problems: &mut Problems) -> Option<Self> {
                 match value.as_str() {
                     None => {
                         problems.push(pointer, concat!("must be a string: ", $what));
@@ -382,7 +386,11 @@ impl JsonSchema for PrisonCode {
     }
 }
 impl FromJson for PrisonCode {
-    fn from_json(value: &Value, pointer: &str, problems: &mut Problems) -> Option<Self> {
+    fn from_json(
+        value: &Value,
+        pointer: &crate::problems::Pointer,
+        problems: &mut Problems,
+    ) -> Option<Self> {
         let parsed = value.as_str().map(Self::parse);
         match parsed {
             Some(Ok(p)) => Some(p),

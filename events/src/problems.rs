@@ -19,9 +19,10 @@ pub struct Problem {
 pub struct Problems(pub Vec<Problem>);
 
 impl Problems {
-    pub fn push(&mut self, pointer: impl Into<String>, detail: impl Into<String>) {
+    /// Records a problem at `pointer` (a [`Pointer`] is rendered only now, on error).
+    pub fn push(&mut self, pointer: impl std::fmt::Display, detail: impl Into<String>) {
         self.0.push(Problem {
-            pointer: pointer.into(),
+            pointer: pointer.to_string(),
             detail: detail.into(),
         });
     }
@@ -30,18 +31,57 @@ impl Problems {
     }
 }
 
-/// Appends one reference token to a JSON pointer, escaping `~` and `/` (RFC 6901).
-pub fn child(pointer: &str, token: &str) -> String {
-    format!("{pointer}/{}", token.replace('~', "~0").replace('/', "~1"))
+/// One reference token of a JSON pointer, with `~` and `/` escaped (RFC 6901).
+fn escaped(token: &str) -> std::borrow::Cow<'_, str> {
+    if token.contains(['~', '/']) {
+        token.replace('~', "~0").replace('/', "~1").into()
+    } else {
+        token.into()
+    }
+}
+
+/// Where in the request body a value being read sits: a chain of references on the stack,
+/// rendered as an RFC 6901 pointer only when a problem is recorded, so a valid submission
+/// builds no pointer strings at all.
+#[derive(Debug, Clone, Copy)]
+pub enum Pointer<'a> {
+    /// A pointer given whole, e.g. `""` for the body or `/3` for a batch item.
+    Text(&'a str),
+    /// A member of the object at the parent.
+    Key(&'a Pointer<'a>, &'a str),
+    /// An element of the array at the parent.
+    Index(&'a Pointer<'a>, usize),
+}
+
+impl<'a> Pointer<'a> {
+    /// The member `key` of the object here.
+    pub fn key(&'a self, key: &'a str) -> Pointer<'a> {
+        Pointer::Key(self, key)
+    }
+
+    /// The element `i` of the array here.
+    pub fn index(&'a self, i: usize) -> Pointer<'a> {
+        Pointer::Index(self, i)
+    }
+}
+
+impl std::fmt::Display for Pointer<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Pointer::Text(t) => f.write_str(t),
+            Pointer::Key(parent, key) => write!(f, "{parent}/{}", escaped(key)),
+            Pointer::Index(parent, i) => write!(f, "{parent}/{i}"),
+        }
+    }
 }
 
 /// A value that can be read from JSON while reporting every problem it finds.
 pub trait FromJson: Sized {
     /// Reads `value` found at `pointer`; on failure pushes problems and returns `None`.
-    fn from_json(value: &Value, pointer: &str, problems: &mut Problems) -> Option<Self>;
+    fn from_json(value: &Value, pointer: &Pointer, problems: &mut Problems) -> Option<Self>;
 
     /// Reads an object member that may be absent; absent is a problem unless overridden.
-    fn field(value: Option<&Value>, pointer: &str, problems: &mut Problems) -> Option<Self> {
+    fn field(value: Option<&Value>, pointer: &Pointer, problems: &mut Problems) -> Option<Self> {
         match value {
             None | Some(Value::Null) => {
                 problems.push(pointer, "is required");
@@ -53,10 +93,10 @@ pub trait FromJson: Sized {
 }
 
 impl<T: FromJson> FromJson for Option<T> {
-    fn from_json(value: &Value, pointer: &str, problems: &mut Problems) -> Option<Self> {
+    fn from_json(value: &Value, pointer: &Pointer, problems: &mut Problems) -> Option<Self> {
         T::from_json(value, pointer, problems).map(Some)
     }
-    fn field(value: Option<&Value>, pointer: &str, problems: &mut Problems) -> Option<Self> {
+    fn field(value: Option<&Value>, pointer: &Pointer, problems: &mut Problems) -> Option<Self> {
         match value {
             None | Some(Value::Null) => Some(None),
             Some(v) => Self::from_json(v, pointer, problems),
@@ -66,7 +106,7 @@ impl<T: FromJson> FromJson for Option<T> {
 
 /// Any JSON (a correction's value); its type is checked where it is put.
 impl FromJson for Value {
-    fn from_json(value: &Value, _pointer: &str, _problems: &mut Problems) -> Option<Self> {
+    fn from_json(value: &Value, _pointer: &Pointer, _problems: &mut Problems) -> Option<Self> {
         Some(value.clone())
     }
 }
@@ -76,7 +116,7 @@ impl FromJson for Value {
 pub const MAX_STRING: usize = 200;
 
 impl FromJson for String {
-    fn from_json(value: &Value, pointer: &str, problems: &mut Problems) -> Option<Self> {
+    fn from_json(value: &Value, pointer: &Pointer, problems: &mut Problems) -> Option<Self> {
         match value {
             Value::String(s) if s.trim().is_empty() => {
                 problems.push(pointer, "must not be empty");
@@ -96,7 +136,7 @@ impl FromJson for String {
 }
 
 impl FromJson for bool {
-    fn from_json(value: &Value, pointer: &str, problems: &mut Problems) -> Option<Self> {
+    fn from_json(value: &Value, pointer: &Pointer, problems: &mut Problems) -> Option<Self> {
         match value {
             Value::Bool(b) => Some(*b),
             _ => {
@@ -108,7 +148,7 @@ impl FromJson for bool {
 }
 
 impl FromJson for NaiveDate {
-    fn from_json(value: &Value, pointer: &str, problems: &mut Problems) -> Option<Self> {
+    fn from_json(value: &Value, pointer: &Pointer, problems: &mut Problems) -> Option<Self> {
         match value
             .as_str()
             .map(|s| NaiveDate::parse_from_str(s, "%Y-%m-%d"))
@@ -123,7 +163,7 @@ impl FromJson for NaiveDate {
 }
 
 impl<T: FromJson> FromJson for Vec<T> {
-    fn from_json(value: &Value, pointer: &str, problems: &mut Problems) -> Option<Self> {
+    fn from_json(value: &Value, pointer: &Pointer, problems: &mut Problems) -> Option<Self> {
         let Value::Array(items) = value else {
             problems.push(pointer, "must be an array");
             return None;
@@ -132,14 +172,14 @@ impl<T: FromJson> FromJson for Vec<T> {
         let out: Vec<T> = items
             .iter()
             .enumerate()
-            .filter_map(|(i, v)| T::from_json(v, &child(pointer, &i.to_string()), problems))
+            .filter_map(|(i, v)| T::from_json(v, &pointer.index(i), problems))
             .collect();
         (problems.0.len() == before).then_some(out)
     }
 }
 
 impl FromJson for std::collections::BTreeMap<String, String> {
-    fn from_json(value: &Value, pointer: &str, problems: &mut Problems) -> Option<Self> {
+    fn from_json(value: &Value, pointer: &Pointer, problems: &mut Problems) -> Option<Self> {
         let Value::Object(map) = value else {
             problems.push(pointer, "must be an object of strings");
             return None;
@@ -151,8 +191,8 @@ impl FromJson for std::collections::BTreeMap<String, String> {
                 Some(s) if s.chars().count() <= 4000 => {
                     out.insert(k.clone(), s.to_string());
                 }
-                Some(_) => problems.push(child(pointer, k), "must be at most 4000 characters"),
-                None => problems.push(child(pointer, k), "must be a string"),
+                Some(_) => problems.push(pointer.key(k), "must be at most 4000 characters"),
+                None => problems.push(pointer.key(k), "must be a string"),
             }
         }
         (problems.0.len() == before).then_some(out)
@@ -162,7 +202,7 @@ impl FromJson for std::collections::BTreeMap<String, String> {
 /// Returns the object at `pointer` or records that it must be one.
 pub fn object<'v>(
     value: &'v Value,
-    pointer: &str,
+    pointer: &Pointer,
     problems: &mut Problems,
 ) -> Option<&'v Map<String, Value>> {
     let obj = value.as_object();
@@ -176,13 +216,13 @@ pub fn object<'v>(
 pub fn unknown_members(
     obj: &Map<String, Value>,
     known: &[&str],
-    pointer: &str,
+    pointer: &Pointer,
     problems: &mut Problems,
 ) {
     for key in obj.keys() {
         if !known.contains(&key.as_str()) {
             problems.push(
-                child(pointer, key),
+                pointer.key(key),
                 format!("unknown field; expected one of: {}", known.join(", ")),
             );
         }
@@ -200,11 +240,11 @@ macro_rules! record {
         pub struct $name { $( $(#[$fm])* pub $f: $t ),* }
 
         impl $crate::problems::FromJson for $name {
-            fn from_json(value: &serde_json::Value, pointer: &str, problems: &mut $crate::problems::Problems) -> Option<Self> {
+            fn from_json(value: &serde_json::Value, pointer: &$crate::problems::Pointer, problems: &mut $crate::problems::Problems) -> Option<Self> {
                 let obj = $crate::problems::object(value, pointer, problems)?;
                 $crate::problems::unknown_members(obj, &[$(stringify!($f)),*], pointer, problems);
                 $( let $f = <$t as $crate::problems::FromJson>::field(
-                        obj.get(stringify!($f)), &$crate::problems::child(pointer, stringify!($f)), problems); )*
+                        obj.get(stringify!($f)), &pointer.key(stringify!($f)), problems); )*
                 Some(Self { $( $f: $f? ),* })
             }
         }
@@ -241,7 +281,7 @@ macro_rules! codes {
         }
 
         impl $crate::problems::FromJson for $name {
-            fn from_json(value: &serde_json::Value, pointer: &str, problems: &mut $crate::problems::Problems) -> Option<Self> {
+            fn from_json(value: &serde_json::Value, pointer: &$crate::problems::Pointer, problems: &mut $crate::problems::Problems) -> Option<Self> {
                 let parsed = value.as_str().and_then($name::parse);
                 if parsed.is_none() {
                     let all: Vec<&str> = $name::ALL.iter().map(|c| c.as_str()).collect();
@@ -251,4 +291,25 @@ macro_rules! codes {
             }
         }
     };
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn pointers_render_only_what_is_wrong_with_rfc_6901_escapes() {
+        let root = Pointer::Text("/2");
+        let data = root.key("data");
+        let list = data.key("a/b~c");
+        assert_eq!(list.index(7).to_string(), "/2/data/a~1b~0c/7");
+        assert_eq!(Pointer::Text("").key("id").to_string(), "/id");
+
+        let mut problems = Problems::default();
+        let ok = <Vec<NaiveDate>>::from_json(&json!(["2026-01-02", "x", 3]), &data, &mut problems);
+        assert!(ok.is_none());
+        let pointers: Vec<&str> = problems.0.iter().map(|p| p.pointer.as_str()).collect();
+        assert_eq!(pointers, ["/2/data/1", "/2/data/2"]);
+    }
 }
