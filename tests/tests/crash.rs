@@ -30,9 +30,9 @@ struct Ack {
     position: u64,
 }
 
-/// Submits referral, acceptance, then `attempts` contact attempts for a series of new
-/// people (seeds from `base`) until the server stops answering; records every
-/// acknowledgement.
+/// Submits referral, acceptance, then `attempts` contact attempts (every other person's
+/// as one batch) for a series of new people (seeds from `base`) until the server stops
+/// answering; records every acknowledgement.
 async fn writer(c: Client, task: u64, base: u64, attempts: u64, acks: Arc<Mutex<Vec<Ack>>>) {
     let time = (Utc::now() - chrono::Duration::hours(1)).to_rfc3339();
     for n in 0.. {
@@ -57,14 +57,23 @@ async fn writer(c: Client, task: u64, base: u64, attempts: u64, acks: Arc<Mutex<
                 with_person(data::referral_accepted(&rid), who.clone()),
             ),
         ];
-        for k in 0..attempts {
-            let attempt = data::contact_attempted("PHONE", Some("NO_ANSWER"));
-            steps.push(event(
-                "contact.attempted",
-                &id(&format!("c{k}")),
-                &time,
-                with_person(attempt, who.clone()),
-            ));
+        let contacts: Vec<Value> = (0..attempts)
+            .map(|k| {
+                let attempt = data::contact_attempted("PHONE", Some("NO_ANSWER"));
+                event(
+                    "contact.attempted",
+                    &id(&format!("c{k}")),
+                    &time,
+                    with_person(attempt, who.clone()),
+                )
+            })
+            .collect();
+        // Every other person's contacts go as one atomic batch, so the kill also lands
+        // on batches: all of one is acknowledged, or none of it.
+        if n % 2 == 1 && contacts.len() > 1 {
+            steps.push(Value::Array(contacts));
+        } else {
+            steps.extend(contacts);
         }
         for s in steps {
             let r = match tokio::time::timeout(Duration::from_secs(5), c.try_post(&s)).await {
@@ -74,11 +83,19 @@ async fn writer(c: Client, task: u64, base: u64, attempts: u64, acks: Arc<Mutex<
             if r.0 != 201 {
                 panic!("unexpected reply under load: {} {}", r.0, r.1);
             }
-            acks.lock().unwrap().push(Ack {
-                id: s["id"].as_str().unwrap().into(),
-                person: r.1["person_id"].as_str().unwrap().into(),
-                position: r.1["position"].as_u64().unwrap(),
-            });
+            let (sent, receipts) = match &s {
+                Value::Array(items) => (items.clone(), r.1["items"].as_array().unwrap().clone()),
+                one => (vec![one.clone()], vec![r.1.clone()]),
+            };
+            assert_eq!(sent.len(), receipts.len(), "one receipt per event: {}", r.1);
+            let mut acks = acks.lock().unwrap();
+            for (e, receipt) in sent.iter().zip(&receipts) {
+                acks.push(Ack {
+                    id: e["id"].as_str().unwrap().into(),
+                    person: receipt["person_id"].as_str().unwrap().into(),
+                    position: receipt["position"].as_u64().unwrap(),
+                });
+            }
         }
     }
 }

@@ -305,12 +305,18 @@ pub fn nomis(seed: u64) -> String {
 }
 
 impl Client {
-    /// Posts one event; `None` when the server cannot be reached (e.g. it was killed).
+    /// Posts one event (or a batch, given an array); `None` when the server cannot be
+    /// reached (e.g. it was killed).
     pub async fn try_post(&self, event: &Value) -> Option<(u16, Value)> {
+        let ct = if event.is_array() {
+            "application/cloudevents-batch+json"
+        } else {
+            "application/cloudevents+json"
+        };
         let r = self
             .http
             .post(format!("{}/v1/events", self.url))
-            .header("content-type", "application/cloudevents+json")
+            .header("content-type", ct)
             .body(serde_json::to_vec(event).unwrap())
             .send()
             .await

@@ -89,49 +89,73 @@ impl Burst {
     }
 }
 
+/// Writer `w`: one event at a time for its own persons, and every fourth round an atomic
+/// batch (`append_all`) of two events for one person and one for the next, so faults also
+/// land on batches: each batch is retried whole until acknowledged.
 async fn writer(log: JetStreamLog, w: u64, persons: u64, tally: Arc<Tally>, stop: Arc<AtomicBool>) {
     let mut versions: HashMap<PersonId, u64> = HashMap::new();
     let mut i = 0u64;
     while !stop.load(Ordering::Relaxed) {
         let p = person(w * 100 + i % persons);
-        let id = format!("burst-{w}-{i}");
-        let event = release_date(&id, "A9999BC", i as u32);
+        let q = person(w * 100 + (i + 1) % persons);
+        let id = |k: &str| format!("burst-{w}-{i}{k}");
+        // (person, event ids) of each request of this round's append.
+        let shape: Vec<(PersonId, Vec<String>)> = if i % 4 == 3 && p != q {
+            vec![(p, vec![id("a"), id("b")]), (q, vec![id("c")])]
+        } else {
+            vec![(p, vec![id("")])]
+        };
         loop {
-            let version = versions.get(&p).copied().unwrap_or(0);
-            let req = request(
-                p,
-                ExpectedVersion::from_version(version),
-                std::slice::from_ref(&event),
-            );
-            match log.append(req).await {
+            let requests: Vec<_> = shape
+                .iter()
+                .map(|(who, ids)| {
+                    let version = versions.get(who).copied().unwrap_or(0);
+                    let events: Vec<_> = ids
+                        .iter()
+                        .map(|e| release_date(e, "A9999BC", i as u32))
+                        .collect();
+                    request(*who, ExpectedVersion::from_version(version), &events)
+                })
+                .collect();
+            let outcome = if requests.len() == 1 {
+                let one = requests.into_iter().next().expect("one request");
+                log.append(one).await.map(|out| vec![out])
+            } else {
+                log.append_all(requests).await
+            };
+            match outcome {
                 Ok(out) => {
-                    let a = out[0];
-                    if a.duplicate {
-                        tally.duplicate_acks.fetch_add(1, Ordering::Relaxed);
+                    for ((who, ids), appended) in shape.iter().zip(&out) {
+                        assert_eq!(ids.len(), appended.len(), "one receipt per event");
+                        for (e, a) in ids.iter().zip(appended) {
+                            if a.duplicate {
+                                tally.duplicate_acks.fetch_add(1, Ordering::Relaxed);
+                            }
+                            versions.insert(*who, a.position);
+                            let prior = tally.acks.lock().unwrap().insert(
+                                e.clone(),
+                                Ack {
+                                    person: a.person,
+                                    position: a.position,
+                                },
+                            );
+                            assert!(prior.is_none(), "{e} acknowledged twice");
+                        }
                     }
-                    versions.insert(p, a.position);
-                    let prior = tally.acks.lock().unwrap().insert(
-                        id.clone(),
-                        Ack {
-                            person: a.person,
-                            position: a.position,
-                        },
-                    );
-                    assert!(prior.is_none(), "{id} acknowledged twice");
                     break;
                 }
-                Err(Error::Conflict { actual, .. }) => {
-                    // Only this writer writes p: a conflict can only mean that an earlier
-                    // attempt was stored after all; the retry will find it.
+                Err(Error::Conflict { person, actual, .. }) => {
+                    // Only this writer writes its persons: a conflict can only mean that
+                    // an earlier attempt was stored after all; the retry will find it.
                     tally.failed_attempts.fetch_add(1, Ordering::Relaxed);
-                    versions.insert(p, actual);
+                    versions.insert(person, actual);
                 }
                 Err(Error::Unavailable(why)) => {
                     tally.failed_attempts.fetch_add(1, Ordering::Relaxed);
-                    eprintln!("{id}: unavailable, retrying: {why}");
+                    eprintln!("{}: unavailable, retrying: {why}", id(""));
                     tokio::time::sleep(Duration::from_millis(100)).await;
                 }
-                Err(e) => panic!("{id}: unexpected error {e}"),
+                Err(e) => panic!("{}: unexpected error {e}", id("")),
             }
         }
         i += 1;
