@@ -60,7 +60,8 @@ async fn two_serve_processes_on_one_nats_lose_nothing_and_agree() {
         assert_eq!(ca.post(&accept).await.status, 201);
     }
 
-    // Many writers on both processes append to the same people at once.
+    // Many writers on both processes append to the same people at once, single events
+    // and batches.
     let acks = Arc::new(Mutex::new(Vec::new()));
     let mut writers = Vec::new();
     for w in 0..12u64 {
@@ -68,20 +69,44 @@ async fn two_serve_processes_on_one_nats_lose_nothing_and_agree() {
         let (people, acks) = (people.clone(), acks.clone());
         writers.push(tokio::spawn(async move {
             for k in 0..15u64 {
-                let who = &people[((w + k) % people.len() as u64) as usize];
-                let e = event(
-                    "contact.attempted",
-                    &format!("w{w}-{k}"),
-                    &at(30),
-                    json!({"person": who, "channel": "SMS", "outcome": "MESSAGE_LEFT"}),
-                );
-                let r = c.post(&e).await;
+                let contact = |n: u64, id: String| {
+                    let who = &people[((w + n) % people.len() as u64) as usize];
+                    let e = event(
+                        "contact.attempted",
+                        &id,
+                        &at(30),
+                        json!({"person": who, "channel": "SMS", "outcome": "MESSAGE_LEFT"}),
+                    );
+                    (id, e)
+                };
+                // Every third append is an atomic batch about two people.
+                let sent = if k % 3 == 2 {
+                    vec![
+                        contact(k, format!("w{w}-{k}")),
+                        contact(k + 1, format!("w{w}-{k}b")),
+                    ]
+                } else {
+                    vec![contact(k, format!("w{w}-{k}"))]
+                };
+                let r = if sent.len() == 1 {
+                    c.post(&sent[0].1).await
+                } else {
+                    c.post(&Value::Array(sent.iter().map(|(_, e)| e.clone()).collect()))
+                        .await
+                };
                 assert_eq!(r.status, 201, "{r:?}");
-                acks.lock().unwrap().push((
-                    r.body["person_id"].as_str().unwrap().to_string(),
-                    format!("w{w}-{k}"),
-                    r.body["position"].as_u64().unwrap(),
-                ));
+                let receipts = match r.body.get("items") {
+                    Some(items) => items.as_array().unwrap().clone(),
+                    None => vec![r.body.clone()],
+                };
+                assert_eq!(receipts.len(), sent.len(), "{r:?}");
+                for ((id, _), receipt) in sent.iter().zip(&receipts) {
+                    acks.lock().unwrap().push((
+                        receipt["person_id"].as_str().unwrap().to_string(),
+                        id.clone(),
+                        receipt["position"].as_u64().unwrap(),
+                    ));
+                }
             }
         }));
     }
@@ -89,7 +114,7 @@ async fn two_serve_processes_on_one_nats_lose_nothing_and_agree() {
         w.await.unwrap();
     }
     let acks = acks.lock().unwrap().clone();
-    assert_eq!(acks.len(), 12 * 15);
+    assert_eq!(acks.len(), 12 * (15 + 5));
     let head = acks.iter().map(|a| a.2).max().unwrap();
     let positions: HashSet<u64> = acks.iter().map(|a| a.2).collect();
     assert_eq!(
