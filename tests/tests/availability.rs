@@ -18,6 +18,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 use support::{event, minutes_ago, nhs_number, nomis, referral, Server};
+use throughcare_nats::leadership::{node_index, stream_leader, LeaderWatch};
 use throughcare_nats::testkit::NatsCluster;
 use throughcare_nats::STREAM;
 
@@ -39,19 +40,6 @@ struct Answers {
 /// A serve process gives up retrying a write after this long without quorum (longer than
 /// any election measured, so elections are never surfaced as 503).
 const RETRY_FOR_SECS: u64 = 20;
-
-/// The name of the events stream's leader (`n0`, `n1`, ...), if it has one now.
-async fn stream_leader(js: &async_nats::jetstream::Context) -> Option<String> {
-    let ask = async {
-        let mut stream = js.get_stream(STREAM).await.ok()?;
-        let info = stream.info().await.ok()?;
-        info.cluster.as_ref().and_then(|c| c.leader.clone())
-    };
-    tokio::time::timeout(Duration::from_millis(800), ask)
-        .await
-        .ok()
-        .flatten()
-}
 
 /// Posts `body` until it is recorded: 201 (or 200 for a retry whose earlier attempt was
 /// recorded after all); a 503 must carry `Retry-After` and is retried after it; any other
@@ -157,18 +145,7 @@ async fn serve_keeps_acknowledging_while_the_leader_is_killed_every_seven_second
     let js = async_nats::jetstream::new(nats);
 
     let stop = Arc::new(AtomicBool::new(false));
-    // When a stream leader was (or was not) known, polled every 200 ms.
-    let leadership: Arc<Mutex<Vec<(Instant, bool)>>> = Arc::default();
-    let monitor = {
-        let (js, stop, leadership) = (js.clone(), stop.clone(), leadership.clone());
-        tokio::spawn(async move {
-            while !stop.load(Ordering::Relaxed) {
-                let known = stream_leader(&js).await.is_some();
-                leadership.lock().unwrap().push((Instant::now(), known));
-                tokio::time::sleep(Duration::from_millis(200)).await;
-            }
-        })
-    };
+    let watch = LeaderWatch::start(&js, STREAM);
     let acks: Arc<Mutex<HashMap<String, Ack>>> = Arc::default();
     let answers = Arc::new(Answers::default());
     let http = reqwest::Client::builder()
@@ -202,40 +179,22 @@ async fn serve_keeps_acknowledging_while_the_leader_is_killed_every_seven_second
         .collect();
 
     let began = Instant::now();
-    let mut kills = Vec::new();
-    for round in 0..6u32 {
-        let due = began + Duration::from_secs(7 * (u64::from(round) + 1));
-        tokio::time::sleep_until(due.into()).await;
-        let mut leader = None;
-        let asked = Instant::now();
-        while leader.is_none() && asked.elapsed() < Duration::from_secs(30) {
-            leader = stream_leader(&js).await;
-            if leader.is_none() {
-                tokio::time::sleep(Duration::from_millis(100)).await;
-            }
-        }
-        let leader = leader.expect("the stream elects a leader");
-        let index: usize = leader
-            .strip_prefix('n')
-            .and_then(|n| n.parse().ok())
-            .unwrap_or_else(|| panic!("unexpected leader name {leader}"));
-        cluster.nodes[index].kill();
-        kills.push(Instant::now());
-        eprintln!(
-            "round {round}: SIGKILLed the stream leader {leader} at {} acks",
-            acks.lock().unwrap().len()
-        );
-        tokio::time::sleep(Duration::from_millis(3_500)).await;
-        cluster.nodes[index].restart();
-        eprintln!("round {round}: {leader} restarted");
-    }
+    let kills = cluster
+        .kill_the_leader_every(
+            &js,
+            STREAM,
+            began,
+            (6, Duration::from_secs(7), Duration::from_millis(3_500)),
+            || acks.lock().unwrap().len(),
+        )
+        .await;
     tokio::time::sleep(Duration::from_secs(5)).await;
 
     // No quorum: the leader and one more node down for 26 s, then both back.
-    let leader = stream_leader(&js)
+    let leader = stream_leader(&js, STREAM)
         .await
         .expect("a leader before quorum is lost");
-    let index: usize = leader[1..].parse().expect("node index");
+    let index = node_index(&leader);
     let other = (index + 1) % 3;
     let two_of_three_until = Instant::now();
     cluster.nodes[index].kill();
@@ -263,7 +222,7 @@ async fn serve_keeps_acknowledging_while_the_leader_is_killed_every_seven_second
     for p in partners {
         p.await.expect("partner");
     }
-    monitor.await.expect("monitor");
+    let leadership = watch.stop().await;
     let acks = acks.lock().unwrap().clone();
     assert!(acks.len() > 100, "too few acknowledgements: {}", acks.len());
 
@@ -309,19 +268,6 @@ async fn serve_keeps_acknowledging_while_the_leader_is_killed_every_seven_second
 
     // Gaps between acknowledgements while two of three nodes were up, less the time the
     // stream had no leader.
-    let leadership = leadership.lock().unwrap().clone();
-    let leaderless = |from: Instant, to: Instant| -> f64 {
-        leadership
-            .windows(2)
-            .filter(|w| !w[0].1 && w[1].0 > from && w[0].0 < to)
-            .map(|w| {
-                w[1].0
-                    .min(to)
-                    .saturating_duration_since(w[0].0.max(from))
-                    .as_secs_f64()
-            })
-            .sum()
-    };
     let mut times: Vec<Instant> = acks.values().map(|a| a.at).collect();
     times.sort();
     let before_loss: Vec<Instant> = times
@@ -329,13 +275,7 @@ async fn serve_keeps_acknowledging_while_the_leader_is_killed_every_seven_second
         .copied()
         .filter(|t| *t < two_of_three_until)
         .collect();
-    let (mut worst, mut worst_led) = (Duration::ZERO, Duration::ZERO);
-    for w in before_loss.windows(2) {
-        let gap = w[1] - w[0];
-        worst = worst.max(gap);
-        worst_led =
-            worst_led.max(gap.saturating_sub(Duration::from_secs_f64(leaderless(w[0], w[1]))));
-    }
+    let (worst, worst_led) = leadership.worst_gaps(&before_loss);
     let unavailable = answers.unavailable.lock().unwrap().clone();
     // Acknowledgements per second, and each kill's second, for the log.
     let mut per_second = vec![0u32; began.elapsed().as_secs() as usize + 1];
@@ -344,15 +284,13 @@ async fn serve_keeps_acknowledging_while_the_leader_is_killed_every_seven_second
     }
     let kill_seconds: Vec<u64> = kills.iter().map(|k| (*k - began).as_secs()).collect();
     eprintln!("acks per second {per_second:?}; kills at seconds {kill_seconds:?}");
-    let elections: Vec<String> = kills
-        .iter()
-        .map(|k| format!("{:.1}", leaderless(*k, *k + Duration::from_secs(7))))
-        .collect();
+    let elections = leadership.after_each(&kills, Duration::from_secs(7));
     eprintln!(
         "availability over HTTP: {} acks in {:.1} s; two of three up: longest gap between \
-         acks {:.2} s, {:.2} s of it with a stream leader known, leaderless seconds after each \
-         kill [{}]; no quorum for 26 s: {} answered 503 with Retry-After (retried), {} retries \
-         found already recorded, writes resumed {:.1} s after the nodes restarted",
+         acks {:.2} s raw, {:.2} s net of the time without a stream leader, leaderless \
+         seconds after each kill [{}]; no quorum for 26 s: {} answered 503 with Retry-After \
+         (retried), {} retries found already recorded, writes resumed {:.1} s after the \
+         nodes restarted",
         acks.len(),
         began.elapsed().as_secs_f64(),
         worst.as_secs_f64(),

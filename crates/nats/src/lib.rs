@@ -98,6 +98,7 @@ pub mod consume;
 mod error;
 mod hmpps;
 pub mod hmpps_testkit;
+pub mod leadership;
 mod log;
 pub mod records;
 mod stats;

@@ -16,6 +16,7 @@ use serde_json::json;
 use support::burst::{assert_contiguous, check, positions_by_id, Burst};
 use support::{nhs, nomis, referral, release_date, stream_info};
 use throughcare_ledger::{Error, EventLog, Ledger};
+use throughcare_nats::leadership::{node_index, LeaderWatch};
 use throughcare_nats::STREAM;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -81,27 +82,6 @@ async fn losing_the_leader_of_three_loses_nothing() {
     );
 }
 
-/// The index in the cluster of node `leader` (`n0`, `n1`, ...).
-fn node_index(leader: &str) -> usize {
-    leader
-        .strip_prefix('n')
-        .and_then(|n| n.parse().ok())
-        .unwrap_or_else(|| panic!("unexpected leader name {leader}"))
-}
-
-/// The name of the stream's leader (`n0`, `n1`, ...), if it has one now.
-async fn stream_leader(js: &async_nats::jetstream::Context) -> Option<String> {
-    let ask = async {
-        let mut stream = js.get_stream(STREAM).await.ok()?;
-        let info = stream.info().await.ok()?;
-        info.cluster.as_ref().and_then(|c| c.leader.clone())
-    };
-    tokio::time::timeout(Duration::from_millis(800), ask)
-        .await
-        .ok()
-        .flatten()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn writes_go_on_while_the_leader_is_killed_every_seven_seconds() {
     let mut cluster = support::cluster(true, Duration::from_secs(1), Duration::from_secs(20)).await;
@@ -109,18 +89,7 @@ async fn writes_go_on_while_the_leader_is_killed_every_seven_seconds() {
     let ledger = Arc::new(Ledger::with_system_clock(Arc::new(log.clone())));
 
     let stop = Arc::new(AtomicBool::new(false));
-    // When a stream leader was (or was not) known, polled every 200 ms.
-    let leadership: Arc<Mutex<Vec<(Instant, bool)>>> = Arc::default();
-    let monitor = {
-        let (js, stop, leadership) = (js.clone(), stop.clone(), leadership.clone());
-        tokio::spawn(async move {
-            while !stop.load(Ordering::Relaxed) {
-                let known = stream_leader(&js).await.is_some();
-                leadership.lock().unwrap().push((Instant::now(), known));
-                tokio::time::sleep(Duration::from_millis(200)).await;
-            }
-        })
-    };
+    let watch = LeaderWatch::start(&js, STREAM);
     // id -> (position, acknowledged at)
     let acks: Arc<Mutex<HashMap<String, (u64, Instant)>>> = Arc::default();
     let unavailable = Arc::new(AtomicU64::new(0));
@@ -169,36 +138,22 @@ async fn writes_go_on_while_the_leader_is_killed_every_seven_seconds() {
         .collect();
 
     let began = Instant::now();
-    let mut kills = Vec::new();
-    for round in 0..6u32 {
-        let due = began + Duration::from_secs(7 * (u64::from(round) + 1));
-        tokio::time::sleep_until(due.into()).await;
-        let mut leader = None;
-        let asked = Instant::now();
-        while leader.is_none() && asked.elapsed() < Duration::from_secs(30) {
-            leader = stream_leader(&js).await;
-            if leader.is_none() {
-                tokio::time::sleep(Duration::from_millis(100)).await;
-            }
-        }
-        let leader = leader.expect("the stream elects a leader");
-        let index = node_index(&leader);
-        cluster.servers.nodes[index].kill();
-        kills.push(Instant::now());
-        eprintln!(
-            "round {round}: SIGKILLed the stream leader {leader} at {} acks",
-            acks.lock().unwrap().len()
-        );
-        tokio::time::sleep(Duration::from_millis(3_500)).await;
-        cluster.servers.nodes[index].restart();
-        eprintln!("round {round}: {leader} restarted");
-    }
+    let kills = cluster
+        .servers
+        .kill_the_leader_every(
+            &js,
+            STREAM,
+            began,
+            (6, Duration::from_secs(7), Duration::from_millis(3_500)),
+            || acks.lock().unwrap().len(),
+        )
+        .await;
     tokio::time::sleep(Duration::from_secs(5)).await;
     stop.store(true, Ordering::Relaxed);
     for s in submitters {
         s.await.expect("submitter");
     }
-    monitor.await.expect("monitor");
+    let leadership = watch.stop().await;
 
     // Nothing acknowledged lost, nothing twice, nothing unacknowledged.
     let acks = acks.lock().unwrap().clone();
@@ -215,35 +170,20 @@ async fn writes_go_on_while_the_leader_is_killed_every_seven_seconds() {
     assert_eq!(found.len(), acks.len(), "nothing recorded unacknowledged");
 
     // Gaps between acknowledgements, less the time no stream leader was known.
-    let leadership = leadership.lock().unwrap().clone();
-    let leaderless = |from: Instant, to: Instant| -> Duration {
-        leadership
-            .windows(2)
-            .filter(|w| !w[0].1 && w[1].0 > from && w[0].0 < to)
-            .map(|w| w[1].0.min(to).saturating_duration_since(w[0].0.max(from)))
-            .sum()
-    };
     let mut times: Vec<Instant> = acks.values().map(|(_, t)| *t).collect();
     times.sort();
-    let (mut worst_raw, mut worst_led) = (Duration::ZERO, Duration::ZERO);
-    for w in times.windows(2) {
-        let gap = w[1] - w[0];
-        worst_raw = worst_raw.max(gap);
-        worst_led = worst_led.max(gap.saturating_sub(leaderless(w[0], w[1])));
-    }
-    let elections: Vec<f64> = kills
-        .iter()
-        .map(|k| leaderless(*k, *k + Duration::from_secs(7)).as_secs_f64())
-        .collect();
+    let (worst_raw, worst_led) = leadership.worst_gaps(&times);
+    let elections = leadership.after_each(&kills, Duration::from_secs(7));
     eprintln!(
         "availability: {} acks in {:.1} s, {} unavailable answers (retried), longest gap \
          between acks {:.2} s, longest gap while a stream leader was known {:.2} s, \
-         leaderless seconds after each kill {elections:?}, backend {:?}",
+         leaderless seconds after each kill [{}], backend {:?}",
         acks.len(),
         began.elapsed().as_secs_f64(),
         unavailable.load(Ordering::Relaxed),
         worst_raw.as_secs_f64(),
         worst_led.as_secs_f64(),
+        elections.join(", "),
         log.stats()
     );
     assert!(
