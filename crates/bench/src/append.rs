@@ -83,11 +83,22 @@ pub async fn write_path(
     }
     start.wait().await;
     let began = Instant::now();
+    let cpu_before = process_cpu_seconds();
     let mut latencies_ms = Vec::with_capacity(events as usize);
     for h in handles {
         latencies_ms.extend(h.await.context("a submitter panicked")??);
     }
     let elapsed = began.elapsed();
+    // CPU time of the whole process (submitters, the ledger's threads, sled's I/O threads)
+    // per event: on a shared machine it moves far less with other tenants' load than
+    // events/s does.
+    if let Some((before, after)) = cpu_before.zip(process_cpu_seconds()) {
+        let us = (after - before) * 1e6 / events as f64;
+        eprintln!(
+            "append: {tag}: {:.0} events/s, {us:.1} us of process CPU per event",
+            events as f64 / elapsed.as_secs_f64()
+        );
+    }
     latencies_ms.sort_by(f64::total_cmp);
     let head = log.head().await?;
     ensure!(
@@ -154,6 +165,7 @@ pub fn raw_sled(dir: &Path, stored: &[(u64, Vec<u8>)], group: usize) -> Result<f
         .context("open sled for the raw baseline")?;
     let data_file = std::fs::File::open(dir.join("db")).context("open sled's data file")?;
     let began = Instant::now();
+    let cpu_before = process_cpu_seconds();
     for chunk in stored.chunks(group.max(1)) {
         let mut batch = sled::Batch::default();
         for (position, value) in chunk {
@@ -166,5 +178,26 @@ pub fn raw_sled(dir: &Path, stored: &[(u64, Vec<u8>)], group: usize) -> Result<f
         data_file.sync_data()?;
     }
     let elapsed = began.elapsed();
-    Ok(stored.len() as f64 / elapsed.as_secs_f64())
+    let rate = stored.len() as f64 / elapsed.as_secs_f64();
+    if let Some((before, after)) = cpu_before.zip(process_cpu_seconds()) {
+        eprintln!(
+            "append: raw sled, groups of {group}: {rate:.0} events/s, {:.1} us of process CPU per event",
+            (after - before) * 1e6 / stored.len() as f64
+        );
+    }
+    Ok(rate)
+}
+
+/// User + system CPU time of this whole process so far, in seconds: fields 14 and 15 of
+/// `/proc/self/stat`, which Linux reports in USER_HZ (100 per second on every platform it
+/// supports). `None` off Linux.
+fn process_cpu_seconds() -> Option<f64> {
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    // The command name (field 2) is in parentheses and may hold spaces: count from its end.
+    let rest = &stat[stat.rfind(')')? + 1..];
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    // `rest` starts at field 3 (state), so field n is at index n - 3.
+    let utime: f64 = fields.get(11)?.parse().ok()?;
+    let stime: f64 = fields.get(12)?.parse().ok()?;
+    Some((utime + stime) / 100.0)
 }

@@ -1,6 +1,8 @@
 //! The embedded backend: the event log in one sled tree, written by a single writer
 //! thread with group commit (every append waiting while a flush runs shares the next
-//! flush), so durability costs one fsync per group, not per event.
+//! flush), so durability costs one fsync per group, not per event. The commit is
+//! pipelined: a second thread flushes and fdatasyncs applied groups and answers their
+//! callers while the writer prepares the next group (`Writer::run` says why that is safe).
 //!
 //! Key layout (one tree, so that one `apply_batch` is atomic across all of it; numbers
 //! are big-endian so keys sort by number):
@@ -57,7 +59,7 @@ struct Job {
     /// Each event's canonical JSON and digest, made by the caller's task before it queues
     /// (in parallel with other callers), so the single writer only splices and hashes.
     encoded: Vec<Vec<EncodedEvent>>,
-    reply: oneshot::Sender<Result<Vec<Vec<Appended>>, Error>>,
+    reply: Reply,
 }
 
 fn key_log(position: u64) -> [u8; 9] {
@@ -129,14 +131,30 @@ impl EmbeddedLog {
                 "cannot open the ledger's data file for syncing: {e}"
             ))
         })?;
-        let writer = Writer {
+        let poisoned = Arc::new(std::sync::OnceLock::new());
+        let flushed = Arc::new(Flushed::default());
+        let (applied_tx, applied_rx) = std::sync::mpsc::channel();
+        let flusher = Flusher {
+            db: db.clone(),
             data_file,
+            durable: durable_tx,
+            poisoned: poisoned.clone(),
+            flushed: flushed.clone(),
+        };
+        let writer = Writer {
             db: db.clone(),
             next: last + 1,
             last_recorded_at,
-            durable: durable_tx,
             heads: HashMap::new(),
+            applied: applied_tx,
+            poisoned,
+            flushed,
+            handed: 0,
         };
+        std::thread::Builder::new()
+            .name("ledger-flusher".into())
+            .spawn(move || flusher.run(applied_rx))
+            .map_err(|e| Error::Unavailable(format!("cannot start the flusher thread: {e}")))?;
         std::thread::Builder::new()
             .name("ledger-writer".into())
             .spawn(move || writer.run(rx))
@@ -364,18 +382,145 @@ impl EventLog for EmbeddedLog {
     }
 }
 
-/// The single writer: owns position assignment and every write to the tree.
+/// The single writer: owns position assignment and every write to the tree. It prepares
+/// and applies one group after another and leaves each group's durability and replies to
+/// the [`Flusher`] (see [`Writer::run`] for why that is safe).
 struct Writer {
     db: sled::Db,
-    data_file: std::fs::File,
     next: u64,
     /// The `recorded_at` of the last event staged: no later position records an earlier
     /// time, so "recorded by T" is always a prefix of the log (DESIGN.md "As of").
     last_recorded_at: Option<DateTime<Utc>>,
-    durable: watch::Sender<u64>,
-    /// Version and head hash of recently written persons (committed groups only), so an
-    /// append does not read its person's head from the tree.
+    /// Version and head hash of recently written persons (groups applied to the tree), so
+    /// an append does not read its person's head from the tree.
     heads: HashMap<PersonId, (u64, Hash)>,
+    /// Applied groups, in order, for the flusher.
+    applied: std::sync::mpsc::Sender<Applied>,
+    /// Set once, by whichever thread sees the store fail first; every later group is refused.
+    poisoned: Arc<std::sync::OnceLock<String>>,
+    /// How many groups the flusher has flushed into sled's file (see [`Writer::run`]).
+    flushed: Arc<Flushed>,
+    /// How many groups this writer has handed to the flusher.
+    handed: u64,
+}
+
+/// The count of groups whose sled flush has returned, for the writer to wait on.
+#[derive(Default)]
+struct Flushed {
+    groups: std::sync::Mutex<u64>,
+    changed: std::sync::Condvar,
+}
+
+impl Flushed {
+    fn reach(&self, groups: u64) {
+        let mut g = self.groups.lock().unwrap_or_else(|e| e.into_inner());
+        *g = (*g).max(groups);
+        self.changed.notify_all();
+    }
+
+    fn wait_for(&self, groups: u64) {
+        let mut g = self.groups.lock().unwrap_or_else(|e| e.into_inner());
+        while *g < groups {
+            g = self.changed.wait(g).unwrap_or_else(|e| e.into_inner());
+        }
+    }
+}
+
+/// What a job is answered: one `Vec<Appended>` per request, or why none was recorded.
+type Answer = Result<Vec<Vec<Appended>>, Error>;
+type Reply = oneshot::Sender<Answer>;
+
+/// A group the writer applied to the tree (or found nothing to write for), waiting for a
+/// flush + fdatasync that started after it was applied before its answers go out.
+struct Applied {
+    /// The group's number in hand-over order (1, 2, ...).
+    seq: u64,
+    /// The last position numbered so far: durable once this group is flushed.
+    last: u64,
+    /// Whether the group put anything in the tree. A group of duplicates and refusals needs
+    /// no flush of its own, only every earlier group's (its answers were decided on them).
+    written: bool,
+    replies: Vec<(Reply, Answer)>,
+}
+
+/// The second half of the group commit: makes applied groups durable, in order, then
+/// advances the durable watermark and answers their callers.
+struct Flusher {
+    db: sled::Db,
+    data_file: std::fs::File,
+    durable: watch::Sender<u64>,
+    poisoned: Arc<std::sync::OnceLock<String>>,
+    flushed: Arc<Flushed>,
+}
+
+impl Flusher {
+    fn run(self, applied: std::sync::mpsc::Receiver<Applied>) {
+        while let Ok(first) = applied.recv() {
+            // Every group applied by now shares the next flush.
+            let mut ready = vec![first];
+            while let Ok(more) = applied.try_recv() {
+                ready.push(more);
+            }
+            let seq = ready.iter().map(|a| a.seq).max().unwrap_or(0);
+            if let Some(why) = self.poisoned.get() {
+                self.flushed.reach(seq);
+                refuse(ready, why);
+                continue;
+            }
+            let written = ready.iter().any(|a| a.written);
+            let flushed = if written {
+                self.db.flush().map(|_| ())
+            } else {
+                Ok(())
+            };
+            if let Err(e) = &flushed {
+                // Poisoned before the writer is let go, so it applies nothing more.
+                self.poison(e);
+            }
+            // sled's file now holds these groups; the writer may apply the next one (the
+            // fdatasync below needs no sled lock).
+            self.flushed.reach(seq);
+            let synced = match flushed {
+                Ok(()) if written => self.data_file.sync_data().map_err(sled::Error::from),
+                other => other,
+            };
+            match synced {
+                Ok(()) => {
+                    let last = ready.iter().map(|a| a.last).max().unwrap_or(0);
+                    self.durable.send_if_modified(|d| {
+                        let moved = last > *d;
+                        *d = (*d).max(last);
+                        moved
+                    });
+                    for group in ready {
+                        for (reply, result) in group.replies {
+                            let _ = reply.send(result);
+                        }
+                    }
+                }
+                Err(e) => refuse(ready, self.poison(&e)),
+            }
+        }
+    }
+
+    /// Marks the log failed (the first failure's reason stays) and returns the reason.
+    fn poison(&self, e: &sled::Error) -> &str {
+        if self.poisoned.get().is_none() {
+            tracing::error!(error = %e, "group commit failed");
+        }
+        self.poisoned
+            .get_or_init(|| format!("the ledger store failed and needs a restart: {e}"))
+    }
+}
+
+/// Answers every caller of `groups` with the store failure `why` (nothing of theirs is
+/// acknowledged).
+fn refuse(groups: Vec<Applied>, why: &str) {
+    for group in groups {
+        for (reply, _) in group.replies {
+            let _ = reply.send(Err(Error::Unavailable(why.to_string())));
+        }
+    }
 }
 
 /// Waits for one job, then takes every job already queued behind it (up to `max`): the
@@ -400,6 +545,16 @@ struct Overlay {
 }
 
 impl Overlay {
+    /// An overlay sized for a group of `jobs` (most jobs are one event for one person), so
+    /// the writer does not rehash it as the group grows.
+    fn for_group(jobs: usize) -> Overlay {
+        Overlay {
+            persons: HashMap::with_capacity(2 * jobs),
+            submissions: HashMap::with_capacity(2 * jobs),
+            identities: HashMap::new(),
+        }
+    }
+
     fn absorb(&mut self, other: Overlay) {
         self.persons.extend(other.persons);
         self.submissions.extend(other.submissions);
@@ -417,49 +572,107 @@ struct Staged {
 }
 
 impl Writer {
+    /// Group commit, pipelined: prepare every job of a group into one sled batch, apply
+    /// it, hand the group to the flusher, and go on preparing the next group while the
+    /// flusher makes the earlier ones durable.
+    //
+    // Why this acknowledges nothing that a crash can lose, and never answers from state
+    // that is not durable:
+    // - Nothing is answered here. The flusher answers a group only after a sled flush and an
+    //   fdatasync that both started after the group's `apply_batch` returned (groups reach
+    //   it in apply order, after the apply), so everything the group wrote, and every group
+    //   applied before it, is on disk when its callers hear back.
+    // - A group may be decided on earlier groups that are applied but not yet durable (its
+    //   duplicates, conflicts and versions come from the tree). Its answers wait for its
+    //   own flush, which covers those groups too, so no caller learns of an undurable write,
+    //   even a group that wrote nothing waits for every earlier group's flush.
+    // - Readers never look past the durable watermark, which the flusher advances only after
+    //   the flush and fdatasync of the groups up to it.
+    // - A crash loses at most groups applied after the last completed flush, none of them
+    //   answered. sled recovers its log in order, stopping before a batch that is not
+    //   wholly on disk (`apply_batch` is atomic on recovery), so what survives is a prefix
+    //   of the applied groups: positions stay gap-free and every acknowledged group is in it.
+    // - When the store fails (an apply, flush or fdatasync error), the log is poisoned: the
+    //   group that failed and every group after it, applied or not, is refused, and the
+    //   writer stops applying. A restart recovers a prefix as above.
     fn run(mut self, mut jobs: mpsc::Receiver<Job>) {
-        let mut poisoned: Option<String> = None;
-        while let Some(group) = crate::embedded::next_group(&mut jobs, MAX_GROUP) {
-            if let Some(why) = &poisoned {
+        while let Some(mut group) = crate::embedded::next_group(&mut jobs, MAX_GROUP) {
+            if let Some(why) = self.poisoned.get() {
                 for job in group {
                     let _ = job.reply.send(Err(Error::Unavailable(why.clone())));
                 }
                 continue;
             }
             let mut batch = sled::Batch::default();
-            let mut overlay = Overlay::default();
+            // Sized for what usually joins while it is prepared, too.
+            let mut overlay = Overlay::for_group(2 * group.len());
             let start = self.next;
-            let results: Vec<_> = group
+            let mut results: Vec<_> = group
                 .iter()
                 .map(|job| self.prepare_job(&job.requests, &job.encoded, &mut batch, &mut overlay))
                 .collect();
+            // sled's flush holds its global lock shared while it writes; an apply queued for
+            // that lock exclusively would stall every reader behind it. So the group is
+            // prepared while the earlier groups flush, and applied once they have.
+            self.flushed.wait_for(self.handed);
+            if let Some(why) = self.poisoned.get() {
+                // An earlier group's flush failed: nothing of this group goes in.
+                for job in group {
+                    let _ = job.reply.send(Err(Error::Unavailable(why.clone())));
+                }
+                continue;
+            }
+            // Whatever arrived meanwhile joins this group.
+            while group.len() < MAX_GROUP {
+                let Ok(job) = jobs.try_recv() else { break };
+                results.push(self.prepare_job(
+                    &job.requests,
+                    &job.encoded,
+                    &mut batch,
+                    &mut overlay,
+                ));
+                group.push(job);
+            }
             let written = self.next > start || !overlay.identities.is_empty();
-            let committed = if written {
-                self.db
-                    .apply_batch(batch)
-                    .and_then(|()| self.db.flush().map(|_| ()))
-                    .and_then(|()| self.data_file.sync_data().map_err(sled::Error::from))
+            let applied = if written {
+                self.db.apply_batch(batch)
             } else {
                 Ok(())
             };
-            match committed {
-                Ok(()) => {
-                    self.remember_heads(overlay.persons);
-                    self.durable.send_replace(self.next - 1);
-                    for (job, result) in group.into_iter().zip(results) {
-                        let _ = job.reply.send(result);
-                    }
+            if let Err(e) = applied {
+                // The tree may hold part of the group; refuse further writes rather than
+                // number new events on top of an unknown state.
+                tracing::error!(error = %e, "group commit failed");
+                let why = self
+                    .poisoned
+                    .get_or_init(|| format!("the ledger store failed and needs a restart: {e}"));
+                for job in group {
+                    let _ = job.reply.send(Err(Error::Unavailable(why.clone())));
                 }
-                Err(e) => {
-                    // The tree may hold part of the group; refuse further writes rather
-                    // than number new events on top of an unknown state.
-                    let why = format!("the ledger store failed and needs a restart: {e}");
-                    tracing::error!(error = %e, "group commit failed");
-                    poisoned = Some(why.clone());
-                    for job in group {
-                        let _ = job.reply.send(Err(Error::Unavailable(why.clone())));
-                    }
-                }
+                continue;
+            }
+            // The tree holds the group now: the next group is decided on top of it.
+            self.remember_heads(overlay.persons);
+            let replies = group
+                .into_iter()
+                .map(|job| job.reply)
+                .zip(results)
+                .collect();
+            self.handed += 1;
+            let handed = self.applied.send(Applied {
+                seq: self.handed,
+                last: self.next - 1,
+                written,
+                replies,
+            });
+            if let Err(std::sync::mpsc::SendError(group)) = handed {
+                // The flusher is gone (it stops only after this thread): nothing more can
+                // become durable.
+                let why = self
+                    .poisoned
+                    .get_or_init(|| "the ledger flusher stopped".into());
+                refuse(vec![group], why);
+                self.flushed.reach(self.handed);
             }
         }
     }
@@ -874,5 +1087,53 @@ mod tests {
         let events = log.read_person(person, 1).await.unwrap();
         assert_eq!(events.len(), 3);
         assert!(verify_chain(person, &events).is_ok());
+    }
+
+    /// With the commit pipelined, an answer still means durable: every acknowledged append
+    /// is within the durable head and readable the moment its caller hears back, and a
+    /// retry racing its first attempt (decided on a group that may not be flushed yet)
+    /// gets the same position.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn every_answer_is_durable_when_it_arrives() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = EmbeddedLog::open(dir.path()).unwrap();
+        let mut tasks = Vec::new();
+        for t in 0..32u128 {
+            let log = log.clone();
+            tasks.push(tokio::spawn(async move {
+                let person = PersonId(ulid::Ulid(0x0190_0000_0000_0000_0000_0000_0001_0000 + t));
+                let mut positions = Vec::new();
+                for k in 0..20 {
+                    let request = || AppendRequest {
+                        person,
+                        expected: ExpectedVersion::Any,
+                        claims: vec![],
+                        events: vec![NewEvent {
+                            event: event(&format!("pipelined-{t}-{k}")),
+                            recorded_at: Utc::now(),
+                        }],
+                    };
+                    // The same submission twice at once: one records it, one finds it.
+                    let (first, again) = tokio::join!(log.append(request()), log.append(request()));
+                    let (first, again) = (first.unwrap()[0], again.unwrap()[0]);
+                    assert_eq!(first.position, again.position);
+                    assert!(first.duplicate != again.duplicate, "{first:?} {again:?}");
+                    assert!(log.head().await.unwrap() >= first.position);
+                    let read = log.read_at(first.position).await.unwrap();
+                    assert_eq!(read.map(|e| e.person_id), Some(person));
+                    positions.push(first.position);
+                }
+                let events = log.read_person(person, 1).await.unwrap();
+                assert_eq!(
+                    events.iter().map(|e| e.position).collect::<Vec<_>>(),
+                    positions
+                );
+                assert!(verify_chain(person, &events).is_ok());
+            }));
+        }
+        for task in tasks {
+            task.await.unwrap();
+        }
+        assert_eq!(log.head().await.unwrap(), 32 * 20);
     }
 }

@@ -2,12 +2,18 @@
 //!
 //! One sled tree with prefixed keys, so that one `apply_batch` covers documents, indexes
 //! and the checkpoint atomically:
-//! - `J` person            -> journey without its lines (JSON)
-//! - `T` person position   -> a segment of the person's lines from that position on: for
-//!   each event its timeline entry and its kept history entry (JSON, one per text line). A
-//!   chunk appends one segment per person it touches, so folding an event never rewrites
-//!   the person's earlier lines; a `record.corrected` (which marks or re-folds them) writes
-//!   all of them back as one segment in place of the old ones
+//! - `J` person            -> journey without its lines (JSON), a newline, then the
+//!   person's earliest lines (a segment, below): those of the chunk that brought the
+//!   person's first event, when they are few ([`EMBED_MAX`]), so that a new person is one
+//!   key, not two; they are copied as they are whenever the document is rewritten
+//! - `T` person position   -> a segment of the person's later lines from that position on:
+//!   for each event one text line, its kept history entry (JSON), preceded by
+//!   `c<position> ` when a correction at that position marks it. The timeline entry is
+//!   made from the history entry when read (`TimelineEntry::of_kept`), so it is not
+//!   stored. A chunk appends one segment per person it touches, so folding an event never
+//!   rewrites the person's earlier lines; a `record.corrected` (which marks or re-folds
+//!   them) writes all of them back, with the document if they are few, else as one
+//!   segment, in place of the old ones
 //! - `X` identifier text   -> person (16 bytes)      identity index
 //! - `W` worker 0 person   -> (empty)                caseload index
 //! - `R` date person       -> (empty)                release calendar (expected or actual)
@@ -16,15 +22,15 @@
 //!   the releasing prison), so that one prison's KPIs read one prefix
 //! - `M` name              -> meta (checkpoint, projection version)
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::path::Path;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use chrono::NaiveDate;
 use futures::stream::BoxStream;
 use futures::StreamExt;
-use throughcare_events::{EventData, Identifier, PersonId, RecordedEvent};
+use throughcare_events::{Identifier, PersonId, RecordedEvent};
 use throughcare_ledger::EventLog;
 use throughcare_projections::journey::{HistoryEntry, TimelineEntry};
 use throughcare_projections::{EpisodeFacts, Journey};
@@ -33,10 +39,14 @@ use tokio::sync::{mpsc, watch};
 use crate::supervise::Health;
 
 /// Bump when a fold changes: read models are then rebuilt from position 1 at start.
-pub const PROJECTION_VERSION: u64 = 4;
+pub const PROJECTION_VERSION: u64 = 5;
 
 /// Most events folded into one read-model batch.
 pub(crate) const CHUNK: usize = 2048;
+
+/// Most bytes of lines kept in a journey's `J` value (see the module docs): bounded,
+/// because they are copied whenever the document is rewritten.
+const EMBED_MAX: usize = 8 * 1024;
 
 /// Chunks read and decoded ahead of the fold (bounded, so a fast reader never holds more
 /// than this many chunks of a large log in memory).
@@ -84,23 +94,84 @@ fn key_segment(person: PersonId, position: u64) -> [u8; 25] {
     k
 }
 
-/// A segment of lines as stored: compact JSON never holds a raw newline, so each
-/// timeline entry and each history entry is one text line, in pairs.
+/// A segment of lines as stored (see the module docs): compact JSON never holds a raw
+/// newline, so each event's line is one text line.
 fn encode_segment(timeline: &[TimelineEntry], history: &[HistoryEntry]) -> Result<Vec<u8>, Error> {
-    let mut v = Vec::with_capacity(1024 * timeline.len());
+    let mut v = Vec::with_capacity(640 * history.len());
     for (line, kept) in timeline.iter().zip(history) {
-        serde_json::to_writer(&mut v, line).map_err(|e| Error::Corrupt(e.to_string()))?;
-        v.push(b'\n');
+        if let Some(by) = line.corrected_by {
+            v.push(b'c');
+            v.extend_from_slice(by.to_string().as_bytes());
+            v.push(b' ');
+        }
         serde_json::to_writer(&mut v, kept).map_err(|e| Error::Corrupt(e.to_string()))?;
         v.push(b'\n');
     }
     Ok(v)
 }
 
-/// The line [`Journey::apply`] appends for `e`, encoded as in a segment: what a chunk
-/// appends for a person is these, concatenated, unless a correction rewrites their lines.
-fn encode_event_line(e: &RecordedEvent) -> Result<Vec<u8>, Error> {
-    encode_segment(&[TimelineEntry::of(e)], &[HistoryEntry::of(e)])
+/// The line [`Journey::apply`] keeps for `e` (its history entry, unmarked), appended to
+/// `out` as in a segment: what a chunk appends for a person is these, concatenated, unless
+/// a correction rewrites their lines.
+///
+/// The history entry is `{"position","recorded_at","event"}` with the event without its
+/// `personal` object. An event without one, read from a log, is spliced from the stored
+/// bytes (`{"event":..,"person_id":..,"prev":..,"recorded_at":".."}`, see
+/// `StoredBody::assemble`) rather than serialised again: reading the entry back parses
+/// the same event JSON the ledger decoded `e` from.
+fn encode_event_line(e: &RecordedEvent, out: &mut Vec<u8>) -> Result<(), Error> {
+    match spliced(e) {
+        Some((event, recorded_at)) => {
+            use std::io::Write;
+            write!(out, "{{\"position\":{},\"recorded_at\":\"", e.position)
+                .expect("writing to a Vec cannot fail");
+            out.extend_from_slice(recorded_at.as_bytes());
+            out.extend_from_slice(b"\",\"event\":");
+            out.extend_from_slice(event.as_bytes());
+            out.push(b'}');
+        }
+        None => serde_json::to_writer(&mut *out, &HistoryEntry::of(e))
+            .map_err(|e| Error::Corrupt(e.to_string()))?,
+    }
+    out.push(b'\n');
+    Ok(())
+}
+
+/// The stored event JSON and `recorded_at` text of `e`, when its stored bytes have the
+/// layout `StoredBody::assemble` writes and it has no `personal` object; else None (bytes
+/// stored before that layout, or an event never read from a log), and the entry is
+/// serialised instead.
+fn spliced(e: &RecordedEvent) -> Option<(&str, &str)> {
+    if e.event.data.personal().is_some() {
+        return None;
+    }
+    let body = e.stored.strip_prefix("{\"event\":")?;
+    // The members after `event` are three strings that need no escape (a ULID, hex and an
+    // RFC 3339 time), so the last `,"person_id":"` starts them, and nothing in them opens
+    // an object or array. With the time in microseconds (as the ledger writes it) they
+    // are TAIL bytes long: looked at there first, searched for otherwise.
+    const PERSON_ID: &str = ",\"person_id\":\"";
+    const TAIL: usize = PERSON_ID.len()
+        + 26
+        + r#"","prev":""#.len()
+        + 64
+        + r#"","recorded_at":""#.len()
+        + "2026-11-20T12:00:00.000000Z".len()
+        + 2;
+    let tail_at = match body.len().checked_sub(TAIL) {
+        Some(at) if body.is_char_boundary(at) && body[at..].starts_with(PERSON_ID) => at,
+        _ => body.rfind(PERSON_ID)?,
+    };
+    let (event, tail) = body.split_at(tail_at);
+    let tail = tail.strip_suffix("\"}")?;
+    if tail.contains(['{', '[', '}', ']', '\\']) {
+        return None;
+    }
+    let (_, recorded_at) = tail.split_once("\",\"recorded_at\":\"")?;
+    if recorded_at.contains('"') || !tail.contains("\",\"prev\":\"") {
+        return None;
+    }
+    Some((event, recorded_at))
 }
 
 fn decode_segment(
@@ -110,35 +181,62 @@ fn decode_segment(
     history: &mut Vec<HistoryEntry>,
 ) -> Result<(), Error> {
     let corrupt = |e: String| Error::Corrupt(format!("a timeline segment of {person}: {e}"));
-    let mut parts = v.split(|b| *b == b'\n');
-    while let Some(line) = parts.next().filter(|l| !l.is_empty()) {
-        let kept = parts
-            .next()
-            .ok_or_else(|| corrupt("a timeline entry without its history entry".into()))?;
-        timeline.push(serde_json::from_slice(line).map_err(|e| corrupt(e.to_string()))?);
-        history.push(serde_json::from_slice(kept).map_err(|e| corrupt(e.to_string()))?);
+    for line in v.split(|b| *b == b'\n').filter(|l| !l.is_empty()) {
+        let (corrected_by, kept) = match line.strip_prefix(b"c") {
+            Some(marked) => {
+                let space = marked
+                    .iter()
+                    .position(|b| *b == b' ')
+                    .ok_or_else(|| corrupt("a correction mark without its line".into()))?;
+                let by = std::str::from_utf8(&marked[..space])
+                    .ok()
+                    .and_then(|n| n.parse::<u64>().ok())
+                    .ok_or_else(|| corrupt("a correction mark is not a position".into()))?;
+                (Some(by), &marked[space + 1..])
+            }
+            None => (None, line),
+        };
+        let kept: HistoryEntry =
+            serde_json::from_slice(kept).map_err(|e| corrupt(e.to_string()))?;
+        timeline.push(TimelineEntry::of_kept(&kept, corrected_by));
+        history.push(kept);
     }
     Ok(())
 }
 
-/// A journey's stored document without its lines (None when the person is unknown).
-fn read_core(db: &sled::Db, person: PersonId) -> Result<Option<Journey>, Error> {
-    match db.get(key_journey(person))? {
-        None => Ok(None),
-        Some(v) => serde_json::from_slice(&v)
-            .map(Some)
-            .map_err(|e| Error::Corrupt(format!("journey of {person}: {e}"))),
+/// A journey's stored value split into its document and the lines kept with it.
+fn split_value(v: &[u8]) -> (&[u8], &[u8]) {
+    match v.iter().position(|b| *b == b'\n') {
+        Some(i) => (&v[..i], &v[i + 1..]),
+        None => (v, &[]),
     }
 }
 
-/// A journey's stored lines in position order, and the keys of their segments.
+/// A journey's stored document without its lines, and the stored value it was read from
+/// (None when the person is unknown).
+fn read_core(db: &sled::Db, person: PersonId) -> Result<Option<(Journey, sled::IVec)>, Error> {
+    match db.get(key_journey(person))? {
+        None => Ok(None),
+        Some(v) => Ok(Some((parse_core(&v)?, v))),
+    }
+}
+
+fn parse_core(v: &[u8]) -> Result<Journey, Error> {
+    serde_json::from_slice(split_value(v).0)
+        .map_err(|e| Error::Corrupt(format!("a journey document: {e}")))
+}
+
+/// A journey's stored lines in position order (those kept with its document, then its
+/// segments), and the keys of its segments.
 #[allow(clippy::type_complexity)]
 fn read_lines(
     db: &sled::Db,
     person: PersonId,
+    value: &[u8],
 ) -> Result<(Vec<TimelineEntry>, Vec<HistoryEntry>, Vec<sled::IVec>), Error> {
     let mut timeline = Vec::new();
     let mut history = Vec::new();
+    decode_segment(person, split_value(value).1, &mut timeline, &mut history)?;
     let mut keys = Vec::new();
     for item in db.scan_prefix(prefix_lines(person)) {
         let (k, v) = item?;
@@ -148,14 +246,20 @@ fn read_lines(
     Ok((timeline, history, keys))
 }
 
+/// A whole journey from its stored value: its document and its lines.
+fn whole_journey(db: &sled::Db, value: &[u8]) -> Result<Journey, Error> {
+    let mut j = parse_core(value)?;
+    let (timeline, history, _) = read_lines(db, j.person_id, value)?;
+    j.put_lines(timeline, history);
+    Ok(j)
+}
+
 /// A whole journey: its document and its lines.
 fn read_journey(db: &sled::Db, person: PersonId) -> Result<Option<Journey>, Error> {
-    let Some(mut j) = read_core(db, person)? else {
-        return Ok(None);
-    };
-    let (timeline, history, _) = read_lines(db, person)?;
-    j.put_lines(timeline, history);
-    Ok(Some(j))
+    match db.get(key_journey(person))? {
+        None => Ok(None),
+        Some(v) => whole_journey(db, &v).map(Some),
+    }
 }
 
 /// The index entries a journey contributes; when a journey changes, its old entries are
@@ -311,12 +415,8 @@ impl ReadModels {
     /// Every journey, in person-id order (for rebuild comparisons and exports).
     pub fn journeys(&self) -> impl Iterator<Item = Result<Journey, Error>> + '_ {
         self.db.scan_prefix(b"J").map(|item| {
-            let (k, v) = item?;
-            let mut j: Journey = serde_json::from_slice(&v)
-                .map_err(|e| Error::Corrupt(format!("journey at key {k:?}: {e}")))?;
-            let (timeline, history, _) = read_lines(&self.db, j.person_id)?;
-            j.put_lines(timeline, history);
-            Ok(j)
+            let (_, v) = item?;
+            whole_journey(&self.db, &v)
         })
     }
 }
@@ -327,53 +427,68 @@ impl ReadModels {
 struct Folder {
     db: sled::Db,
     checkpoint: Arc<watch::Sender<u64>>,
+    /// The persons the store holds, when known without asking it: a rebuild starts from an
+    /// empty store, so a person it has not written yet needs no read (else None).
+    known: Option<Arc<Mutex<HashSet<PersonId>>>>,
 }
 
 /// A person touched by a chunk: the journey being folded, the index entries it had before,
-/// and whether it holds all its lines (else only those this chunk appends).
+/// and whether it holds its lines.
 struct Touched {
     journey: Journey,
     before: BTreeSet<(Vec<u8>, Vec<u8>)>,
-    whole: bool,
+    /// The person's stored `J` value (None: the chunk brings their first event), whose
+    /// lines are kept when the document is rewritten.
+    stored: Option<sled::IVec>,
+    /// Whether `journey` holds all its lines (only once a correction needs them: every
+    /// other event is folded without them, [`Journey::apply_unlined`]).
+    lined: bool,
     /// The stored segments read into `journey` (replaced by one when it is written).
     segments: Vec<sled::IVec>,
     /// Indexes in the chunk of the events folded in.
     folded: Vec<usize>,
-    /// Whether one of them was a correction (so the lines were marked or re-folded).
-    corrected: bool,
 }
 
 impl Touched {
     /// The stored document without its lines: enough to fold any event but a correction.
-    fn load(db: &sled::Db, person: PersonId) -> Result<Touched, Error> {
-        Ok(match read_core(db, person)? {
-            Some(journey) => Touched {
-                before: index_entries(&journey),
-                journey,
-                whole: false,
-                segments: Vec::new(),
-                folded: Vec::new(),
-                corrected: false,
+    /// `unknown`: the store is known not to hold the person.
+    fn load(db: &sled::Db, person: PersonId, unknown: bool) -> Result<Touched, Error> {
+        let stored = if unknown {
+            None
+        } else {
+            read_core(db, person)?
+        };
+        let (journey, stored) = match stored {
+            Some((journey, value)) => (journey, Some(value)),
+            None => (Journey::new(person), None),
+        };
+        Ok(Touched {
+            before: if stored.is_some() {
+                index_entries(&journey)
+            } else {
+                BTreeSet::new()
             },
-            None => Touched {
-                journey: Journey::new(person),
-                before: BTreeSet::new(),
-                whole: true,
-                segments: Vec::new(),
-                folded: Vec::new(),
-                corrected: false,
-            },
+            journey,
+            stored,
+            lined: false,
+            segments: Vec::new(),
+            folded: Vec::new(),
         })
     }
 
-    /// Reads the stored lines in ahead of those appended in memory, for a correction.
-    fn load_lines(&mut self, db: &sled::Db) -> Result<(), Error> {
-        let (mut timeline, mut history, segments) = read_lines(db, self.journey.person_id)?;
-        let (new_timeline, new_history) = self.journey.take_lines();
-        timeline.extend(new_timeline);
-        history.extend(new_history);
+    /// Puts the journey's lines in, for a correction: those stored, then those of the
+    /// events of `chunk` folded so far (without their lines).
+    fn line_up(&mut self, db: &sled::Db, chunk: &[RecordedEvent]) -> Result<(), Error> {
+        let (mut timeline, mut history, segments) = match &self.stored {
+            Some(value) => read_lines(db, self.journey.person_id, value)?,
+            None => Default::default(),
+        };
+        for e in self.folded.iter().map(|i| &chunk[*i]) {
+            timeline.push(TimelineEntry::of(e));
+            history.push(HistoryEntry::of(e));
+        }
         self.journey.put_lines(timeline, history);
-        self.whole = true;
+        self.lined = true;
         self.segments = segments;
         Ok(())
     }
@@ -386,12 +501,22 @@ impl Folder {
 
     /// Folds a chunk in and writes documents, lines, indexes and checkpoint in one batch.
     /// Events at or below the checkpoint were folded before and are skipped. `lines`, when
-    /// given, are the chunk's events' lines encoded ahead ([`encode_event_line`]), one per
-    /// event.
-    fn apply(&self, chunk: &[RecordedEvent], lines: Option<&[Vec<u8>]>) -> Result<(), Error> {
+    /// given, are the chunk's events' lines encoded ahead ([`Chunk::decoded`]).
+    fn apply(&self, chunk: &[RecordedEvent], lines: Option<&Lines>) -> Result<(), Error> {
         let start = self.checkpoint();
         let mut at = start;
-        let mut touched: HashMap<PersonId, Touched> = HashMap::new();
+        let mut known = match &self.known {
+            Some(known) => Some(
+                known
+                    .lock()
+                    .map_err(|_| Error::Unavailable("a fold panicked".into()))?,
+            ),
+            None => None,
+        };
+        // The persons touched, in the order first touched, and where each is in it (about a
+        // person in ten events in a rebuild's chunk; both grow as needed otherwise).
+        let mut touched: Vec<(PersonId, Touched)> = Vec::with_capacity(chunk.len() / 8);
+        let mut index: HashMap<PersonId, usize> = HashMap::with_capacity(chunk.len() / 8);
         for (i, e) in chunk.iter().enumerate() {
             if e.position <= at {
                 continue;
@@ -404,21 +529,24 @@ impl Folder {
                 )));
             }
             at = e.position;
-            let t = match touched.entry(e.person_id) {
-                std::collections::hash_map::Entry::Occupied(o) => o.into_mut(),
+            let at_index = match index.entry(e.person_id) {
+                std::collections::hash_map::Entry::Occupied(o) => *o.get(),
                 std::collections::hash_map::Entry::Vacant(v) => {
-                    v.insert(Touched::load(&self.db, e.person_id)?)
+                    let unknown = known.as_mut().is_some_and(|k| k.insert(e.person_id));
+                    touched.push((e.person_id, Touched::load(&self.db, e.person_id, unknown)?));
+                    *v.insert(touched.len() - 1)
                 }
             };
-            // A correction marks or re-folds earlier lines (Journey::apply): it needs them
-            // all, and then all of them are written back.
-            if matches!(e.event.data, EventData::RecordCorrected(_)) {
-                if !t.whole {
-                    t.load_lines(&self.db)?;
+            let t = &mut touched[at_index].1;
+            // Most events append a line and need none of the earlier ones; a correction
+            // marks or re-folds them (Journey::apply), so it needs them all, and then all
+            // of them are written back.
+            if t.lined || !t.journey.apply_unlined(e) {
+                if !t.lined {
+                    t.line_up(&self.db, chunk)?;
                 }
-                t.corrected = true;
+                t.journey.apply(e);
             }
-            t.journey.apply(e);
             t.folded.push(i);
         }
         if at == start {
@@ -436,19 +564,47 @@ impl Folder {
             for k in &t.segments {
                 batch.remove(k);
             }
-            let (timeline, history) = t.journey.take_lines();
-            if let Some(first) = timeline.first() {
-                let segment = match lines {
-                    // Appended only: the lines encoded ahead are the same bytes.
-                    Some(lines) if !t.corrected => {
-                        t.folded.iter().flat_map(|i| &lines[*i]).copied().collect()
+            // The lines this chunk writes, and the position they start at.
+            let (first, lines_bytes) = if t.lined {
+                // Written back whole, in place of the lines read.
+                let (timeline, history) = t.journey.take_lines();
+                let first = history.first().map(|h| h.position);
+                (first, encode_segment(&timeline, &history)?)
+            } else {
+                let first = t.folded.first().map(|i| chunk[*i].position);
+                let mut v = Vec::new();
+                for i in &t.folded {
+                    match lines {
+                        // The lines encoded ahead are the same bytes.
+                        Some(lines) => v.extend_from_slice(lines.of(*i)),
+                        None => encode_event_line(&chunk[*i], &mut v)?,
                     }
-                    _ => encode_segment(&timeline, &history)?,
-                };
-                batch.insert(&key_segment(person, first.position)[..], segment);
+                }
+                (first, v)
+            };
+            // Sized for a typical document, so that serialising it rarely reallocates.
+            let mut value = Vec::with_capacity(4096 + lines_bytes.len().min(EMBED_MAX));
+            serde_json::to_writer(&mut value, &t.journey)
+                .map_err(|e| Error::Corrupt(e.to_string()))?;
+            value.push(b'\n');
+            // All of the person's lines (a new person's, or all of them after a
+            // correction) go with the document when they are few; else the lines kept
+            // with it before stay there and these are a segment of their own.
+            let kept = t.stored.as_ref().filter(|_| !t.lined);
+            match (kept, first) {
+                (None, _) if lines_bytes.len() <= EMBED_MAX => {
+                    value.extend_from_slice(&lines_bytes);
+                }
+                (kept, first) => {
+                    if let Some(kept) = kept {
+                        value.extend_from_slice(split_value(kept).1);
+                    }
+                    if let Some(first) = first {
+                        batch.insert(&key_segment(person, first)[..], lines_bytes);
+                    }
+                }
             }
-            let doc = serde_json::to_vec(&t.journey).map_err(|e| Error::Corrupt(e.to_string()))?;
-            batch.insert(&key_journey(person)[..], doc);
+            batch.insert(&key_journey(person)[..], value);
         }
         batch.insert(CHECKPOINT, &at.to_be_bytes());
         self.db.apply_batch(batch)?;
@@ -457,10 +613,25 @@ impl Folder {
     }
 }
 
+/// The lines of a chunk's events encoded ahead of the fold, one after another in one
+/// buffer (one allocation per chunk, not one per event).
+pub(crate) struct Lines {
+    bytes: Vec<u8>,
+    /// Where each event's line ends in `bytes`.
+    ends: Vec<usize>,
+}
+
+impl Lines {
+    fn of(&self, i: usize) -> &[u8] {
+        let start = if i == 0 { 0 } else { self.ends[i - 1] };
+        &self.bytes[start..self.ends[i]]
+    }
+}
+
 /// A chunk of decoded events with their lines encoded ahead of the fold.
 pub(crate) struct Chunk {
     events: Vec<RecordedEvent>,
-    lines: Vec<Vec<u8>>,
+    lines: Lines,
 }
 
 impl Chunk {
@@ -468,10 +639,14 @@ impl Chunk {
         read: Vec<Result<RecordedEvent, throughcare_ledger::Error>>,
     ) -> Result<Chunk, Error> {
         let events: Vec<RecordedEvent> = read.into_iter().collect::<Result<_, _>>()?;
-        let lines = events
-            .iter()
-            .map(encode_event_line)
-            .collect::<Result<_, _>>()?;
+        let mut lines = Lines {
+            bytes: Vec::with_capacity(640 * events.len()),
+            ends: Vec::with_capacity(events.len()),
+        };
+        for e in &events {
+            encode_event_line(e, &mut lines.bytes)?;
+            lines.ends.push(lines.bytes.len());
+        }
         Ok(Chunk { events, lines })
     }
 
@@ -590,6 +765,7 @@ impl Projector {
             folder: Folder {
                 db,
                 checkpoint: Arc::new(tx),
+                known: None,
             },
             health,
             models,
@@ -631,12 +807,16 @@ impl Projector {
         db.clear()?;
         db.insert(VERSION, &PROJECTION_VERSION.to_be_bytes())?;
         self.folder.checkpoint.send_replace(0);
+        let folder = Folder {
+            known: Some(Default::default()),
+            ..self.folder.clone()
+        };
         let mut chunks = ReadAhead::start(log.read_all(1), true);
         let mut n = 0;
         while let Some(chunk) = chunks.next().await {
             let chunk = chunk?;
             n += chunk.len() as u64;
-            self.fold(chunk).await?;
+            fold_on(folder.clone(), chunk).await?;
         }
         db.flush_async().await?;
         Ok(n)
@@ -645,10 +825,7 @@ impl Projector {
     /// Folds a chunk on a blocking thread (sled writes block), so that the task reading
     /// ahead keeps the runtime's threads.
     pub(crate) async fn fold(&self, chunk: Chunk) -> Result<(), Error> {
-        let folder = self.folder.clone();
-        tokio::task::spawn_blocking(move || folder.apply(&chunk.events, Some(&chunk.lines)))
-            .await
-            .map_err(|e| Error::Unavailable(format!("folding a chunk stopped: {e}")))?
+        fold_on(self.folder.clone(), chunk).await
     }
 
     /// Folds a chunk in and writes documents, lines, indexes and checkpoint in one batch.
@@ -658,6 +835,217 @@ impl Projector {
     }
 }
 
+/// Folds a chunk with `folder` on a blocking thread ([`Projector::fold`]).
+async fn fold_on(folder: Folder, chunk: Chunk) -> Result<(), Error> {
+    tokio::task::spawn_blocking(move || folder.apply(&chunk.events, Some(&chunk.lines)))
+        .await
+        .map_err(|e| Error::Unavailable(format!("folding a chunk stopped: {e}")))?
+}
+
 fn u64_from(b: &[u8]) -> u64 {
     u64::from_be_bytes(b[..8].try_into().expect("8-byte number"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::{DateTime, Utc};
+    use serde_json::json;
+    use throughcare_events::{validate_body, Event, Hash, StoredBody, Submission};
+
+    fn now() -> DateTime<Utc> {
+        "2026-11-20T12:00:00Z".parse().unwrap()
+    }
+
+    fn person() -> PersonId {
+        PersonId(ulid::Ulid::from_parts(7, 1))
+    }
+
+    /// A release date, with personal free text when `personal` (synthetic: no names).
+    fn event(id: &str, personal: bool) -> Event {
+        let mut data = json!({
+            "person": { "nomis": "A0001BC" }, "date": "2027-01-05", "date_type": "CRD",
+        });
+        if personal {
+            data["personal"] = json!({ "note": "synthetic note with a \"quoted\" word" });
+        }
+        let body = json!({
+            "specversion": "1.0", "id": id, "source": "urn:throughcare:test",
+            "type": "throughcare.release_date.set.v1", "time": "2026-11-01T09:00:00Z",
+            "datacontenttype": "application/json", "data": data,
+        });
+        match validate_body(body.to_string().as_bytes(), now()) {
+            Ok(Submission::One(e)) => *e,
+            other => panic!("{id} is not one valid event: {other:?}"),
+        }
+    }
+
+    /// `e` as a log reads it back: decoded from the bytes the ledger stores.
+    fn read_back(position: u64, e: &Event) -> RecordedEvent {
+        let bytes = StoredBody::encode(person(), now(), Hash::ZERO, e);
+        StoredBody::decode(position, &bytes).unwrap()
+    }
+
+    fn line(e: &RecordedEvent) -> Vec<u8> {
+        let mut v = Vec::new();
+        encode_event_line(e, &mut v).unwrap();
+        v
+    }
+
+    fn decoded(v: &[u8]) -> (Vec<TimelineEntry>, Vec<HistoryEntry>) {
+        let (mut timeline, mut history) = (Vec::new(), Vec::new());
+        decode_segment(person(), v, &mut timeline, &mut history).unwrap();
+        (timeline, history)
+    }
+
+    #[test]
+    fn a_line_spliced_from_the_stored_bytes_reads_back_as_the_kept_entry() {
+        let e = read_back(7, &event("a-1", false));
+        assert!(spliced(&e).is_some(), "the stored layout is spliced");
+        let (timeline, history) = decoded(&line(&e));
+        assert_eq!(history, vec![HistoryEntry::of(&e)]);
+        assert_eq!(timeline, vec![TimelineEntry::of(&e)]);
+    }
+
+    #[test]
+    fn personal_text_is_never_kept_in_a_line() {
+        let e = read_back(3, &event("a-2", true));
+        assert!(e.event.data.personal().is_some());
+        assert!(spliced(&e).is_none());
+        let v = line(&e);
+        assert!(!String::from_utf8_lossy(&v).contains("synthetic note"));
+        let (timeline, history) = decoded(&v);
+        assert_eq!(history, vec![HistoryEntry::of(&e)]);
+        assert!(history[0].event.data.personal().is_none());
+        assert_eq!(timeline, vec![TimelineEntry::of(&e)]);
+    }
+
+    #[test]
+    fn events_not_in_the_stored_layout_are_serialised() {
+        let read = read_back(4, &event("a-3", false));
+        let folded_only = RecordedEvent {
+            stored: Default::default(),
+            ..read.clone()
+        };
+        // serde_json's compact form of an older body: `person_id` first.
+        let older = format!(
+            "{{\"person_id\":\"{}\",\"recorded_at\":\"2026-11-20T12:00:00Z\",\"event\":{}}}",
+            person(),
+            serde_json::to_string(&read.event.to_json()).unwrap()
+        );
+        let older = RecordedEvent {
+            stored: Arc::from(older.as_str()),
+            ..read.clone()
+        };
+        // A tail with a member this splicer does not know.
+        let extended = RecordedEvent {
+            stored: Arc::from(read.stored.replace("\"}", "\",\"x\":[1]}").as_str()),
+            ..read.clone()
+        };
+        for e in [folded_only, older, extended] {
+            assert!(spliced(&e).is_none(), "{}", e.stored);
+            let (_, history) = decoded(&line(&e));
+            assert_eq!(history, vec![HistoryEntry::of(&e)]);
+        }
+    }
+
+    fn correction(id: &str, target: &str, wrong: &str) -> Event {
+        let body = json!({
+            "specversion": "1.0", "id": id, "source": "urn:throughcare:test",
+            "type": "throughcare.record.corrected.v1", "time": "2026-11-02T09:00:00Z",
+            "datacontenttype": "application/json",
+            "data": {
+                "person": { "nomis": "A0001BC" }, "target_event_id": target,
+                "what_was_wrong": wrong,
+            },
+        });
+        match validate_body(body.to_string().as_bytes(), now()) {
+            Ok(Submission::One(e)) => *e,
+            other => panic!("{id} is not one valid event: {other:?}"),
+        }
+    }
+
+    fn segments(db: &sled::Db) -> usize {
+        db.scan_prefix(prefix_lines(person())).count()
+    }
+
+    #[test]
+    fn lines_too_many_to_keep_with_the_document_are_a_segment_of_their_own() {
+        let db = sled::Config::new().temporary(true).open().unwrap();
+        let projector = Projector::with_db(db.clone()).unwrap();
+        let models = projector.read_models();
+        let mut events: Vec<RecordedEvent> = (1..=60)
+            .map(|n| read_back(n, &event(&format!("a-{n}"), n % 7 == 0)))
+            .collect();
+        let at = |events: &[RecordedEvent]| Some(Journey::fold(person(), events));
+        // One chunk brings the person with more lines than the document keeps.
+        projector.apply(&events).unwrap();
+        assert!(line(&events[0]).len() * 60 > EMBED_MAX);
+        assert_eq!(segments(&db), 1);
+        assert_eq!(models.journey(person()).unwrap(), at(&events));
+        // A few more: a segment of their own, the document's lines kept.
+        let more: Vec<_> = (61..=63)
+            .map(|n| read_back(n, &event(&format!("a-{n}"), false)))
+            .collect();
+        projector.apply(&more).unwrap();
+        events.extend(more);
+        assert_eq!(segments(&db), 2);
+        assert_eq!(models.journey(person()).unwrap(), at(&events));
+        // A correction that marks one line, then one that voids an event: all the lines
+        // written back as one segment, each time.
+        for (n, wrong) in [(64, "WRONG_DATE"), (65, "ENTERED_IN_ERROR")] {
+            let fix = read_back(n, &correction(&format!("a-{n}"), "a-3", wrong));
+            projector.apply(std::slice::from_ref(&fix)).unwrap();
+            events.push(fix);
+            assert_eq!(segments(&db), 1);
+            assert_eq!(models.journey(person()).unwrap(), at(&events));
+        }
+        assert_eq!(models.journeys().count(), 1);
+    }
+
+    #[test]
+    fn a_new_persons_few_lines_are_kept_with_the_document() {
+        let db = sled::Config::new().temporary(true).open().unwrap();
+        let projector = Projector::with_db(db.clone()).unwrap();
+        let models = projector.read_models();
+        let mut events: Vec<RecordedEvent> = (1..=3)
+            .map(|n| read_back(n, &event(&format!("b-{n}"), false)))
+            .collect();
+        projector.apply(&events).unwrap();
+        assert_eq!(segments(&db), 0, "one key for a new person");
+        assert_eq!(
+            models.journey(person()).unwrap(),
+            Some(Journey::fold(person(), &events))
+        );
+        let fix = read_back(4, &correction("b-4", "b-1", "ENTERED_IN_ERROR"));
+        projector.apply(std::slice::from_ref(&fix)).unwrap();
+        events.push(fix);
+        assert_eq!(
+            segments(&db),
+            0,
+            "a correction of few lines keeps them there"
+        );
+        assert_eq!(
+            models.journey(person()).unwrap(),
+            Some(Journey::fold(person(), &events))
+        );
+    }
+
+    #[test]
+    fn a_segment_keeps_the_correction_marks() {
+        let events = [
+            read_back(1, &event("a-4", false)),
+            read_back(2, &event("a-5", true)),
+        ];
+        let mut timeline: Vec<TimelineEntry> = events.iter().map(TimelineEntry::of).collect();
+        let history: Vec<HistoryEntry> = events.iter().map(HistoryEntry::of).collect();
+        timeline[0].corrected_by = Some(12);
+        let segment = encode_segment(&timeline, &history).unwrap();
+        assert_eq!(decoded(&segment), (timeline, history.clone()));
+        // A segment of lines encoded ahead is the same lines, unmarked.
+        let ahead: Vec<u8> = events.iter().flat_map(line).collect();
+        let (unmarked, kept) = decoded(&ahead);
+        assert_eq!(kept, history);
+        assert!(unmarked.iter().all(|l| l.corrected_by.is_none()));
+    }
 }

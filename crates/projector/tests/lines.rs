@@ -1,5 +1,5 @@
-//! The read models keep each journey's timeline and folded history one key per event:
-//! folding in chunks of any size, with corrections that mark or re-fold earlier lines
+//! The read models keep each journey's lines (its kept history, the timeline made from it)
+//! apart from its document: folding in chunks of any size, with corrections that mark or re-fold earlier lines
 //! (read back from the store) arriving in a later chunk than their targets, gives every
 //! person exactly the journey a fold of their events gives; the pipelined rebuild and the
 //! live follower agree with it; and a store written by an older projection version (the

@@ -162,16 +162,14 @@ impl Journey {
         let corrections = Corrections::of(&history);
         let mut j = Journey::new(self.person_id);
         for h in &history {
-            let recorded = h.recorded(self.person_id, h.event.clone());
             // Identifiers stay: the ledger's identity claims are not undone by a correction.
             j.identify(&h.event.data);
             j.version = h.position;
             if let Some(event) = corrections.effective(h) {
                 j.effect(&h.recorded(self.person_id, event));
             }
-            let mut line = TimelineEntry::of(&recorded);
-            line.corrected_by = corrections.corrected_by.get(&h.key()).copied();
-            j.timeline.push(line);
+            let corrected_by = corrections.corrected_by.get(&h.key()).copied();
+            j.timeline.push(TimelineEntry::of_kept(h, corrected_by));
         }
         j.history = history;
         *self = j;

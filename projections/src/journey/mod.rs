@@ -147,6 +147,22 @@ impl Journey {
         self.timeline.push(TimelineEntry::of(e));
     }
 
+    /// Folds one event in as [`Journey::apply`] does, without keeping its lines (its
+    /// timeline entry and history entry): for a store that keeps the lines under keys of
+    /// its own and has taken them out ([`Journey::take_lines`]). A `record.corrected`
+    /// reads the lines (it marks or re-folds them), so it is not folded here: false, and
+    /// the journey is unchanged; fold it with [`Journey::apply`] once the lines are back.
+    #[must_use]
+    pub fn apply_unlined(&mut self, e: &RecordedEvent) -> bool {
+        if matches!(e.event.data, EventData::RecordCorrected(_)) {
+            return false;
+        }
+        self.version = e.position;
+        self.identify(&e.event.data);
+        self.effect(e);
+        true
+    }
+
     /// Takes the identifiers an event names (its person, and those it links). A
     /// correction does not take them back: the ledger's identity claims are permanent, and
     /// the journey's identifiers are the identity index's.

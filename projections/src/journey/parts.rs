@@ -45,14 +45,20 @@ pub struct Identifiers {
 
 impl Identifiers {
     pub(crate) fn add(&mut self, p: &PersonRef) {
+        // Most events name identifiers the journey has already: no copy for those.
+        fn put(set: &mut BTreeSet<String>, v: &str) {
+            if !set.contains(v) {
+                set.insert(v.to_owned());
+            }
+        }
         if let Some(n) = &p.nomis {
-            self.nomis.insert(n.to_string());
+            put(&mut self.nomis, n.as_str());
         }
         if let Some(n) = &p.nhs_number {
-            self.nhs_number.insert(n.to_string());
+            put(&mut self.nhs_number, n.as_str());
         }
         if let Some(c) = &p.crn {
-            self.crn.insert(c.to_string());
+            put(&mut self.crn, c.as_str());
         }
     }
     /// Every identifier as `kind:value` (the form of the identity index).

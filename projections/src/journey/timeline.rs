@@ -6,6 +6,8 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use throughcare_events::{EventData, RecordedEvent};
 
+use super::history::HistoryEntry;
+
 /// One line of the timeline.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct TimelineEntry {
@@ -34,6 +36,25 @@ impl TimelineEntry {
             recorded_at: e.recorded_at,
             summary: summarise(&e.event.data),
             corrected_by: None,
+        }
+    }
+
+    /// The line of a kept event ([`HistoryEntry`]), marked by `corrected_by`: what [`of`]
+    /// gives for the event it was kept from (the summary never reads the `personal`
+    /// object the kept copy lacks), so a store may keep the history entries alone and
+    /// make the timeline from them.
+    ///
+    /// [`of`]: TimelineEntry::of
+    pub fn of_kept(h: &HistoryEntry, corrected_by: Option<u64>) -> Self {
+        TimelineEntry {
+            position: h.position,
+            id: h.event.id.clone(),
+            source: h.event.source.clone(),
+            kind: h.event.event_type().as_str().to_string(),
+            occurred_at: h.event.time,
+            recorded_at: h.recorded_at,
+            summary: summarise(&h.event.data),
+            corrected_by,
         }
     }
 }
