@@ -63,6 +63,7 @@ macro_rules! conformance_tests {
             hash_chain_links_each_persons_events,
             subscribe_has_no_gap_or_duplicate_at_the_seam,
             subscribe_on_empty_log_delivers_live_events,
+            subscribe_stored_yields_the_stored_bytes_live,
             concurrent_appends_lose_no_update,
             append_all_records_every_request_or_none,
             append_all_is_atomic_under_a_racing_writer,
@@ -1252,6 +1253,52 @@ pub async fn subscribe_on_empty_log_delivers_live_events(log: Log) {
     }
     writer.await.expect("writer");
     assert_log_is(&log, 10, "after live appends").await;
+}
+
+/// `subscribe_stored` (what the audit tree follows) yields exactly the positions and
+/// stored bytes `read_all` does, from a position in the middle, then live appends.
+pub async fn subscribe_stored_yields_the_stored_bytes_live(log: Log) {
+    for i in 1..=6 {
+        append_ok(
+            &log,
+            person(i % 3),
+            ExpectedVersion::Any,
+            &[ev(&format!("raw-{i}"))],
+        )
+        .await;
+    }
+    let mut stored = log.subscribe_stored(4);
+    let writer = {
+        let log = log.clone();
+        tokio::spawn(async move {
+            for i in 7..=12 {
+                append_ok(
+                    &log,
+                    person(i % 3),
+                    ExpectedVersion::Any,
+                    &[ev(&format!("raw-{i}"))],
+                )
+                .await;
+            }
+        })
+    };
+    let mut got = Vec::new();
+    while got.len() < 9 {
+        let e = tokio::time::timeout(Duration::from_secs(10), stored.next())
+            .await
+            .expect("subscribe_stored delivers within 10 s")
+            .expect("the stream goes on")
+            .expect("no error");
+        got.push((e.position, e.stored.to_string()));
+    }
+    writer.await.expect("writer");
+    let all: Vec<RecordedEvent> = log.read_all(4).try_collect().await.expect("read_all");
+    let want: Vec<(u64, String)> = all
+        .iter()
+        .map(|e| (e.position, e.stored.to_string()))
+        .collect();
+    assert_eq!(got, want, "positions 4..=12 and their stored bytes");
+    assert!(got.iter().all(|(_, s)| !s.is_empty()));
 }
 
 // ---------------------------------------------------------------------------------------

@@ -27,7 +27,7 @@ use futures::stream::{self, BoxStream, StreamExt};
 use throughcare_events::{EncodedEvent, Hash, Identifier, PersonId, RecordedEvent, StoredBody};
 use tokio::sync::{mpsc, oneshot, watch};
 
-use crate::log::{AppendRequest, Appended, EventLog, NewEvent, PriorSubmission};
+use crate::log::{AppendRequest, Appended, EventLog, NewEvent, PriorSubmission, StoredEntry};
 use crate::Error;
 
 /// Most appends folded into one group commit.
@@ -217,12 +217,59 @@ impl EmbeddedLog {
 
 /// Reads positions `from..=to` (at most [`PAGE`] of them).
 fn read_range(db: &sled::Db, from: u64, to: u64) -> Result<Vec<RecordedEvent>, Error> {
+    read_page(db, from, to, decode)
+}
+
+/// Reads positions `from..=to` (at most [`PAGE`] of them) as their stored bytes alone,
+/// each checked against its recorded hash (what [`decode`] checks, without the parse).
+fn read_range_stored(db: &sled::Db, from: u64, to: u64) -> Result<Vec<StoredEntry>, Error> {
+    read_page(db, from, to, |position, value| {
+        let body = value
+            .get(32..)
+            .ok_or_else(|| Error::Corrupt(format!("entry at position {position} is truncated")))?;
+        if Hash::of(body).0[..] != value[..32] {
+            return Err(Error::Corrupt(format!(
+                "hash mismatch at position {position}: the stored bytes changed"
+            )));
+        }
+        let stored = std::str::from_utf8(body)
+            .map_err(|_| Error::Corrupt(format!("entry at position {position} is not UTF-8")))?;
+        Ok(StoredEntry {
+            position,
+            stored: stored.into(),
+        })
+    })
+}
+
+fn read_page<T>(
+    db: &sled::Db,
+    from: u64,
+    to: u64,
+    read: impl Fn(u64, &[u8]) -> Result<T, Error>,
+) -> Result<Vec<T>, Error> {
     let mut out = Vec::new();
     for item in db.range(key_log(from)..=key_log(to)).take(PAGE as usize) {
         let (k, v) = item?;
-        out.push(decode(u64_from(&k[1..]), &v)?);
+        out.push(read(u64_from(&k[1..]), &v)?);
     }
     Ok(out)
+}
+
+/// What a log stream yields: an item that knows its position.
+trait Positioned: Send + 'static {
+    fn position(&self) -> u64;
+}
+
+impl Positioned for RecordedEvent {
+    fn position(&self) -> u64 {
+        self.position
+    }
+}
+
+impl Positioned for StoredEntry {
+    fn position(&self) -> u64 {
+        self.position
+    }
 }
 
 fn decode(position: u64, value: &[u8]) -> Result<RecordedEvent, Error> {
@@ -240,21 +287,17 @@ fn decode(position: u64, value: &[u8]) -> Result<RecordedEvent, Error> {
     Ok(e)
 }
 
-/// A stream over `[from, limit]` where `limit` follows the durable head when `live`.
-fn log_stream(
+/// A stream over `[from, limit]` where `limit` follows the durable head when `live`, each
+/// page read by `read` (decoded events, or stored bytes alone).
+fn log_stream<T: Positioned>(
     log: EmbeddedLog,
     from: u64,
     live: bool,
-) -> BoxStream<'static, Result<RecordedEvent, Error>> {
+    read: fn(&sled::Db, u64, u64) -> Result<Vec<T>, Error>,
+) -> BoxStream<'static, Result<T, Error>> {
     let fixed_end = log.durable();
     let rx = log.inner.durable.clone();
-    let state = (
-        log,
-        from.max(1),
-        Vec::<RecordedEvent>::new().into_iter(),
-        rx,
-        false,
-    );
+    let state = (log, from.max(1), Vec::<T>::new().into_iter(), rx, false);
     stream::unfold(
         state,
         move |(log, mut next, mut buf, mut rx, done)| async move {
@@ -271,14 +314,14 @@ fn log_stream(
                     fixed_end
                 };
                 if next <= end {
-                    match read_range(&log.inner.db, next, end.min(next + PAGE - 1)) {
+                    match read(&log.inner.db, next, end.min(next + PAGE - 1)) {
                         Ok(page) if page.is_empty() => {
                             let e =
                                 Error::Corrupt(format!("position {next} is missing from the log"));
                             return Some((Err(e), (log, next, buf, rx, true)));
                         }
                         Ok(page) => {
-                            next = page.last().expect("non-empty").position + 1;
+                            next = page.last().expect("non-empty").position() + 1;
                             buf = page.into_iter();
                         }
                         Err(e) => return Some((Err(e), (log, next, buf, rx, true))),
@@ -334,7 +377,7 @@ impl EventLog for EmbeddedLog {
     }
 
     fn read_all(&self, from: u64) -> BoxStream<'static, Result<RecordedEvent, Error>> {
-        log_stream(self.clone(), from, false)
+        log_stream(self.clone(), from, false, read_range)
     }
 
     async fn read_at(&self, position: u64) -> Result<Option<RecordedEvent>, Error> {
@@ -350,7 +393,11 @@ impl EventLog for EmbeddedLog {
     }
 
     fn subscribe(&self, from: u64) -> BoxStream<'static, Result<RecordedEvent, Error>> {
-        log_stream(self.clone(), from, true)
+        log_stream(self.clone(), from, true, read_range)
+    }
+
+    fn subscribe_stored(&self, from: u64) -> BoxStream<'static, Result<StoredEntry, Error>> {
+        log_stream(self.clone(), from, true, read_range_stored)
     }
 
     async fn head(&self) -> Result<u64, Error> {

@@ -16,5 +16,7 @@ pub use access::{
 };
 pub use embedded::EmbeddedLog;
 pub use error::Error;
-pub use log::{AppendRequest, Appended, EventLog, ExpectedVersion, NewEvent, PriorSubmission};
+pub use log::{
+    AppendRequest, Appended, EventLog, ExpectedVersion, NewEvent, PriorSubmission, StoredEntry,
+};
 pub use write::{BatchError, ChainReport, Clock, IdSource, ItemError, Ledger, Receipt, MAX_BATCH};

@@ -94,6 +94,14 @@ pub struct PriorSubmission {
 ///
 /// Positions are global, start at 1 and only grow. Everything returned by a read has
 /// been acknowledged (is durable): readers never see an event that a crash could lose.
+/// One event as [`EventLog::subscribe_stored`] yields it.
+#[derive(Debug, Clone)]
+pub struct StoredEntry {
+    pub position: u64,
+    /// The exact stored bytes (UTF-8 JSON) the event's hash is over.
+    pub stored: std::sync::Arc<str>,
+}
+
 #[async_trait]
 pub trait EventLog: Send + Sync + 'static {
     /// Appends `request.events` if the person's version admits `request.expected` and every
@@ -141,6 +149,20 @@ pub trait EventLog: Send + Sync + 'static {
     /// Every event from `from`, then each new one as it is acknowledged: no gap and no
     /// duplicate at the seam between catch-up and live.
     fn subscribe(&self, from: u64) -> BoxStream<'static, Result<RecordedEvent, Error>>;
+
+    /// As [`EventLog::subscribe`], but only each event's position and exact stored bytes:
+    /// what the audit tree hashes, so its follower pays for no decoding. The default takes
+    /// them from `subscribe`; a backend that can read the bytes alone overrides it (and
+    /// still refuses bytes that do not match their recorded hash).
+    fn subscribe_stored(&self, from: u64) -> BoxStream<'static, Result<StoredEntry, Error>> {
+        use futures::{StreamExt, TryStreamExt};
+        self.subscribe(from)
+            .map_ok(|e| StoredEntry {
+                position: e.position,
+                stored: e.stored,
+            })
+            .boxed()
+    }
 
     /// Position of the last acknowledged event (0 when empty).
     async fn head(&self) -> Result<u64, Error>;

@@ -27,7 +27,7 @@ use std::time::Duration;
 
 use futures::StreamExt;
 use throughcare_events::RecordedEvent;
-use throughcare_ledger::EventLog;
+use throughcare_ledger::{EventLog, StoredEntry};
 use throughcare_tlog::{node_hash, Hash, NodeStore, Tree};
 use tokio::sync::watch;
 
@@ -412,11 +412,21 @@ impl TreeFollower {
     }
 
     /// Follows the log from the tree size + 1 forever (until the log's stream ends).
+    /// Only the stored bytes are read (`subscribe_stored`): the tree hashes them and needs
+    /// no decoded event.
     pub async fn run(mut self, log: Arc<dyn EventLog>) -> Result<(), Error> {
-        let mut events = log.subscribe(self.tree.size() + 1).ready_chunks(CHUNK);
-        while let Some(chunk) = events.next().await {
-            let chunk: Vec<RecordedEvent> = chunk.into_iter().collect::<Result<_, _>>()?;
-            self.apply(&chunk)?;
+        let mut entries = log
+            .subscribe_stored(self.tree.size() + 1)
+            .ready_chunks(CHUNK);
+        while let Some(chunk) = entries.next().await {
+            let chunk: Vec<StoredEntry> = chunk.into_iter().collect::<Result<_, _>>()?;
+            if let Some(e) = chunk.iter().find(|e| e.stored.is_empty()) {
+                return Err(Error::Corrupt(format!(
+                    "event at position {} came without its stored bytes",
+                    e.position
+                )));
+            }
+            self.apply_leaves(chunk.iter().map(|e| (e.position, e.stored.as_bytes())))?;
         }
         Ok(())
     }
