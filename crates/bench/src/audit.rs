@@ -333,12 +333,13 @@ async fn proofs_and_verify(sizes: &Sizes, run_dir: &Path) -> Result<Vec<Row>> {
     let catch_up = began.elapsed();
     task.abort();
 
-    // The follower's bare parts: the same read and decode plus hashing into an in-memory
-    // tree, with no node store; its root must be the follower's.
-    eprintln!("audit: read_all + Tree::append of {events} events (no store)");
+    // The follower's bare parts: the same read of the stored bytes (`subscribe_stored`,
+    // as the follower reads them) plus hashing into an in-memory tree, with no node store;
+    // its root must be the follower's.
+    eprintln!("audit: subscribe_stored + Tree::append of {events} events (no store)");
     let began = Instant::now();
     let mut bare = Tree::new();
-    let mut all = log.read_all(1);
+    let mut all = log.subscribe_stored(1).take(events as usize);
     while let Some(e) = all.next().await {
         bare.append(e?.stored.as_bytes());
     }
@@ -525,7 +526,7 @@ async fn proofs_and_verify(sizes: &Sizes, run_dir: &Path) -> Result<Vec<Row>> {
             rate(catch_up),
             "events/s",
         )
-        .beside("read_all + Tree::append, no store", rate(bare_time))
+        .beside("subscribe_stored + Tree::append, no store", rate(bare_time))
         .detail(json!({
             "catch_up_secs": catch_up.as_secs_f64(),
             "read_all_and_hash_secs": bare_time.as_secs_f64(),
