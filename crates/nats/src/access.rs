@@ -65,7 +65,7 @@ use std::time::Duration;
 use async_nats::jetstream::consumer::{pull, DeliverPolicy};
 use async_nats::jetstream::message::{PublishMessage, StreamMessage};
 use async_nats::jetstream::{self, context::PublishErrorKind, stream, ErrorCode};
-use async_nats::{header, Client, ConnectOptions, HeaderMap};
+use async_nats::{header, Client, HeaderMap};
 use async_trait::async_trait;
 use bytes::Bytes;
 use futures::StreamExt;
@@ -149,28 +149,16 @@ fn recorded_hash(headers: Option<&HeaderMap>) -> Option<Hash> {
         .and_then(|v| Hash::from_hex(v.as_str()))
 }
 
-/// A connection with the settings [`JetStreamLog::connect_with`] uses.
+/// A connection of its own with the settings [`JetStreamLog::connect_with`] uses
+/// (credentials and TLS included).
 async fn connect_client(config: &JetStreamConfig) -> Result<Client, JetStreamError> {
-    let url = config.url.clone();
-    ConnectOptions::new()
-        .name(&config.client_name)
-        .connection_timeout(config.connect_timeout())
+    config
+        .reconnecting("-access")
+        .await?
         .request_timeout(Some(config.request_timeout))
-        .max_reconnects(None)
-        .reconnect_delay_callback(|attempts| {
-            Duration::from_millis((attempts as u64 * 100).min(2_000))
-        })
-        .connect(
-            url.split(',')
-                .map(str::trim)
-                .filter(|u| !u.is_empty())
-                .collect::<Vec<_>>(),
-        )
+        .connect(config.servers())
         .await
-        .map_err(|e| JetStreamError::Connect {
-            url: url.clone(),
-            detail: e.to_string(),
-        })
+        .map_err(|e| config.connect_error(e))
 }
 
 impl JetStreamLog {

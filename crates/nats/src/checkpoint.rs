@@ -2,8 +2,6 @@
 //! that outside witnesses can keep copies (core NATS, fire and forget: the server keeps
 //! every checkpoint itself, and a witness that misses one fetches the next).
 
-use std::time::Duration;
-
 use crate::{JetStreamConfig, JetStreamError};
 
 /// The subject checkpoints are published on.
@@ -19,14 +17,8 @@ impl CheckpointPublisher {
     /// Connects with the ledger's own credentials (reconnecting forever once connected).
     pub async fn connect(config: &JetStreamConfig) -> Result<Self, JetStreamError> {
         let client = config
-            .connect_options()
+            .reconnecting("-checkpoint")
             .await?
-            .name(format!("{}-checkpoint", config.client_name))
-            .connection_timeout(config.connect_timeout())
-            .max_reconnects(None)
-            .reconnect_delay_callback(|attempts| {
-                Duration::from_millis((attempts as u64 * 100).min(2_000))
-            })
             .connect(config.servers())
             .await
             .map_err(|e| config.connect_error(e))?;

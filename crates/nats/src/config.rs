@@ -1,7 +1,9 @@
 //! How to reach NATS, as whom, and how patient to be with it.
 //!
-//! Every connection this crate opens (the log's, the submit service's) is built by
-//! [`JetStreamConfig::connect_options`] so that credentials and TLS apply everywhere.
+//! Every connection this crate opens (the log's, the access log's, the submit service's,
+//! the HMPPS consumer's, the checkpoint publisher's) is built by
+//! [`JetStreamConfig::reconnecting`] so that credentials, TLS, the connect timeout and the
+//! reconnect policy apply everywhere alike.
 //!
 //! `--nats-creds FILE` holds one of two things, told apart by content:
 //!
@@ -136,9 +138,26 @@ impl JetStreamConfig {
             .collect()
     }
 
+    /// Connect options for one of this process's connections, named `<client_name><role>`:
+    /// credentials and TLS, [`JetStreamConfig::connect_timeout`], and reconnecting forever
+    /// with a delay growing by 100 ms per attempt up to 2 s (a server restart or a cluster
+    /// election is waited out, never given up on). Callers add request timeouts and event
+    /// callbacks.
+    pub(crate) async fn reconnecting(&self, role: &str) -> Result<ConnectOptions, JetStreamError> {
+        Ok(self
+            .connect_options()
+            .await?
+            .name(format!("{}{role}", self.client_name))
+            .connection_timeout(self.connect_timeout())
+            .max_reconnects(None)
+            .reconnect_delay_callback(|attempts| {
+                Duration::from_millis((attempts as u64 * 100).min(2_000))
+            }))
+    }
+
     /// Connect options carrying this configuration's credentials and TLS settings (and
-    /// nothing else: callers add names, timeouts and reconnect policy).
-    pub(crate) async fn connect_options(&self) -> Result<ConnectOptions, JetStreamError> {
+    /// nothing else: [`JetStreamConfig::reconnecting`] adds the rest).
+    async fn connect_options(&self) -> Result<ConnectOptions, JetStreamError> {
         let mut options = ConnectOptions::new();
         if let Some(path) = &self.creds {
             options = match load_credentials(path).await? {

@@ -67,14 +67,8 @@ where
     Fut: Future<Output = Disposition> + Send + 'static,
 {
     let client = config
-        .connect_options()
+        .reconnecting("-hmpps")
         .await?
-        .name(format!("{}-hmpps", config.client_name))
-        .connection_timeout(config.connect_timeout())
-        .max_reconnects(None)
-        .reconnect_delay_callback(|attempts| {
-            Duration::from_millis((attempts as u64 * 100).min(2_000))
-        })
         .connect(config.servers())
         .await
         .map_err(|e| config.connect_error(e))?;

@@ -84,14 +84,8 @@ where
     let violations = Violations::new();
     let noted = violations.clone();
     let client = config
-        .connect_options()
+        .reconnecting("-submit")
         .await?
-        .name(format!("{}-submit", config.client_name))
-        .connection_timeout(config.connect_timeout())
-        .max_reconnects(None)
-        .reconnect_delay_callback(|attempts| {
-            Duration::from_millis((attempts as u64 * 100).min(2_000))
-        })
         .event_callback(move |event| {
             noted.note(&event);
             async move {

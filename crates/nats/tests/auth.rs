@@ -21,8 +21,9 @@ use tempfile::TempDir;
 use throughcare_ledger::{AccessLog, EventLog, ExpectedVersion};
 use throughcare_nats::testkit::NatsServer;
 use throughcare_nats::{
-    access_subject, serve_submissions, subject_of, JetStreamConfig, JetStreamError, JetStreamLog,
-    SubmitReply, SubmitRequest, STATUS_HEADER, STREAM, SUBMIT_SUBJECT,
+    access_subject, serve_submissions, subject_of, JetStreamAccessLog, JetStreamConfig,
+    JetStreamError, JetStreamLog, SubmitReply, SubmitRequest, STATUS_HEADER, STREAM,
+    SUBMIT_SUBJECT,
 };
 
 const SHIPPED: &str = concat!(
@@ -244,6 +245,11 @@ async fn the_ledger_connects_with_its_seed_file_and_appends() {
         .await
         .unwrap_or_else(|e| panic!("the service user opens the access log: {e}"));
     assert_eq!(AccessLog::head(&access).await.unwrap(), 0);
+    // So is an access log on a connection of its own, which uses the same credentials.
+    let own = JetStreamAccessLog::connect_with(run.service_config())
+        .await
+        .unwrap_or_else(|e| panic!("the access log connects with the seed file too: {e}"));
+    assert_eq!(AccessLog::head(&own).await.unwrap(), 0);
 }
 
 #[tokio::test]
@@ -362,7 +368,13 @@ async fn a_wrong_or_missing_credential_is_refused_at_once() {
         let text = e.to_string();
         assert!(text.contains("authorization violation"), "{what}: {text}");
         assert!(text.contains("--nats-creds"), "{what}: {text}");
-        // The submit service connects the same way.
+        // The access log's own connection and the submit service connect the same way.
+        let access = JetStreamAccessLog::connect_with(config.clone()).await;
+        assert!(
+            matches!(access, Err(JetStreamError::Unauthorized { .. })),
+            "{what}: the access log: {:?}",
+            access.err()
+        );
         let served = serve_submissions(&config, echo(Arc::new(AtomicUsize::new(0)))).await;
         assert!(
             matches!(served, Err(JetStreamError::Unauthorized { .. })),

@@ -151,15 +151,9 @@ impl JetStreamLog {
         let violations = Violations::new();
         let noted = violations.clone();
         let client = config
-            .connect_options()
+            .reconnecting("")
             .await?
-            .name(&config.client_name)
-            .connection_timeout(config.connect_timeout())
             .request_timeout(Some(config.request_timeout))
-            .max_reconnects(None)
-            .reconnect_delay_callback(|attempts| {
-                Duration::from_millis((attempts as u64 * 100).min(2_000))
-            })
             .event_callback(move |event| {
                 noted.note(&event);
                 async move {
