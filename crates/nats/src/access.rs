@@ -79,7 +79,9 @@ use tokio::time::Instant;
 
 use crate::config::JetStreamConfig;
 use crate::error::JetStreamError;
-use crate::log::{ensure_stream, source_api_error, stream_problems, transient_api, JetStreamLog};
+use crate::log::{
+    ensure_stream, kept_stream, source_api_error, stream_problems, transient_api, JetStreamLog,
+};
 use crate::records::HASH_HEADER;
 use crate::version::{check_server_version, ServerVersion};
 
@@ -125,21 +127,12 @@ fn unavailable(what: &str, detail: impl std::fmt::Display) -> Error {
 }
 
 fn stream_config(config: &JetStreamConfig) -> stream::Config {
-    stream::Config {
-        name: ACCESS_STREAM.into(),
-        description: Some(
-            "throughcare access log: who read what about whom, hash-chained, never deleted".into(),
-        ),
-        subjects: vec![format!("{ACCESS_SUBJECT_PREFIX}*")],
-        storage: stream::StorageType::File,
-        retention: stream::RetentionPolicy::Limits,
-        num_replicas: config.replicas,
-        deny_delete: true,
-        deny_purge: true,
-        allow_direct: true,
-        duplicate_window: config.duplicate_window.unwrap_or_default(),
-        ..Default::default()
-    }
+    kept_stream(
+        ACCESS_STREAM,
+        "throughcare access log: who read what about whom, hash-chained, never deleted",
+        vec![format!("{ACCESS_SUBJECT_PREFIX}*")],
+        config,
+    )
 }
 
 /// The hash recorded beside a message's payload when it was published.

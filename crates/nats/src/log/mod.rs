@@ -39,7 +39,9 @@ use crate::version::check_server_version;
 
 pub use append::{CLAIM_ROOM, MAX_BATCH_MESSAGES};
 pub(crate) use reading::decode_message;
-pub(crate) use setup::{ensure_stream, source_api_error, stream_problems, transient_api};
+pub(crate) use setup::{
+    ensure_stream, kept_stream, source_api_error, stream_problems, transient_api,
+};
 
 /// The JetStream event log. Cloning shares the connection and the writer task.
 #[derive(Clone)]

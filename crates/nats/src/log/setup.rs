@@ -18,20 +18,36 @@ pub(crate) const OLD_BUCKET_STREAMS: [&str; 2] =
 
 pub(crate) fn stream_config(config: &JetStreamConfig) -> stream::Config {
     stream::Config {
-        name: STREAM.into(),
-        description: Some(
+        allow_atomic_publish: true,
+        ..kept_stream(
+            STREAM,
             "throughcare event ledger: events (one subject per person), submission records and \
-             identity claims, appended in atomic batches, never deleted"
-                .into(),
-        ),
-        subjects: stream_subjects(),
+             identity claims, appended in atomic batches, never deleted",
+            stream_subjects(),
+            config,
+        )
+    }
+}
+
+/// What every stream of the ledger (events, access log) is made with: file-backed, limits
+/// retention with no limits, no deletes or purges (what [`stream_problems`] checks), direct
+/// gets, and `config`'s replicas and dedupe window.
+pub(crate) fn kept_stream(
+    name: &str,
+    description: &str,
+    subjects: Vec<String>,
+    config: &JetStreamConfig,
+) -> stream::Config {
+    stream::Config {
+        name: name.into(),
+        description: Some(description.into()),
+        subjects,
         storage: stream::StorageType::File,
         retention: stream::RetentionPolicy::Limits,
         num_replicas: config.replicas,
         deny_delete: true,
         deny_purge: true,
         allow_direct: true,
-        allow_atomic_publish: true,
         duplicate_window: config.duplicate_window.unwrap_or_default(),
         ..Default::default()
     }
