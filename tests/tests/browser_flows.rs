@@ -392,6 +392,14 @@ async fn text_of(b: &Browser, css: &str) -> String {
     }
 }
 
+/// The attribute `name` of the element `at` (`None` when the element has none).
+async fn attr_of(b: &Browser, at: Locator<'_>, name: &str) -> Option<String> {
+    match b.client.find(at).await {
+        Ok(e) => e.attr(name).await.expect("its attribute"),
+        Err(e) => panic!("no {at:?} on the page: {e}\n{}", b.html().await),
+    }
+}
+
 /// The caseload table's row of `person`, as text.
 async fn caseload_row(b: &Browser, person: &str) -> String {
     let row = js(
@@ -643,28 +651,14 @@ async fn a_refused_form_shows_the_reason_by_the_field() {
         summary.contains("There is a problem") && summary.contains("future"),
         "the error summary does not give the reason: {summary}"
     );
-    let link = b
-        .client
-        .find(Locator::Css(".error-summary a"))
-        .await
-        .expect("a link in the error summary")
-        .attr("href")
-        .await
-        .expect("its href");
+    let link = attr_of(&b, Locator::Css(".error-summary a"), "href").await;
     assert_eq!(link.as_deref(), Some("#contact-made-date"));
     let by_field = text_of(&b, "#contact-made-date-error").await;
     assert!(
         by_field.contains("future"),
         "the reason is not next to the date: {by_field}"
     );
-    let described = b
-        .client
-        .find(Locator::Id("contact-made-date"))
-        .await
-        .expect("the date field")
-        .attr("aria-describedby")
-        .await
-        .expect("aria-describedby");
+    let described = attr_of(&b, Locator::Id("contact-made-date"), "aria-describedby").await;
     assert_eq!(described.as_deref(), Some("contact-made-date-error"));
     // What was typed is kept, and the form is open.
     assert_eq!(value_of(&b, "contact-made-channel").await, "PHONE");
@@ -801,14 +795,8 @@ async fn a_commissioner_reads_the_kpis_and_downloads_the_csv() {
     }
 
     // The page's figures are the ones /v1/kpis publishes for the same range.
-    let json_href = b
-        .client
-        .find(Locator::LinkText("The same as JSON"))
+    let json_href = attr_of(&b, Locator::LinkText("The same as JSON"), "href")
         .await
-        .expect("the JSON link")
-        .attr("href")
-        .await
-        .expect("href")
         .expect("an href");
     let fetcher = Caller::browser(w.url(), Some(cookie));
     let api = fetcher.get(&json_href).await;
@@ -872,14 +860,8 @@ async fn a_commissioner_reads_the_kpis_and_downloads_the_csv() {
         html.matches("url(#kpi-chart-").count() >= 3,
         "the published rates are not drawn as hatched bars"
     );
-    let href = b
-        .client
-        .find(Locator::Id("kpi-csv"))
+    let href = attr_of(&b, Locator::Id("kpi-csv"), "href")
         .await
-        .expect("the CSV link")
-        .attr("href")
-        .await
-        .expect("href")
         .expect("an href");
     let csv = fetcher.get(&href).await;
     assert_eq!(csv.status, 200, "{}", csv.brief());
@@ -892,14 +874,8 @@ async fn a_commissioner_reads_the_kpis_and_downloads_the_csv() {
     b.wait_for_path(&kpis).await;
 
     // The CSV link, fetched with the browser's session as the browser would download it.
-    let href = b
-        .client
-        .find(Locator::Id("kpi-csv"))
+    let href = attr_of(&b, Locator::Id("kpi-csv"), "href")
         .await
-        .expect("the CSV link")
-        .attr("href")
-        .await
-        .expect("href")
         .expect("an href");
     assert!(href.starts_with("/v1/kpis.csv?prison=WCI&"), "{href}");
     let csv = fetcher.get(&href).await;
