@@ -8,14 +8,15 @@
 //! the members in exactly this order:
 //!
 //! ```text
-//! seq, at, who, role, what, person_id, purpose, [reason], outcome, review, route, status,
-//! request_id, prev
+//! seq, at, who, role, what, person_id, [people], purpose, [reason], outcome, review,
+//! route, status, request_id, prev
 //! ```
 //!
 //! - `at` is RFC 3339 in UTC with exactly three fractional digits and `Z`
 //!   (`"2026-11-29T10:02:11.120Z"`); an append truncates the time to milliseconds.
 //! - `person_id` and `purpose` are `null` when absent; `reason` (the break-glass reason) is
-//!   left out entirely when absent.
+//!   left out entirely when absent, and so is `people` (the people a list showed, for
+//!   READ_LIST entries) when empty.
 //! - strings are escaped as JSON requires and no more (`"`, `\` and control characters;
 //!   other characters as raw UTF-8), i.e. what Python's
 //!   `json.dumps(entry, separators=(",", ":"), ensure_ascii=False)` writes for a dict with
@@ -63,6 +64,8 @@ pub enum AccessWhat {
     Verify,
     ReadCaseload,
     ReadIdentity,
+    /// A list of people: calendars, queues, searches (`people` names who was shown).
+    ReadList,
     Export,
     /// Refused submissions only: recorded events are their own record.
     Submit,
@@ -77,6 +80,7 @@ impl AccessWhat {
             AccessWhat::Verify => "VERIFY",
             AccessWhat::ReadCaseload => "READ_CASELOAD",
             AccessWhat::ReadIdentity => "READ_IDENTITY",
+            AccessWhat::ReadList => "READ_LIST",
             AccessWhat::Export => "EXPORT",
             AccessWhat::Submit => "SUBMIT",
             AccessWhat::Denied => "DENIED",
@@ -170,6 +174,9 @@ pub struct AccessRecord {
     pub what: AccessWhat,
     /// The person the request was about; `null` in JSON when none.
     pub person_id: Option<PersonId>,
+    /// The people a list showed (READ_LIST); left out of the JSON when empty.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub people: Vec<PersonId>,
     pub purpose: Option<Purpose>,
     /// The break-glass reason; left out of the JSON when none.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -182,6 +189,13 @@ pub struct AccessRecord {
     /// The HTTP status answered.
     pub status: u16,
     pub request_id: String,
+}
+
+impl AccessRecord {
+    /// Whether the entry is about `person`: the person read, or one a list showed.
+    pub fn names(&self, person: PersonId) -> bool {
+        self.person_id == Some(person) || self.people.contains(&person)
+    }
 }
 
 fn at_ser<S: Serializer>(at: &DateTime<Utc>, s: S) -> Result<S::Ok, S::Error> {
@@ -373,7 +387,7 @@ impl AccessFilter {
     /// Whether `entry` passes every condition but the paging ones.
     pub fn matches(&self, entry: &AccessEntry) -> bool {
         let r = &entry.record;
-        self.person.is_none_or(|p| r.person_id == Some(p))
+        self.person.is_none_or(|p| r.names(p))
             && self.who.as_ref().is_none_or(|w| r.who == *w)
             && self.from.is_none_or(|t| r.at >= t)
             && self.to.is_none_or(|t| r.at < t)

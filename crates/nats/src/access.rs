@@ -92,11 +92,24 @@ pub const ACCESS_SUBJECT_PREFIX: &str = "throughcare.access.";
 /// Most entries published in one atomic batch (the server's own limit is 1000).
 const MAX_GROUP: usize = 256;
 
+/// The subject of lists' entries (READ_LIST with `people`): a query by person reads it
+/// beside the person's own subject, since one message has one subject.
+pub const ACCESS_LIST_SUBJECT: &str = "throughcare.access.list";
+
 /// The subject of entries about `person` (`throughcare.access.none` for none).
 pub fn access_subject(person: Option<PersonId>) -> String {
     match person {
         Some(p) => format!("{ACCESS_SUBJECT_PREFIX}{p}"),
         None => format!("{ACCESS_SUBJECT_PREFIX}none"),
+    }
+}
+
+/// The subject an entry is stored under: its person's, the lists' subject for an entry
+/// naming several people, else `none`.
+pub fn entry_subject(record: &AccessRecord) -> String {
+    match record.person_id {
+        None if !record.people.is_empty() => ACCESS_LIST_SUBJECT.to_string(),
+        person => access_subject(person),
     }
 }
 
@@ -266,7 +279,7 @@ impl JetStreamAccessLog {
     /// and the log modest; `who` or time queries over a long log would want an index.
     async fn scan(
         &self,
-        subject: Option<String>,
+        subjects: Vec<String>,
         from: u64,
         mut take: impl FnMut(u64, &str, Option<Hash>, &[u8]) -> Result<bool, Error>,
     ) -> Result<(), Error> {
@@ -276,7 +289,7 @@ impl JetStreamAccessLog {
         let mut pause = Duration::from_millis(50);
         loop {
             let why = match self
-                .scan_from(subject.as_deref(), &mut next, &mut take)
+                .scan_from(&subjects, &mut next, &mut take)
                 .await
             {
                 Ok(()) => return Ok(()),
@@ -295,7 +308,7 @@ impl JetStreamAccessLog {
 
     async fn scan_from(
         &self,
-        subject: Option<&str>,
+        subjects: &[String],
         next: &mut u64,
         take: &mut impl FnMut(u64, &str, Option<Hash>, &[u8]) -> Result<bool, Error>,
     ) -> Result<(), Scan> {
@@ -303,7 +316,7 @@ impl JetStreamAccessLog {
             .inner
             .stream
             .create_consumer(pull::OrderedConfig {
-                filter_subject: subject.unwrap_or_default().to_string(),
+                filter_subjects: subjects.to_vec(),
                 deliver_policy: DeliverPolicy::ByStartSequence {
                     start_sequence: *next,
                 },
@@ -375,9 +388,14 @@ impl AccessLog for JetStreamAccessLog {
         if filter.limit == 0 {
             return Ok(out);
         }
-        let subject = filter.person.map(|p| access_subject(Some(p)));
+        // A person's entries are on its subject and, for lists that showed it, on the
+        // lists' subject.
+        let subjects = filter
+            .person
+            .map(|p| vec![access_subject(Some(p)), ACCESS_LIST_SUBJECT.to_string()])
+            .unwrap_or_default();
         self.scan(
-            subject,
+            subjects,
             filter.after_seq + 1,
             |seq, _, recorded, payload| {
                 let entry = AccessEntry::decode_at(seq, payload, recorded)?;
@@ -396,10 +414,10 @@ impl AccessLog for JetStreamAccessLog {
         // last sequence now must be read.
         let head = self.head().await?;
         let mut check = ChainCheck::new();
-        self.scan(None, 1, |seq, subject, recorded, payload| {
+        self.scan(Vec::new(), 1, |seq, subject, recorded, payload| {
             // An entry on another person's subject would escape queries by person.
             let misfiled = AccessEntry::from_stored(payload)
-                .is_ok_and(|e| access_subject(e.record.person_id) != subject);
+                .is_ok_and(|e| entry_subject(&e.record) != subject);
             if misfiled {
                 check.feed_broken(seq, payload);
             } else {
@@ -687,7 +705,7 @@ impl Writer {
         let batch = ulid::Ulid::new().to_string();
         let mut ack = None;
         for (k, (_, entry, stored)) in sealed.iter().enumerate() {
-            let subject = access_subject(entry.record.person_id);
+            let subject = entry_subject(&entry.record);
             let mut headers = HeaderMap::new();
             headers.insert(header::NATS_BATCH_ID, batch.as_str());
             headers.insert(header::NATS_BATCH_SEQUENCE, (k + 1).to_string().as_str());
@@ -785,7 +803,7 @@ impl Writer {
                 .payload(stored)
                 .expected_last_sequence(entry.seq - 1)
                 .header(HASH_HEADER, entry.hash.to_hex().as_str());
-            let subject = access_subject(entry.record.person_id);
+            let subject = entry_subject(&entry.record);
             let outcome = match self.js.send_publish(subject, msg).await {
                 Err(e) => classify(&e),
                 Ok(a) => match a.await {

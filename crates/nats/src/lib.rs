@@ -106,7 +106,10 @@ mod submit;
 pub mod testkit;
 mod version;
 
-pub use access::{access_subject, JetStreamAccessLog, ACCESS_STREAM, ACCESS_SUBJECT_PREFIX};
+pub use access::{
+    access_subject, entry_subject, JetStreamAccessLog, ACCESS_LIST_SUBJECT, ACCESS_STREAM,
+    ACCESS_SUBJECT_PREFIX,
+};
 pub use baseline::{raw_publish_baseline, BASELINE_SUBJECTS};
 pub use checkpoint::{CheckpointPublisher, CHECKPOINT_SUBJECT};
 pub use config::JetStreamConfig;

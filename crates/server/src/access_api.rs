@@ -9,8 +9,8 @@ use serde_json::{json, Value};
 use throughcare_events::PersonId;
 use throughcare_ledger::{AccessEntry, AccessFilter};
 
-use crate::api::parse_person;
-use crate::extract::{Path, Query};
+use crate::access::ScopedPerson;
+use crate::extract::Query;
 use crate::problem::ApiError;
 use crate::AppState;
 
@@ -106,7 +106,15 @@ pub async fn search(
     State(state): State<AppState>,
     Query(q): Query<AccessQuery>,
 ) -> Result<Json<Page>, ApiError> {
-    let person = q.person.as_deref().map(parse_person).transpose()?;
+    let person = q
+        .person
+        .as_deref()
+        .map(|raw| {
+            raw.parse::<PersonId>().map_err(|_| {
+                ApiError::bad_request(format!("person: {raw:?} is not a person id (a ULID)"))
+            })
+        })
+        .transpose()?;
     let f = filter(&q, person)?;
     let entries = state.access.query(&f).await?;
     Ok(Json(Page::of(None, entries, f.limit)))
@@ -115,10 +123,10 @@ pub async fn search(
 /// `GET /v1/people/{id}/access`: who looked at this person, and who was refused.
 pub async fn person_access(
     State(state): State<AppState>,
-    Path(id): Path<String>,
+    person: ScopedPerson,
     Query(q): Query<AccessQuery>,
 ) -> Result<Json<Page>, ApiError> {
-    let person = parse_person(&id)?;
+    let person = person.id();
     let f = filter(&q, Some(person))?;
     let entries = state.access.query(&f).await?;
     Ok(Json(Page::of(Some(person), entries, f.limit)))

@@ -4,32 +4,27 @@ use std::time::Duration;
 
 use axum::body::Body;
 use axum::extract::{Extension, Request, State};
-use axum::http::{header, HeaderMap, StatusCode};
+use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use chrono::{Datelike, NaiveDate};
 use serde::Deserialize;
 use serde_json::{json, Value};
-use throughcare_events::{
-    validate_body, Identifier, PersonId, PrisonCode, Problem, RecordedEvent, Submission,
-    MAX_BODY_BYTES,
-};
+use throughcare_events::{PersonId, PrisonCode, Problem, RecordedEvent, MAX_BODY_BYTES};
 use throughcare_projections::{contact_overdue, next_action};
 
-use crate::access::policy::{can_read, check_submission, is_staff, may_break_glass};
-use crate::access::{Caller, LogNote, ScopedJourney};
+use crate::access::scoped;
+use crate::access::{Caller, LogNote, ScopedPerson, ScopedWorker, Subject};
 use crate::as_of::{self, AsOf};
-use crate::auth::{Principal, Role};
-use crate::extract::{Path, Query};
+use crate::auth::Role;
+use crate::extract::Query;
 use crate::problem::ApiError;
-use crate::AppState;
-use throughcare_ledger::{AccessWhat, BatchError, Purpose};
+use crate::{submit, AppState};
+use throughcare_ledger::AccessWhat;
 
 /// How long a query with `min_position` waits for the read models before a 503.
 pub const FRESHNESS_WAIT: Duration = Duration::from_secs(2);
 
-const SINGLE: &str = "application/cloudevents+json";
-const BATCH: &str = "application/cloudevents-batch+json";
 
 /// `POST /v1/events`: one CloudEvent or a batch.
 pub async fn post_events(
@@ -37,7 +32,11 @@ pub async fn post_events(
     Extension(caller): Extension<Caller>,
     request: Request,
 ) -> Result<Response, ApiError> {
-    let media = media_type(request.headers());
+    let media = request
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(submit::parse_media);
     let body = axum::body::to_bytes(request.into_body(), MAX_BODY_BYTES)
         .await
         .map_err(|_| {
@@ -47,295 +46,32 @@ pub async fn post_events(
                 detail: format!("body is over the limit of {MAX_BODY_BYTES} bytes (4 MiB)"),
             }])
         })?;
-    match submit(&state, &caller.principal, media.as_deref(), &body).await {
+    match submit::submit(&state, &caller.principal, media.as_deref(), &body).await {
         Ok((status, reply)) => Ok((status, Json(reply)).into_response()),
         Err(refusal) => {
+            let note = refusal.note();
             let mut response = refusal.error.into_response();
-            if refusal.by_policy {
-                response.extensions_mut().insert(LogNote {
-                    what: Some(AccessWhat::Submit),
-                    denied: true,
-                    ..LogNote::default()
-                });
+            if let Some(note) = note {
+                response.extensions_mut().insert(note);
             }
             Ok(response)
         }
     }
 }
 
-/// A submission not recorded: the error, and whether access rules refused it (those
-/// refusals go in the access log; recorded events are their own record).
-#[derive(Debug)]
-pub struct SubmitRefusal {
-    pub error: ApiError,
-    pub by_policy: bool,
-}
-
-impl From<ApiError> for SubmitRefusal {
-    fn from(error: ApiError) -> Self {
-        SubmitRefusal {
-            error,
-            by_policy: false,
-        }
-    }
-}
-
-impl From<throughcare_ledger::Error> for SubmitRefusal {
-    fn from(e: throughcare_ledger::Error) -> Self {
-        ApiError::from(e).into()
-    }
-}
-
-/// Staff submit with the source the server fills in for them: a CloudEvent (or each of a
-/// batch) without `source` gets `urn:throughcare:staff:<name>`. Anything that is not a
-/// JSON object or array is left for validation to describe.
-fn fill_staff_source(p: &Principal, body: &[u8]) -> Option<Vec<u8>> {
-    let mut value: Value = serde_json::from_slice(body).ok()?;
-    let source = Value::String(p.staff_source());
-    let fill = |v: &mut Value| {
-        if let Some(o) = v.as_object_mut() {
-            o.entry("source").or_insert_with(|| source.clone());
-        }
-    };
-    match &mut value {
-        Value::Array(items) => items.iter_mut().for_each(fill),
-        v => fill(v),
-    }
-    serde_json::to_vec(&value).ok()
-}
-
-/// Staff may record events only about people they can read; an unknown person and one
-/// outside their scope get the same answer.
-async fn check_staff_scope(
-    state: &AppState,
-    p: &Principal,
-    event: &throughcare_events::Event,
-    pointer: &str,
-) -> Result<(), SubmitRefusal> {
-    let person = event.data.person();
-    let mut found = person.person_id;
-    if found.is_none() {
-        for identifier in person.identifiers() {
-            if let Some(id) = state.ledger.log().lookup_identifier(&identifier).await? {
-                found = Some(id);
-                break;
-            }
-        }
-    }
-    let readable = match found {
-        Some(id) => state
-            .models
-            .journey(id)
-            .map_err(ApiError::from)?
-            .is_some_and(|j| can_read(p, &j)),
-        None => false,
-    };
-    if readable {
-        return Ok(());
-    }
-    Err(SubmitRefusal {
-        error: ApiError::invalid(vec![Problem {
-            pointer: format!("{pointer}/data/person"),
-            detail: "no person known to the ledger and allocated to you (or held at your prisons) matches this reference; staff record events only about people they can read".into(),
-        }]),
-        by_policy: true,
-    })
-}
-
-/// Records a submission body (one CloudEvent or a batch) whatever the transport: HTTP and
-/// the NATS submit service both answer with this.
-pub async fn submit(
-    state: &AppState,
-    principal: &Principal,
-    media: Option<&str>,
-    body: &[u8],
-) -> Result<(StatusCode, Value), SubmitRefusal> {
-    let expect_batch = match media {
-        Some(SINGLE) => Some(false),
-        Some(BATCH) => Some(true),
-        Some("application/json") | None => None,
-        Some(other) => {
-            return Err(ApiError::new(
-                StatusCode::UNSUPPORTED_MEDIA_TYPE,
-                "unsupported-media-type",
-                "Unsupported media type",
-                format!("content type {other:?} is not accepted; send {SINGLE} or {BATCH}"),
-            )
-            .into())
-        }
-    };
-    let filled = is_staff(principal)
-        .then(|| fill_staff_source(principal, body))
-        .flatten();
-    let body = filled.as_deref().unwrap_or(body);
-    let submission = validate_body(body, state.ledger.now()).map_err(|p| {
-        state.metrics.invalid();
-        ApiError::invalid(p)
-    })?;
-    // Over the limit is refused before any per-item work (the ledger refuses it too).
-    if let Submission::Batch(events) = &submission {
-        if let Some(problem) = state.ledger.over_batch_limit(events.len()) {
-            state.metrics.invalid();
-            return Err(ApiError::invalid(vec![problem])
-                .with("limit", json!(state.ledger.batch_limit()))
-                .into());
-        }
-    }
-    // Who may submit what is checked for every item before anything is recorded.
-    let items: Vec<(&throughcare_events::Event, String)> = match &submission {
-        Submission::One(e) => vec![(e.as_ref(), String::new())],
-        Submission::Batch(events) => events
-            .iter()
-            .enumerate()
-            .map(|(i, e)| (e, format!("/{i}")))
-            .collect(),
-    };
-    for (event, pointer) in &items {
-        check_submission(principal, &event.source, event.event_type()).map_err(|error| {
-            SubmitRefusal {
-                error,
-                by_policy: true,
-            }
-        })?;
-        if is_staff(principal) {
-            check_staff_scope(state, principal, event, pointer).await?;
-        }
-    }
-    match (expect_batch, &submission) {
-        (Some(true), Submission::One(_)) => {
-            state.metrics.invalid();
-            return Err(ApiError::invalid(vec![Problem {
-                pointer: String::new(),
-                detail: format!("{BATCH} must be a JSON array of CloudEvents"),
-            }])
-            .into());
-        }
-        (Some(false), Submission::Batch(_)) => {
-            state.metrics.invalid();
-            return Err(ApiError::invalid(vec![Problem {
-                pointer: String::new(),
-                detail: format!("{SINGLE} must be one CloudEvent object; send arrays as {BATCH}"),
-            }])
-            .into());
-        }
-        _ => {}
-    }
-    match submission {
-        Submission::One(event) => {
-            let receipt = state
-                .ledger
-                .submit(*event)
-                .await
-                .inspect_err(|e| state.metrics.refused(e))?;
-            state.metrics.recorded(receipt.duplicate);
-            let status = if receipt.duplicate {
-                StatusCode::OK
-            } else {
-                StatusCode::CREATED
-            };
-            Ok((status, json!(receipt)))
-        }
-        Submission::Batch(events) => {
-            let receipts =
-                state
-                    .ledger
-                    .submit_batch(events)
-                    .await
-                    .map_err(|refusal| match refusal {
-                        BatchError::Items(f) => {
-                            for item in &f {
-                                state.metrics.refused(&item.error);
-                            }
-                            SubmitRefusal::from(ApiError::batch(f))
-                        }
-                        BatchError::Whole(e) => {
-                            state.metrics.refused(&e);
-                            SubmitRefusal::from(e)
-                        }
-                    })?;
-            // All or nothing: every item was recorded now or before.
-            let items: Vec<Value> = receipts
-                .into_iter()
-                .enumerate()
-                .map(|(index, receipt)| {
-                    state.metrics.recorded(receipt.duplicate);
-                    json!({"index": index, "status": if receipt.duplicate { 200 } else { 201 },
-                           "id": receipt.id, "person_id": receipt.person_id,
-                           "position": receipt.position, "duplicate": receipt.duplicate})
-                })
-                .collect();
-            Ok((StatusCode::CREATED, json!({ "items": items })))
-        }
-    }
-}
-
-fn media_type(headers: &HeaderMap) -> Option<String> {
-    parse_media(headers.get(header::CONTENT_TYPE)?.to_str().ok()?)
-}
-
-/// The media type of a Content-Type value, lower-cased, without parameters.
-pub fn parse_media(content_type: &str) -> Option<String> {
-    Some(
-        content_type
-            .split(';')
-            .next()
-            .unwrap_or("")
-            .trim()
-            .to_ascii_lowercase(),
-    )
-}
-
-#[derive(Deserialize)]
-pub struct PeopleQuery {
-    identifier: Option<String>,
-}
-
-/// `GET /v1/people?identifier=nomis:A1234BC`
-pub async fn find_person(
-    State(state): State<AppState>,
-    Extension(caller): Extension<Caller>,
-    Query(q): Query<PeopleQuery>,
-) -> Result<Response, ApiError> {
-    let raw = q.identifier.ok_or_else(|| {
-        ApiError::bad_request(
-            "query parameter identifier is required, e.g. ?identifier=nomis:A1234BC",
+/// `GET /v1/people?identifier=nomis:A1234BC`: the guard has resolved the identifier and
+/// decided the caller may read the person (anyone else got its 404).
+pub async fn find_person(subject: Subject) -> Result<Response, ApiError> {
+    match subject {
+        Subject::Known { person, identifier } => Ok(Json(
+            json!({ "person_id": person.id(), "identifier": identifier.to_string() }),
         )
-    })?;
-    let identifier: Identifier = raw
-        .parse()
-        .map_err(|e: String| ApiError::bad_request(format!("identifier: {e}")))?;
-    let unknown = || ApiError::not_found(format!("no person has identifier {identifier}"));
-    let Some(person) = state.ledger.log().lookup_identifier(&identifier).await? else {
-        return Err(unknown());
-    };
-    // Scope: someone the caller may not read is answered as no one.
-    let p = &caller.principal;
-    let journey = state.models.journey(person)?;
-    let in_scope =
-        p.open_mode || p.role == Role::Auditor || journey.as_ref().is_some_and(|j| can_read(p, j));
-    let glass = !in_scope
-        && journey.is_some()
-        && caller.purpose == Purpose::Emergency
-        && may_break_glass(p);
-    let mut response = if in_scope || glass {
-        Json(json!({ "person_id": person, "identifier": identifier.to_string() })).into_response()
-    } else {
-        unknown().into_response()
-    };
-    response.extensions_mut().insert(LogNote {
-        what: Some(AccessWhat::ReadIdentity),
-        person: Some(person),
-        denied: !(in_scope || glass),
-        review: glass,
-        who: None,
-    });
-    Ok(response)
-}
-
-pub fn parse_person(raw: &str) -> Result<PersonId, ApiError> {
-    raw.parse().map_err(|_| {
-        ApiError::bad_request(format!("{raw:?} is not a person id (a 26-character ULID)"))
-    })
+        .into_response()),
+        Subject::Unknown { identifier } => Err(ApiError::not_found(format!(
+            "no person has identifier {}",
+            identifier.map(|i| i.to_string()).unwrap_or_default()
+        ))),
+    }
 }
 
 #[derive(Deserialize)]
@@ -343,38 +79,35 @@ pub struct JourneyQuery {
     min_position: Option<u64>,
 }
 
+/// Waits for the read models to reach `min`, else a 503 naming where they are.
+pub async fn fresh(state: &AppState, min: Option<u64>) -> Result<(), ApiError> {
+    let Some(min) = min else { return Ok(()) };
+    if state.models.wait_for(min, FRESHNESS_WAIT).await {
+        return Ok(());
+    }
+    Err(ApiError::unavailable(format!(
+        "read models are at position {} and have not reached {min} yet",
+        state.models.checkpoint()
+    ))
+    .with("checkpoint", json!(state.models.checkpoint())))
+}
+
 /// `GET /v1/people/{id}/journey[?min_position=N][?as_of=T|?at_position=P]`
 pub async fn journey(
     State(state): State<AppState>,
-    Path(id): Path<String>,
+    person: ScopedPerson,
     Query(q): Query<JourneyQuery>,
     AsOf(cut): AsOf,
-    scoped: Option<Extension<ScopedJourney>>,
 ) -> Result<Response, ApiError> {
-    let person = parse_person(&id)?;
     // The past: the person's events up to the cut, folded afresh and read at the cut's
     // time. The guard has checked the caller's scope on the journey now.
     if let Some(cut) = cut {
-        let j = as_of::journey(&state, person, cut).await?;
+        let j = as_of::journey(&state, &person, cut).await?;
         return Ok(Json(j.view(cut.at)).into_response());
     }
-    if let Some(min) = q.min_position {
-        if !state.models.wait_for(min, FRESHNESS_WAIT).await {
-            return Err(ApiError::unavailable(format!(
-                "read models are at position {} and have not reached {min} yet",
-                state.models.checkpoint()
-            ))
-            .with("checkpoint", json!(state.models.checkpoint())));
-        }
-    }
+    fresh(&state, q.min_position).await?;
     // The guard read the journey for the scope check after the same wait.
-    if let Some(Extension(ScopedJourney(j))) = scoped {
-        return Ok(Json(j.view(state.ledger.now())).into_response());
-    }
-    let j = state
-        .models
-        .journey(person)?
-        .ok_or_else(|| ApiError::unknown_person(person))?;
+    let j = person.journey_checked_or_now(&state)?;
     Ok(Json(j.view(state.ledger.now())).into_response())
 }
 
@@ -394,15 +127,14 @@ fn recorded_json(e: &RecordedEvent) -> Value {
 /// `GET /v1/people/{id}/events`: the recorded events in order, with the hash chain.
 pub async fn person_events(
     State(state): State<AppState>,
-    Path(id): Path<String>,
+    person: ScopedPerson,
 ) -> Result<Json<Value>, ApiError> {
-    let person = parse_person(&id)?;
-    let events = state.ledger.history(person).await?;
+    let events = person.history(&state).await?;
     if events.is_empty() {
-        return Err(ApiError::unknown_person(person));
+        return Err(ApiError::unknown_person(person.id()));
     }
     Ok(Json(json!({
-        "person_id": person,
+        "person_id": person.id(),
         "events": events.iter().map(recorded_json).collect::<Vec<_>>(),
     })))
 }
@@ -410,12 +142,11 @@ pub async fn person_events(
 /// `GET /v1/people/{id}/verify`: recomputes the person's hash chain from the stored bytes.
 pub async fn verify(
     State(state): State<AppState>,
-    Path(id): Path<String>,
+    person: ScopedPerson,
 ) -> Result<Json<Value>, ApiError> {
-    let person = parse_person(&id)?;
-    let report = state.ledger.verify(person).await?;
+    let report = person.verify(&state).await?;
     if report.events == 0 {
-        return Err(ApiError::unknown_person(person));
+        return Err(ApiError::unknown_person(person.id()));
     }
     Ok(Json(json!(report)))
 }
@@ -425,18 +156,21 @@ pub async fn verify(
 pub async fn caseload(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
-    Path(worker): Path<String>,
+    worker: ScopedWorker,
     AsOf(cut): AsOf,
-) -> Result<Json<Value>, ApiError> {
-    let (now, journeys) = match cut {
-        None => (state.ledger.now(), state.models.caseload(&worker)?),
-        Some(cut) => (
-            cut.at,
-            state.replays.at(cut.position).await?.caseload(&worker)?,
-        ),
-    };
+) -> Result<Response, ApiError> {
     // A manager sees the worker's cases at its own prisons only.
-    let journeys = readable(&state, &caller, cut, journeys, |j| j)?;
+    let (now, journeys) = match cut {
+        None => (
+            state.ledger.now(),
+            worker.caseload(&state.models, &state, &caller, false)?,
+        ),
+        Some(cut) => {
+            let replay = state.replays.at(cut.position).await?;
+            (cut.at, worker.caseload(&replay, &state, &caller, true)?)
+        }
+    };
+    let shown: Vec<PersonId> = journeys.iter().map(|j| j.person_id).collect();
     let mut cases: Vec<(bool, Option<i64>, Value)> = journeys
         .into_iter()
         .map(|j| {
@@ -469,29 +203,23 @@ pub async fn caseload(
     // Overdue contact first, then the soonest release.
     cases.sort_by_key(|(overdue, days, _)| (!overdue, days.unwrap_or(i64::MAX)));
     let cases: Vec<Value> = cases.into_iter().map(|(_, _, v)| v).collect();
-    Ok(Json(
-        json!({ "worker_id": worker, "as_of": now, "at_position": cut.map(|c| c.position), "cases": cases }),
+    Ok(listed(
+        Json(json!({ "worker_id": worker.worker_id(), "as_of": now,
+                     "at_position": cut.map(|c| c.position), "cases": cases }))
+        .into_response(),
+        AccessWhat::ReadCaseload,
+        shown,
     ))
 }
 
-/// The journeys the caller may read: at the cut (a manager sees its own prisons only)
-/// and, for an answer about the past, now as well (reading the past never widens scope).
-fn readable<T>(
-    state: &AppState,
-    caller: &Caller,
-    cut: Option<throughcare_projector::Cut>,
-    rows: Vec<T>,
-    journey: impl Fn(&T) -> &throughcare_projections::Journey,
-) -> Result<Vec<T>, ApiError> {
-    let p = &caller.principal;
-    let mut out = Vec::with_capacity(rows.len());
-    for row in rows {
-        let j = journey(&row);
-        if can_read(p, j) && (cut.is_none() || as_of::readable_now(state, p, j.person_id)?) {
-            out.push(row);
-        }
-    }
-    Ok(out)
+/// Marks a list's response with the people it showed, for its access-log entry.
+pub fn listed(mut response: Response, what: AccessWhat, people: Vec<PersonId>) -> Response {
+    response.extensions_mut().insert(LogNote {
+        what: Some(what),
+        people,
+        ..LogNote::default()
+    });
+    response
 }
 
 #[derive(Deserialize)]
@@ -544,7 +272,7 @@ pub async fn releases(
     Extension(caller): Extension<Caller>,
     Query(q): Query<RangeQuery>,
     AsOf(cut): AsOf,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Response, ApiError> {
     let now = cut.map_or_else(|| state.ledger.now(), |c| c.at);
     let today = now.date_naive();
     let (from, to, prison) = range(
@@ -553,14 +281,22 @@ pub async fn releases(
         today + chrono::Duration::days(90),
     )?;
     let calendar = match cut {
-        None => state.models.releases(from, to, prison.as_deref())?,
-        Some(c) => state
-            .replays
-            .at(c.position)
-            .await?
-            .releases(from, to, prison.as_deref())?,
+        None => scoped::releases(
+            &state.models,
+            &state,
+            &caller,
+            false,
+            from,
+            to,
+            prison.as_deref(),
+        )?,
+        Some(c) => {
+            let replay = state.replays.at(c.position).await?;
+            scoped::releases(&replay, &state, &caller, true, from, to, prison.as_deref())?
+        }
     };
-    let rows: Vec<Value> = readable(&state, &caller, cut, calendar, |(_, j)| j)?
+    let shown: Vec<PersonId> = calendar.iter().map(|(_, j)| j.person_id).collect();
+    let rows: Vec<Value> = calendar
         .into_iter()
         .map(|(day, j)| {
             let v = j.view(now);
@@ -581,9 +317,12 @@ pub async fn releases(
             })
         })
         .collect();
-    Ok(Json(
-        json!({ "from": from, "to": to, "prison": prison, "as_of": now,
-                "at_position": cut.map(|c| c.position), "releases": rows }),
+    Ok(listed(
+        Json(json!({ "from": from, "to": to, "prison": prison, "as_of": now,
+                     "at_position": cut.map(|c| c.position), "releases": rows }))
+        .into_response(),
+        AccessWhat::ReadList,
+        shown,
     ))
 }
 

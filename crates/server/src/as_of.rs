@@ -4,19 +4,18 @@
 //!
 //! Not a scope rule: the guard has already checked the caller's scope against the
 //! journey *now*, and the aggregate handlers keep a row only if the caller may read the
-//! person both then and now (`readable_now`), so reading the past never widens scope.
+//! person both then and now (`access::scoped::readable`), so reading the past never
+//! widens scope.
 
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
 use chrono::{DateTime, NaiveDate, NaiveTime, Utc};
 use serde::Deserialize;
-use throughcare_events::PersonId;
 use throughcare_projections::Journey;
 use throughcare_projector::as_of::{cut_at_position, cut_at_time};
 use throughcare_projector::Cut;
 
-use crate::access::policy::can_read;
-use crate::auth::{Principal, Role};
+use crate::access::ScopedPerson;
 use crate::extract::Query;
 use crate::problem::ApiError;
 use crate::AppState;
@@ -99,23 +98,18 @@ async fn cut_at_log_position(state: &AppState, raw: &str) -> Result<Cut, ApiErro
 
 /// The person's journey folded from the events of the cut, as the projector folds it;
 /// 404 when the ledger knew nothing of the person then.
-pub async fn journey(state: &AppState, person: PersonId, cut: Cut) -> Result<Journey, ApiError> {
-    let events = state.ledger.history(person).await?;
+pub async fn journey(
+    state: &AppState,
+    person: &ScopedPerson,
+    cut: Cut,
+) -> Result<Journey, ApiError> {
+    let events = person.history(state).await?;
     let known: Vec<_> = events
         .iter()
         .take_while(|e| e.position <= cut.position)
         .collect();
     if known.is_empty() {
-        return Err(ApiError::unknown_person(person));
+        return Err(ApiError::unknown_person(person.id()));
     }
-    Ok(Journey::fold(person, known))
-}
-
-/// Whether the caller may read the person today: the current scope, as the guard
-/// checks it, applies to answers about the past too.
-pub fn readable_now(state: &AppState, p: &Principal, person: PersonId) -> Result<bool, ApiError> {
-    Ok(match state.models.journey(person)? {
-        Some(j) => can_read(p, &j),
-        None => p.open_mode || p.role == Role::Auditor,
-    })
+    Ok(Journey::fold(person.id(), known))
 }

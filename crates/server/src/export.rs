@@ -23,14 +23,11 @@ use axum::response::{Html, IntoResponse, Response};
 use axum::Json;
 use serde::Deserialize;
 use serde_json::{json, Value};
-use throughcare_events::{PersonId, RecordedEvent};
-use throughcare_ledger::{AccessEntry, AccessFilter, Error as LedgerError};
 use throughcare_projections::Journey;
 use throughcare_tlog::Checkpoint;
 
-use crate::access::Caller;
-use crate::api::parse_person;
-use crate::extract::{Path, Query};
+use crate::access::{Caller, ScopedPerson};
+use crate::extract::Query;
 use crate::ledger_api::{self, b64};
 use crate::problem::ApiError;
 use crate::web::esc;
@@ -39,45 +36,15 @@ use crate::AppState;
 #[derive(Deserialize)]
 pub struct ExportQuery {
     format: Option<String>,
+    /// Page the access-log entries: those after this seq (`access_log.next_after` of the
+    /// page before).
+    access_after: Option<u64>,
 }
 
-/// Access-log entries read per query while collecting a person's.
+/// Most access-log entries one export holds; the rest by `?access_after=` (or
+/// `GET /v1/people/{id}/access?after=`), so that a person's record cannot be made too big
+/// to export by reading it often.
 const ACCESS_PAGE: usize = 1000;
-
-/// The person's recorded events, in order; a record the server cannot read back intact
-/// is a `ledger-corrupt` problem, as on `/v1/ledger/entries`.
-pub(crate) async fn history(
-    state: &AppState,
-    person: PersonId,
-) -> Result<Vec<RecordedEvent>, ApiError> {
-    match state.ledger.history(person).await {
-        Ok(events) => Ok(events),
-        Err(LedgerError::Corrupt(why)) => Err(ledger_api::corrupt(&why, None)),
-        Err(other) => Err(other.into()),
-    }
-}
-
-/// Every access-log entry about `person`, oldest first.
-pub(crate) async fn access_entries(
-    state: &AppState,
-    person: PersonId,
-) -> Result<Vec<AccessEntry>, ApiError> {
-    let mut out: Vec<AccessEntry> = Vec::new();
-    loop {
-        let filter = AccessFilter {
-            person: Some(person),
-            after_seq: out.last().map_or(0, |e| e.seq),
-            limit: ACCESS_PAGE,
-            ..AccessFilter::default()
-        };
-        let page = state.access.query(&filter).await?;
-        let full = page.len() == ACCESS_PAGE;
-        out.extend(page);
-        if !full {
-            return Ok(out);
-        }
-    }
-}
 
 /// The checkpoint the proofs are against.
 struct Signed {
@@ -89,10 +56,10 @@ struct Signed {
 pub async fn export(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
-    Path(id): Path<String>,
+    scoped: ScopedPerson,
     Query(q): Query<ExportQuery>,
 ) -> Result<Response, ApiError> {
-    let person = parse_person(&id)?;
+    let person = scoped.id();
     let html = match q.format.as_deref() {
         None | Some("json") => false,
         Some("html") => true,
@@ -102,7 +69,7 @@ pub async fn export(
             )))
         }
     };
-    let events = history(&state, person).await?;
+    let events = scoped.history(&state).await?;
     if events.is_empty() {
         return Err(ApiError::unknown_person(person));
     }
@@ -153,7 +120,12 @@ pub async fn export(
             "proof": proof,
         }));
     }
-    let access = access_entries(&state, person).await?;
+    let access = scoped
+        .access_entries(&state, q.access_after.unwrap_or(0), ACCESS_PAGE)
+        .await?;
+    let next_after = (access.len() == ACCESS_PAGE)
+        .then(|| access.last().map(|e| e.seq))
+        .flatten();
     let bundle = json!({
         "person_id": person,
         "generated_at": now,
@@ -169,6 +141,7 @@ pub async fn export(
         "verifier_key": audit.map(|a| a.verifier.to_string()),
         "access_log": {
             "entries": access,
+            "next_after": next_after,
             "this_export": {
                 "request_id": caller.request_id,
                 "included": false,

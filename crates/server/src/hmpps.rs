@@ -20,7 +20,8 @@ use throughcare_ledger::AccessWhat;
 
 use crate::access::policy::check_submission;
 use crate::access::{Caller, LogNote};
-use crate::api::{self, SubmitRefusal, FRESHNESS_WAIT};
+use crate::api::FRESHNESS_WAIT;
+use crate::submit::{self, SubmitRefusal};
 use crate::auth::{Principal, Role};
 use crate::problem::ApiError;
 use crate::AppState;
@@ -29,7 +30,8 @@ use crate::AppState;
 pub const MAX_MESSAGE_BYTES: usize = 256 * 1024;
 
 /// The principal the JetStream consumer records as: a PARTNER whose one source is
-/// [`SOURCE`], so the ordinary submission rules apply to what it records.
+/// [`SOURCE`] and whose types are the ones `throughcare_hmpps::map` makes (a PARTNER's
+/// types are never implied), so the ordinary submission rules apply to what it records.
 fn consumer_principal() -> Principal {
     Principal {
         name: "hmpps-domain-events-consumer".into(),
@@ -37,7 +39,14 @@ fn consumer_principal() -> Principal {
         worker_id: None,
         prisons: Vec::new(),
         sources: vec![SOURCE.into()],
-        types: Vec::new(),
+        types: [
+            "throughcare.prisoner.released.v1",
+            "throughcare.prisoner.returned_to_custody.v1",
+            "throughcare.prisoner.transferred.v1",
+            "throughcare.identifiers.linked.v1",
+        ]
+        .map(String::from)
+        .to_vec(),
         open_mode: false,
     }
 }
@@ -183,7 +192,7 @@ async fn process(
         }
         Mapping::Record(event) => {
             let bytes = serde_json::to_vec(&event).map_err(|_| ApiError::internal())?;
-            match api::submit(
+            match submit::submit(
                 state,
                 principal,
                 Some("application/cloudevents+json"),

@@ -22,13 +22,14 @@ mod metrics;
 pub mod openapi;
 mod problem;
 mod sar;
+mod submit;
 pub mod tls;
 mod web;
 
 use std::sync::Arc;
 
 use axum::Router;
-use throughcare_ledger::{AccessLog, AccessRecord, AccessWhat, Ledger, Outcome};
+use throughcare_ledger::{AccessLog, Ledger};
 use throughcare_projector::{ReadModels, Replays};
 
 pub use access::REQUEST_ID;
@@ -37,6 +38,7 @@ pub use error::Error;
 pub use hmpps::{handle_hmpps_message, note_hmpps_dead_letter};
 pub use ledger_api::LedgerAudit;
 pub use problem::ApiError;
+pub use submit::handle_submission;
 
 /// What every handler can reach.
 #[derive(Clone)]
@@ -53,6 +55,8 @@ pub struct AppState {
     sessions: Arc<access::session::Sessions>,
     routes: Arc<access::RouteIndex>,
     metrics: Arc<metrics::Metrics>,
+    /// Samples refusals of callers without valid credentials (`access::log`).
+    unauthenticated: Arc<access::log::Sampler>,
     /// The audit tree and checkpoint key behind `/v1/ledger/*` (`None`: those answer 503).
     pub ledger_audit: Option<Arc<ledger_api::LedgerAudit>>,
 }
@@ -70,6 +74,7 @@ impl AppState {
             sessions: Arc::default(),
             routes: Arc::default(),
             metrics: Arc::default(),
+            unauthenticated: Arc::default(),
             ledger_audit: None,
         }
     }
@@ -119,94 +124,6 @@ pub fn app(state: AppState) -> Router {
     Router::new()
         .fallback_service(router)
         .layer(axum::middleware::from_fn(crate::csv::negotiate))
-}
-
-/// Answers one submission from another transport (the NATS submit service) exactly as
-/// `POST /v1/events` would: the same credential check, the same rules, the same reply:
-/// (status, media type, body). `authorization` is the request's `Authorization` value.
-pub async fn handle_submission(
-    state: &AppState,
-    authorization: Option<&str>,
-    content_type: Option<&str>,
-    body: &[u8],
-) -> (u16, &'static str, Vec<u8>) {
-    const ROUTE: &str = "NATS throughcare.submit";
-    let request_id = ulid::Ulid::new().to_string();
-    let principal = match &state.auth {
-        None => Ok(Principal::open_mode()),
-        Some(auth) => {
-            let token = authorization.and_then(|v| {
-                let (scheme, token) = v.trim().split_once(' ')?;
-                scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
-            });
-            match token {
-                None => Err("send the header Authorization: Bearer <token>".to_string()),
-                Some(t) => auth.authenticate(t).await.map_err(|e| e.to_string()),
-            }
-        }
-    };
-    let media = content_type.and_then(api::parse_media);
-    let outcome = match principal {
-        Err(detail) => {
-            let mut error = ApiError::new(
-                axum::http::StatusCode::UNAUTHORIZED,
-                "unauthenticated",
-                "Authentication required",
-                detail,
-            );
-            error.www_authenticate = true;
-            Err((
-                None,
-                api::SubmitRefusal {
-                    error,
-                    by_policy: true,
-                },
-            ))
-        }
-        Ok(p) => match api::submit(state, &p, media.as_deref(), body).await {
-            Ok(ok) => Ok(ok),
-            Err(refusal) => Err((Some(p), refusal)),
-        },
-    };
-    match outcome {
-        Ok((status, value)) => (
-            status.as_u16(),
-            "application/json",
-            value.to_string().into_bytes(),
-        ),
-        Err((principal, refusal)) => {
-            let e = refusal.error;
-            if refusal.by_policy {
-                let record = AccessRecord {
-                    at: state.ledger.now(),
-                    who: principal
-                        .as_ref()
-                        .map_or("anonymous".into(), |p| p.name.clone()),
-                    role: principal
-                        .as_ref()
-                        .map_or("NONE".into(), |p| p.role.to_string()),
-                    what: AccessWhat::Submit,
-                    person_id: None,
-                    purpose: None,
-                    reason: None,
-                    outcome: Outcome::Denied,
-                    review: false,
-                    route: ROUTE.into(),
-                    status: e.status.as_u16(),
-                    request_id,
-                };
-                match state.access.append(record).await {
-                    Ok(_) => state.metrics.access(true, false),
-                    Err(err) => tracing::error!(error = %err, "access log append failed"),
-                }
-            }
-            (
-                e.status.as_u16(),
-                "application/problem+json",
-                e.to_json().to_string().into_bytes(),
-            )
-        }
-    }
 }
 
 /// Serves the API on `listener` until `shutdown` completes, over TLS when `tls` is given.

@@ -14,6 +14,8 @@ pub struct Metrics {
     access_allowed: AtomicU64,
     access_denied: AtomicU64,
     access_review: AtomicU64,
+    /// Refusals of callers without valid credentials (sampled in the access log).
+    unauthenticated: AtomicU64,
     /// HMPPS messages by outcome, and those ignored by reason (labels, never identifiers).
     hmpps: std::sync::Mutex<std::collections::BTreeMap<&'static str, u64>>,
     hmpps_ignored: std::sync::Mutex<std::collections::BTreeMap<&'static str, u64>>,
@@ -38,6 +40,11 @@ impl Metrics {
             _ => &self.refused,
         }
         .fetch_add(1, Relaxed);
+    }
+
+    /// One refusal of a caller without valid credentials.
+    pub fn unauthenticated(&self) {
+        self.unauthenticated.fetch_add(1, Relaxed);
     }
 
     /// One access-log entry written (a read, or a refusal).
@@ -162,6 +169,12 @@ impl Metrics {
             "counter",
             "Break-glass reads marked for review.",
             self.access_review.load(Relaxed),
+        );
+        line(
+            "throughcare_unauthenticated_total",
+            "counter",
+            "Refusals of callers without valid credentials (sampled in the access log).",
+            self.unauthenticated.load(Relaxed),
         );
         line(
             "throughcare_log_head",

@@ -23,10 +23,10 @@ use axum::Json;
 use chrono::NaiveDate;
 use serde::Deserialize;
 use serde_json::json;
-use throughcare_events::{Identifier, PersonId};
+use throughcare_events::PersonId;
 use throughcare_projections::Journey;
 
-use crate::access::LogNote;
+use crate::access::{LogNote, Subject};
 use crate::extract::Query;
 use crate::problem::ApiError;
 use crate::AppState;
@@ -36,8 +36,7 @@ pub const NOT_RECOGNISED: u16 = 209;
 
 #[derive(Deserialize)]
 pub struct SarQuery {
-    prn: Option<String>,
-    crn: Option<String>,
+    // `prn` and `crn` are read by the guard, which resolves them (`Scope::SarSubject`).
     #[serde(rename = "fromDate")]
     from_date: Option<String>,
     #[serde(rename = "toDate")]
@@ -55,14 +54,6 @@ fn date(name: &str, raw: Option<&str>) -> Result<Option<NaiveDate>, ApiError> {
     }
 }
 
-/// The person an identifier names, if the ledger knows it (a malformed value names no one).
-async fn resolve(state: &AppState, kind: &str, value: &str) -> Result<Option<PersonId>, ApiError> {
-    let Ok(identifier) = format!("{kind}:{}", value.trim()).parse::<Identifier>() else {
-        return Ok(None);
-    };
-    Ok(state.ledger.log().lookup_identifier(&identifier).await?)
-}
-
 fn empty(status: u16, person: Option<PersonId>) -> Response {
     let mut response = StatusCode::from_u16(status)
         .map(IntoResponse::into_response)
@@ -77,15 +68,9 @@ fn empty(status: u16, person: Option<PersonId>) -> Response {
 /// `GET /subject-access-request?prn=|crn=&fromDate=&toDate=`
 pub async fn subject_access_request(
     State(state): State<AppState>,
+    subject: Subject,
     Query(q): Query<SarQuery>,
 ) -> Result<Response, ApiError> {
-    let prn = q.prn.as_deref().filter(|s| !s.trim().is_empty());
-    let crn = q.crn.as_deref().filter(|s| !s.trim().is_empty());
-    if prn.is_none() && crn.is_none() {
-        return Err(ApiError::bad_request(
-            "one of prn (a NOMIS prison number) or crn (a case reference number) must be supplied",
-        ));
-    }
     let from = date("fromDate", q.from_date.as_deref())?;
     let to = date("toDate", q.to_date.as_deref())?;
     if let (Some(f), Some(t)) = (from, to) {
@@ -93,24 +78,13 @@ pub async fn subject_access_request(
             return Err(ApiError::bad_request("toDate must not be before fromDate"));
         }
     }
-    let by_prn = match prn {
-        Some(v) => resolve(&state, "nomis", v).await?,
-        None => None,
+    // The guard resolved prn / crn (two different people are its 400).
+    let scoped = match subject {
+        Subject::Known { person, .. } => person,
+        Subject::Unknown { .. } => return Ok(empty(NOT_RECOGNISED, None)),
     };
-    let by_crn = match crn {
-        Some(v) => resolve(&state, "crn", v).await?,
-        None => None,
-    };
-    let person = match (by_prn, by_crn) {
-        (Some(a), Some(b)) if a != b => {
-            return Err(ApiError::bad_request(
-                "prn and crn name two different people; send the identifiers of one person",
-            ))
-        }
-        (Some(p), _) | (None, Some(p)) => p,
-        (None, None) => return Ok(empty(NOT_RECOGNISED, None)),
-    };
-    let events = crate::export::history(&state, person).await?;
+    let person = scoped.id();
+    let events = scoped.history(&state).await?;
     if events.is_empty() {
         return Ok(empty(NOT_RECOGNISED, None));
     }

@@ -9,7 +9,7 @@ mod support;
 use axum::body::Body;
 use axum::http::{header, Request, StatusCode};
 use http_body_util::BodyExt;
-use serde_json::Value;
+use serde_json::{json, Value};
 use support::{
     Principal, World, AUDITOR, COMMISSIONER, HEALTHCARE_PARTNER, HEALTHCARE_SOURCE, JO, WCI_MANAGER,
 };
@@ -205,8 +205,16 @@ async fn partners_and_staff_submit_only_as_themselves() {
         assert_eq!(s, StatusCode::FORBIDDEN);
         assert_eq!(body["type"], "urn:throughcare:problem:source-not-allowed");
     }
+    // Staff name an existing person by person_id: identifiers alone are refused.
+    let by_id = |mut e: Value, person: &str| {
+        e["data"]["person"] = json!({ "person_id": person });
+        e
+    };
+    let (s, body) = post(&w, Some("jo"), contact("c0", None, "A1234BC")).await;
+    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+    assert_eq!(body["errors"][0]["pointer"], "/data/person/person_id");
     // Staff: the source is filled in; another source is refused; facts are not theirs.
-    let (s, body) = post(&w, Some("jo"), contact("c1", None, "A1234BC")).await;
+    let (s, body) = post(&w, Some("jo"), by_id(contact("c1", None, "A1234BC"), &wci)).await;
     assert_eq!(s, StatusCode::CREATED, "{body}");
     assert_eq!(body["person_id"], wci.as_str());
     let (s, body) = post(
@@ -238,8 +246,9 @@ async fn partners_and_staff_submit_only_as_themselves() {
         )
     );
     // A worker recording about someone not allocated to it: as for nobody at all.
-    let (s1, b1) = post(&w, Some("sam"), contact("c3", None, "A1234BC")).await;
-    let (s2, b2) = post(&w, Some("sam"), contact("c3", None, "Z9999ZZ")).await;
+    let nobody = ulid::Ulid::new().to_string();
+    let (s1, b1) = post(&w, Some("sam"), by_id(contact("c3", None, "A1234BC"), &wci)).await;
+    let (s2, b2) = post(&w, Some("sam"), by_id(contact("c3", None, "A1234BC"), &nobody)).await;
     assert_eq!(s1, StatusCode::UNPROCESSABLE_ENTITY);
     assert_eq!((s1, &b1), (s2, &b2));
     for who in ["auditor", "commissioner"] {
@@ -260,6 +269,9 @@ async fn partners_and_staff_submit_only_as_themselves() {
         .filter(|e| e["what"] == "SUBMIT")
         .collect();
     assert_eq!(submits.len(), 2, "{log}");
+    // The staff refusals by scope are on the record too (sam's twice, jo's once).
+    let (_, log) = call(&w, Some("auditor"), "GET", "/v1/access?who=sam", None).await;
+    assert_eq!(log["entries"].as_array().unwrap().len(), 2, "{log}");
     assert!(submits
         .iter()
         .all(|e| e["outcome"] == "DENIED" && e["status"] == 403));

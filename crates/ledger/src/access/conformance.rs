@@ -54,6 +54,7 @@ pub fn record(who: &str, person: Option<PersonId>, at: DateTime<Utc>) -> AccessR
         role: "WORKER".into(),
         what: AccessWhat::ReadJourney,
         person_id: person,
+        people: Vec::new(),
         purpose: Some(Purpose::DirectCare),
         reason: None,
         outcome: Outcome::Allowed,
@@ -262,6 +263,12 @@ pub async fn queries_filter_and_page(log: Log) {
             r.outcome = Outcome::Denied;
             r.what = AccessWhat::Denied;
             r.status = 403;
+        }
+        // A list that showed both a and b: found by either, by neither's own subject.
+        if i == 6 {
+            r.what = AccessWhat::ReadList;
+            r.route = "GET /v1/releases".into();
+            r.people = vec![b, a];
         }
         entries.push(log.append(r).await.expect("append"));
     }
@@ -490,6 +497,7 @@ pub fn names() {
         (AccessWhat::Verify, "VERIFY"),
         (AccessWhat::ReadCaseload, "READ_CASELOAD"),
         (AccessWhat::ReadIdentity, "READ_IDENTITY"),
+        (AccessWhat::ReadList, "READ_LIST"),
         (AccessWhat::Export, "EXPORT"),
         (AccessWhat::Submit, "SUBMIT"),
         (AccessWhat::Denied, "DENIED"),

@@ -282,8 +282,9 @@ impl Writer {
                 value.extend_from_slice(&entry.hash.0);
                 value.extend_from_slice(&stored);
                 batch.insert(&key_entry(entry.seq)[..], value);
-                if let Some(person) = entry.record.person_id {
-                    batch.insert(&key_person(person, entry.seq)[..], &[][..]);
+                // A list's entry is found under every person it showed.
+                for person in entry.record.person_id.iter().chain(&entry.record.people) {
+                    batch.insert(&key_person(*person, entry.seq)[..], &[][..]);
                 }
                 self.next += 1;
                 self.prev = entry.hash;

@@ -6,17 +6,19 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
-use axum::extract::{MatchedPath, Request, State};
+use axum::extract::{FromRequestParts, MatchedPath, RawPathParams, Request, State};
 use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Redirect, Response};
-use throughcare_events::PersonId;
+use throughcare_events::{Identifier, PersonId};
 use throughcare_ledger::{AccessRecord, AccessWhat, Outcome, Purpose};
-use throughcare_projections::Journey;
 
+use super::log;
 use super::policy::{can_read, default_purpose, forbidden, may_break_glass};
 use super::routes::{routes, Allow, Kind, Route, Scope};
+use super::scoped::{ScopedPerson, ScopedWorker, Subject};
 use super::session;
 use crate::auth::{Principal, Role};
 use crate::problem::ApiError;
@@ -71,17 +73,14 @@ pub struct Caller {
     pub request_id: String,
 }
 
-/// A journey the guard already loaded for the scope check (a request extension), so the
-/// handler need not read it again.
-#[derive(Clone)]
-pub struct ScopedJourney(pub Arc<Journey>);
-
 /// What a handler tells the guard to log beyond the route's row (a response extension):
 /// the person an identifier lookup found, or a submission refused by policy.
 #[derive(Clone, Debug, Default)]
 pub struct LogNote {
     pub what: Option<AccessWhat>,
     pub person: Option<PersonId>,
+    /// The people a list showed (READ_LIST, READ_CASELOAD).
+    pub people: Vec<PersonId>,
     pub denied: bool,
     /// The read broke glass (an identifier lookup outside scope for an emergency).
     pub review: bool,
@@ -91,8 +90,9 @@ pub struct LogNote {
 }
 
 /// The middleware. Routes not in the table (the fallback) pass straight through.
-pub async fn guard(State(state): State<AppState>, mut request: Request, next: Next) -> Response {
+pub async fn guard(State(state): State<AppState>, request: Request, next: Next) -> Response {
     let request_id = ulid::Ulid::new().to_string();
+    let started = Instant::now();
     let path = request
         .extensions()
         .get::<MatchedPath>()
@@ -100,28 +100,39 @@ pub async fn guard(State(state): State<AppState>, mut request: Request, next: Ne
     let route = path.and_then(|p| state.routes.get(request.method(), &p));
     let mut response = match route {
         None => next.run(request).await,
-        Some(route) => match admit(&state, route, &mut request, &request_id).await {
-            Err(mut refusal) => {
-                // Who tried to reach a person is on that person's record, whatever the
-                // reason for the refusal.
-                if route.scope == Scope::Person && refusal.person.is_none() {
-                    refusal.person = path_person(&request);
+        Some(route) => {
+            // The path parameters as the handler's extractors will see them: decoded.
+            let (mut parts, body) = request.into_parts();
+            let params = RawPathParams::from_request_parts(&mut parts, &state)
+                .await
+                .map(|raw| {
+                    raw.iter()
+                        .map(|(k, v)| (k.to_string(), v.to_string()))
+                        .collect::<Vec<_>>()
+                })
+                .unwrap_or_default();
+            let mut request = Request::from_parts(parts, body);
+            match admit(&state, route, &mut request, &params, &request_id).await {
+                Err(refusal) => refusal.respond(&state, route, &request_id, started).await,
+                Ok(admitted) => {
+                    let person = admitted.person;
+                    let caller = admitted.caller;
+                    request.extensions_mut().insert(caller.clone());
+                    let response = next.run(request).await;
+                    log_read(&state, route, &caller, person, response).await
                 }
-                refusal.respond(&state, route, &request_id).await
             }
-            Ok(caller) => {
-                let person = path_person(&request);
-                request.extensions_mut().insert(caller.clone());
-                let response = next.run(request).await;
-                log_read(&state, route, &caller, person, response).await
-            }
-        },
+        }
     };
     if let Ok(v) = HeaderValue::from_str(&request_id) {
         response.headers_mut().insert(REQUEST_ID, v);
     }
     response
 }
+
+/// A scope refusal (unknown or out of scope) is answered no sooner than this after the
+/// request arrived, so that the two cannot be told apart by time either.
+const SCOPE_REFUSAL_FLOOR: Duration = Duration::from_millis(5);
 
 /// Why a request is refused before its handler runs.
 struct Refusal {
@@ -133,6 +144,8 @@ struct Refusal {
     reason: Option<String>,
     /// Whether to log it (a malformed purpose is a bad request, not a refusal).
     logged: bool,
+    /// A refusal by scope (answered as an unknown subject, at the floor's time).
+    by_scope: bool,
 }
 
 impl Refusal {
@@ -154,11 +167,34 @@ impl Refusal {
             purpose: None,
             reason: None,
             logged: true,
+            by_scope: false,
         }
     }
 
-    async fn respond(self, state: &AppState, route: &Route, request_id: &str) -> Response {
-        if self.logged {
+    async fn respond(
+        self,
+        state: &AppState,
+        route: &Route,
+        request_id: &str,
+        started: Instant,
+    ) -> Response {
+        // Without credentials nobody is identified: such refusals are counted and
+        // sampled, never written one by one, and never against a person.
+        let sampled = match (&self.principal, self.logged) {
+            (_, false) => None,
+            (Some(_), true) => Some(None),
+            (None, true) => {
+                state.metrics.unauthenticated();
+                state.unauthenticated.admit().map(Some)
+            }
+        };
+        if let Some(sample) = sampled {
+            let reason = match sample {
+                Some(n) => Some(format!(
+                    "sampled: one entry for {n} refusal(s) without valid credentials"
+                )),
+                None => self.reason,
+            };
             let record = AccessRecord {
                 at: state.ledger.now(),
                 who: self
@@ -170,21 +206,22 @@ impl Refusal {
                     .as_ref()
                     .map_or("NONE".into(), |p| p.role.to_string()),
                 what: AccessWhat::Denied,
-                person_id: self.person,
+                person_id: if sample.is_some() { None } else { self.person },
+                people: Vec::new(),
                 purpose: self.purpose,
-                reason: self.reason,
+                reason,
                 outcome: Outcome::Denied,
                 review: false,
                 route: route.name(),
                 status: self.error.status.as_u16(),
                 request_id: request_id.to_string(),
             };
-            if let Err(e) = state.access.append(record).await {
-                tracing::error!(error = %e, "access log append failed");
-                return ApiError::unavailable("the access log is unavailable; retry shortly")
-                    .into_response();
+            if let Err(e) = log::write(state, record).await {
+                return e.into_response();
             }
-            state.metrics.access(true, false);
+        }
+        if self.by_scope {
+            tokio::time::sleep_until((started + SCOPE_REFUSAL_FLOOR).into()).await;
         }
         // A browser without a session is sent to sign in; a signed-in browser refused a
         // page sees the problem.
@@ -195,19 +232,45 @@ impl Refusal {
     }
 }
 
-/// Decides whether the request may reach its handler.
+/// What the guard lets through: the caller, and the person the request is about (for
+/// its access-log entry).
+struct Admitted {
+    caller: Caller,
+    person: Option<PersonId>,
+}
+
+/// Query parameters the guard decides on or hands on: each may be given once.
+const SINGLE_PARAMS: &[&str] = &[
+    "purpose",
+    "reason",
+    "prison",
+    "identifier",
+    "prn",
+    "crn",
+    "min_position",
+    "as_of",
+    "at_position",
+    "worker",
+];
+
+/// Decides whether the request may reach its handler; on the way, puts the capability
+/// the route's scope grants into the request's extensions.
 async fn admit(
     state: &AppState,
     route: &Route,
     request: &mut Request,
+    params: &[(String, String)],
     request_id: &str,
-) -> Result<Caller, Refusal> {
-    let open = |principal: Arc<Principal>| Caller {
-        purpose: default_purpose(&principal),
-        principal,
-        reason: None,
-        review: false,
-        request_id: request_id.to_string(),
+) -> Result<Admitted, Refusal> {
+    let open = |principal: Arc<Principal>| Admitted {
+        caller: Caller {
+            purpose: default_purpose(&principal),
+            principal,
+            reason: None,
+            review: false,
+            request_id: request_id.to_string(),
+        },
+        person: None,
     };
     let roles = match route.allow {
         Allow::Open => return Ok(open(Arc::new(Principal::anonymous()))),
@@ -237,10 +300,16 @@ async fn admit(
             Some(principal),
         ));
     }
-    let (purpose, reason) = purpose(request, &principal, route).map_err(|error| Refusal {
+    let bad_request = |error: ApiError| Refusal {
         logged: false,
         ..Refusal::of(error, Some(principal.clone()))
-    })?;
+    };
+    if let Some(name) = repeated_param(request) {
+        return Err(bad_request(ApiError::bad_request(format!(
+            "query parameter {name} is given more than once; give it once"
+        ))));
+    }
+    let (purpose, reason) = purpose(request, &principal, route).map_err(bad_request)?;
     let mut caller = Caller {
         principal: principal.clone(),
         purpose,
@@ -255,57 +324,120 @@ async fn admit(
         purpose: Some(purpose),
         reason: reason.clone(),
         logged: true,
+        by_scope: false,
     };
+    let mut person = None;
     match route.scope {
         Scope::None => {}
         Scope::Person => {
-            // A malformed id is the handler's 400.
-            let Some(person) = path_person(request) else {
-                return Ok(caller);
-            };
-            if let Some(min) = query_param(request, "min_position").and_then(|v| v.parse().ok()) {
-                // Scope may depend on events not yet projected (a fresh allocation).
-                state.models.wait_for(min, crate::api::FRESHNESS_WAIT).await;
-            }
-            let journey = state
-                .models
-                .journey(person)
-                .map_err(|e| refuse(ApiError::from(e), Some(person)))?;
-            match journey {
-                Some(j) if can_read(&principal, &j) => {
-                    request.extensions_mut().insert(ScopedJourney(Arc::new(j)));
-                }
-                Some(j) if purpose == Purpose::Emergency && may_break_glass(&principal) => {
-                    caller.review = true;
-                    request.extensions_mut().insert(ScopedJourney(Arc::new(j)));
-                }
-                // Out of scope, or no such person: the same answer, so that scope does
-                // not reveal who exists. Auditors and open mode see the handler's 404.
-                None if principal.open_mode || principal.role == Role::Auditor => {}
-                _ => {
-                    return Err(refuse(ApiError::unknown_person(person), Some(person)));
-                }
-            }
-        }
-        Scope::Worker => {
-            if principal.role == Role::Worker && !principal.open_mode {
-                let asked = request
-                    .uri()
-                    .path()
-                    .rsplit('/')
-                    .next()
-                    .unwrap_or_default()
-                    .to_string();
-                if principal.worker_id.as_deref() != Some(asked.as_str()) {
-                    return Err(refuse(
-                        forbidden(format!(
-                            "a worker may read only its own caseload ({})",
-                            principal.worker_id.as_deref().unwrap_or("none")
+            let asked = param(params, "id");
+            let Ok(id) = asked.parse::<PersonId>() else {
+                // Nothing can be read by an id that does not parse: refused here, on the
+                // record with what was asked for, never passed on.
+                return Err(Refusal {
+                    by_scope: true,
+                    ..refuse(
+                        ApiError::not_found(format!(
+                            "no person {} is known to the ledger",
+                            shown(&asked)
                         )),
                         None,
-                    ));
+                    )
+                    .asked(&asked)
+                });
+            };
+            let min = query_param(request, "min_position").and_then(|v| v.parse().ok());
+            let scoped = decide(state, &principal, purpose, id, min)
+                .await
+                .map_err(|e| refuse(e, Some(id)))?
+                .ok_or_else(|| Refusal {
+                    by_scope: true,
+                    ..refuse(ApiError::unknown_person(id), Some(id))
+                })?;
+            caller.review = scoped.1;
+            request.extensions_mut().insert(scoped.0);
+            person = Some(id);
+        }
+        Scope::Identifier | Scope::SarSubject => {
+            let identifiers = if route.scope == Scope::Identifier {
+                identifier_param(request).map_err(bad_request)?
+            } else {
+                sar_params(request).map_err(bad_request)?
+            };
+            let mut found: Option<(PersonId, Identifier)> = None;
+            for identifier in identifiers.iter().flatten() {
+                let owner = state
+                    .ledger
+                    .log()
+                    .lookup_identifier(identifier)
+                    .await
+                    .map_err(|e| refuse(ApiError::from(e), None))?;
+                match (owner, &found) {
+                    (Some(o), Some((f, _))) if o != *f => {
+                        return Err(bad_request(ApiError::bad_request(
+                            "the identifiers name two different people; send the identifiers of one person",
+                        )))
+                    }
+                    (Some(o), None) => found = Some((o, identifier.clone())),
+                    _ => {}
                 }
             }
+            let unknown = || {
+                let named = identifiers
+                    .iter()
+                    .flatten()
+                    .map(ToString::to_string)
+                    .collect::<Vec<_>>()
+                    .join(", ");
+                ApiError::not_found(format!("no person has identifier {named}"))
+            };
+            let subject = match found {
+                None if sees_everyone(&principal) => Subject::Unknown {
+                    identifier: identifiers.into_iter().flatten().next(),
+                },
+                None => {
+                    return Err(Refusal {
+                        by_scope: true,
+                        ..refuse(unknown(), None)
+                    })
+                }
+                Some((id, identifier)) => {
+                    let scoped = decide(state, &principal, purpose, id, None)
+                        .await
+                        .map_err(|e| refuse(e, Some(id)))?;
+                    let Some((scoped, review)) = scoped else {
+                        return Err(Refusal {
+                            by_scope: true,
+                            ..refuse(unknown(), Some(id))
+                        });
+                    };
+                    caller.review = review;
+                    person = Some(id);
+                    Subject::Known {
+                        person: scoped,
+                        identifier,
+                    }
+                }
+            };
+            request.extensions_mut().insert(subject);
+        }
+        Scope::Worker => {
+            let asked = param(params, "worker_id");
+            if principal.role == Role::Worker
+                && !principal.open_mode
+                && principal.worker_id.as_deref() != Some(asked.as_str())
+            {
+                return Err(refuse(
+                    forbidden(format!(
+                        "a worker may read only its own caseload ({})",
+                        principal.worker_id.as_deref().unwrap_or("none")
+                    )),
+                    None,
+                ));
+            }
+            request
+                .extensions_mut()
+                .insert(ScopedWorker::new(asked.clone()));
         }
         Scope::Prisons => {
             if matches!(principal.role, Role::Manager | Role::Commissioner) && !principal.open_mode
@@ -330,7 +462,105 @@ async fn admit(
             }
         }
     }
-    Ok(caller)
+    Ok(Admitted { caller, person })
+}
+
+impl Refusal {
+    /// Notes what a refused subject was asked as (an id that does not parse).
+    fn asked(mut self, asked: &str) -> Refusal {
+        self.reason = Some(format!("asked for {}", shown(asked)));
+        self
+    }
+}
+
+/// A value as a refusal quotes it: at most 64 characters, escaped.
+fn shown(raw: &str) -> String {
+    let cut: String = raw.chars().take(64).collect();
+    format!("{cut:?}")
+}
+
+/// Whether the caller may read every person (and so may be told that one is unknown).
+fn sees_everyone(p: &Principal) -> bool {
+    p.open_mode || p.role == Role::Auditor
+}
+
+/// Decides whether `principal` may read `person` now: `Ok(Some((capability, review)))`
+/// in scope (review: by breaking glass), `Ok(None)` out of scope or unknown (one answer
+/// for both, so that scope does not reveal who exists).
+async fn decide(
+    state: &AppState,
+    principal: &Principal,
+    purpose: Purpose,
+    person: PersonId,
+    min_position: Option<u64>,
+) -> Result<Option<(ScopedPerson, bool)>, ApiError> {
+    if let Some(min) = min_position {
+        // Scope may depend on events not yet projected (a fresh allocation).
+        state.models.wait_for(min, crate::api::FRESHNESS_WAIT).await;
+    }
+    let journey = state.models.journey(person)?;
+    Ok(match journey {
+        Some(j) if can_read(principal, &j) => {
+            Some((ScopedPerson::new(person, Some(Arc::new(j))), false))
+        }
+        Some(j) if purpose == Purpose::Emergency && may_break_glass(principal) => {
+            Some((ScopedPerson::new(person, Some(Arc::new(j))), true))
+        }
+        // Auditors and open mode are told the person is unknown by the handler.
+        None if sees_everyone(principal) => Some((ScopedPerson::new(person, None), false)),
+        _ => None,
+    })
+}
+
+/// A path parameter, percent-decoded as the handler's `Path` sees it ("" when absent).
+fn param(params: &[(String, String)], name: &str) -> String {
+    params
+        .iter()
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v.clone())
+        .unwrap_or_default()
+}
+
+/// The first of `SINGLE_PARAMS` the query gives more than once.
+fn repeated_param(request: &Request) -> Option<&'static str> {
+    let query = request.uri().query()?;
+    SINGLE_PARAMS
+        .iter()
+        .copied()
+        .find(|name| url_pairs(query).filter(|(k, _)| k == name).count() > 1)
+}
+
+/// `?identifier=nomis:A1234BC` (required, well formed: else 400).
+fn identifier_param(request: &Request) -> Result<Vec<Option<Identifier>>, ApiError> {
+    let raw = query_param(request, "identifier").ok_or_else(|| {
+        ApiError::bad_request(
+            "query parameter identifier is required, e.g. ?identifier=nomis:A1234BC",
+        )
+    })?;
+    let identifier: Identifier = raw
+        .parse()
+        .map_err(|e: String| ApiError::bad_request(format!("identifier: {e}")))?;
+    Ok(vec![Some(identifier)])
+}
+
+/// The HMPPS SAR's `prn` (a NOMIS number) and `crn`: one is required; a malformed value
+/// names no one (the SAR convention answers that 209, not 400).
+fn sar_params(request: &Request) -> Result<Vec<Option<Identifier>>, ApiError> {
+    let get = |name: &str, kind: &str| {
+        query_param(request, name)
+            .filter(|v| !v.trim().is_empty())
+            .map(|v| format!("{kind}:{}", v.trim()).parse::<Identifier>().ok())
+    };
+    let given: Vec<Option<Identifier>> = [get("prn", "nomis"), get("crn", "crn")]
+        .into_iter()
+        .flatten()
+        .collect();
+    if given.is_empty() {
+        return Err(ApiError::bad_request(
+            "one of prn (a NOMIS prison number) or crn (a case reference number) must be supplied",
+        ));
+    }
+    Ok(given)
 }
 
 /// The caller: bearer token or JWT, else the session cookie; open mode without `--auth`.
@@ -425,19 +655,12 @@ fn url_pairs(query: &str) -> impl Iterator<Item = (String, String)> + '_ {
     form_urlencoded::parse(query.as_bytes()).map(|(k, v)| (k.into_owned(), v.into_owned()))
 }
 
-/// The person of a `/people/{id}...` path, when the id is well formed.
-fn path_person(request: &Request) -> Option<PersonId> {
-    let mut segments = request.uri().path().split('/');
-    segments.find(|s| *s == "people")?;
-    segments.next()?.parse().ok()
-}
-
 /// Appends the entry of a read (or of a handler's refusal) before the response leaves.
 async fn log_read(
     state: &AppState,
     route: &Route,
     caller: &Caller,
-    path_person: Option<PersonId>,
+    person: Option<PersonId>,
     response: Response,
 ) -> Response {
     let note = response.extensions().get::<LogNote>().cloned();
@@ -456,12 +679,16 @@ async fn log_read(
             caller.principal.role.to_string(),
         ),
     };
+    let (note_person, people) = note
+        .map(|n| (n.person, n.people))
+        .unwrap_or_default();
     let record = AccessRecord {
         at: state.ledger.now(),
         who,
         role,
         what,
-        person_id: note.and_then(|n| n.person).or(path_person),
+        person_id: note_person.or(person),
+        people,
         // A submission has no purpose of reading; an anonymous refusal has none at all.
         purpose: (what != AccessWhat::Submit && !anonymous).then_some(caller.purpose),
         reason: caller.reason.clone(),
@@ -475,16 +702,10 @@ async fn log_read(
         status: response.status().as_u16(),
         request_id: caller.request_id.clone(),
     };
-    match state.access.append(record).await {
-        Ok(_) => {
-            state.metrics.access(denied, review);
-            response
-        }
-        Err(e) => {
-            // The read is not on the record, so the data must not leave.
-            tracing::error!(error = %e, "access log append failed; response withheld");
-            ApiError::unavailable("the access log is unavailable; retry shortly").into_response()
-        }
+    match log::write(state, record).await {
+        Ok(()) => response,
+        // The read is not on the record, so the data must not leave.
+        Err(e) => e.into_response(),
     }
 }
 

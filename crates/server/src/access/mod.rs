@@ -1,10 +1,14 @@
 //! Access control: the route table (who may call what), the guard that enforces it on
-//! every HTTP route in one place, the rules that need data (scope, submissions), and web
-//! sessions. DESIGN.md "Access" is the contract.
+//! every HTTP route in one place and hands handlers the capabilities their scope grants
+//! (`scoped`), the rules that need data (scope, submissions), the access-log writing, and
+//! web sessions. DESIGN.md "Access" is the contract.
 
 mod guard;
+pub mod log;
 pub mod policy;
 pub mod routes;
+pub mod scoped;
 pub mod session;
 
-pub use guard::{bearer, guard, Caller, LogNote, RouteIndex, ScopedJourney, REQUEST_ID};
+pub use guard::{bearer, guard, Caller, LogNote, RouteIndex, REQUEST_ID};
+pub use scoped::{ScopedPerson, ScopedWorker, Subject};

@@ -25,9 +25,16 @@ pub enum Allow {
 pub enum Scope {
     /// Nothing more.
     None,
-    /// The `{id}` path parameter is a person the caller may read (else 404, as unknown).
+    /// The `{id}` path parameter, decoded, is a person the caller may read (else 404, as
+    /// unknown); the handler gets a `ScopedPerson`.
     Person,
-    /// The `{worker_id}` path parameter: a WORKER only its own.
+    /// The `identifier` query parameter names a person the caller may read (else 404, as
+    /// unknown); the handler gets a `Subject`.
+    Identifier,
+    /// The HMPPS SAR's `prn` / `crn` query parameters, as `Identifier`.
+    SarSubject,
+    /// The `{worker_id}` path parameter, decoded: a WORKER only its own; the handler gets
+    /// a `ScopedWorker`.
     Worker,
     /// The `prison` query parameter, if given, is one of the caller's prisons (else 403);
     /// handlers limit the answer to the caller's prisons.
@@ -128,7 +135,7 @@ pub fn routes() -> Vec<Route> {
             Method::GET,
             "/v1/people",
             Allow::Roles(READERS),
-            Scope::None,
+            Scope::Identifier,
             Some(ReadIdentity),
             "Find a person by identifier (nomis:, nhs:, crn:)",
             &[200, 400, 401, 403, 404, 503],
@@ -168,7 +175,7 @@ pub fn routes() -> Vec<Route> {
             Method::GET,
             "/v1/people/{id}/access",
             Allow::Roles(&[A]),
-            Scope::None,
+            Scope::Person,
             None,
             "Access-log entries about a person (auditor)",
             &[200, 400, 401, 403, 503],
@@ -297,7 +304,7 @@ pub fn routes() -> Vec<Route> {
                 Method::GET,
                 "/subject-access-request",
                 Allow::Roles(&[A]),
-                Scope::None,
+                Scope::SarSubject,
                 Some(Export),
                 "HMPPS subject access request: {\"content\": ...} for a prn (NOMIS) or crn, 204 when nothing is held in the date range, 209 when the identifier is not known",
                 &[200, 204, 209, 400, 401, 403, 500, 503],

@@ -18,15 +18,13 @@ mod status;
 mod systems;
 mod types;
 
-use axum::extract::{Extension, State};
+use axum::extract::State;
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
-use serde_json::json;
 
-use crate::access::ScopedJourney;
-use crate::api::{parse_person, FRESHNESS_WAIT};
-use crate::extract::{Path, Query};
+use crate::access::ScopedPerson;
+use crate::extract::Query;
 use crate::problem::ApiError;
 use crate::AppState;
 
@@ -41,32 +39,14 @@ pub struct ExportQuery {
 /// `GET /v1/people/{id}/fhir[?min_position=N]`
 pub async fn export(
     State(state): State<AppState>,
-    Path(id): Path<String>,
+    person: ScopedPerson,
     Query(q): Query<ExportQuery>,
-    scoped: Option<Extension<ScopedJourney>>,
 ) -> Result<Response, ApiError> {
-    let person = parse_person(&id)?;
-    if let Some(min) = q.min_position {
-        if !state.models.wait_for(min, FRESHNESS_WAIT).await {
-            return Err(ApiError::unavailable(format!(
-                "read models are at position {} and have not reached {min} yet",
-                state.models.checkpoint()
-            ))
-            .with("checkpoint", json!(state.models.checkpoint())));
-        }
-    }
+    crate::api::fresh(&state, q.min_position).await?;
     // The guard read the journey for the scope check (after the same wait).
-    let journey = match scoped {
-        Some(Extension(ScopedJourney(j))) => j,
-        None => std::sync::Arc::new(
-            state
-                .models
-                .journey(person)?
-                .ok_or_else(|| ApiError::unknown_person(person))?,
-        ),
-    };
+    let journey = person.journey_checked_or_now(&state)?;
     // The events the journey has folded: the read model may trail the log.
-    let mut events = state.ledger.history(person).await?;
+    let mut events = person.history(&state).await?;
     events.retain(|e| e.position <= journey.version);
     let bundle = bundle(&journey, &events, state.ledger.now());
     let body = serde_json::to_vec(&bundle).map_err(|e| {

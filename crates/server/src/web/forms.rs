@@ -27,8 +27,7 @@ use throughcare_projections::Journey;
 
 use super::{csrf, session_id, time, words};
 use crate::access::policy::{can_read, check_submission, is_staff};
-use crate::access::{Caller, LogNote, ScopedJourney};
-use crate::api::parse_person;
+use crate::access::{Caller, LogNote, ScopedPerson};
 use crate::auth::Principal;
 use crate::extract::Path;
 use crate::problem::ApiError;
@@ -715,15 +714,12 @@ pub async fn post_event(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
     headers: HeaderMap,
-    Path((id, kind)): Path<(String, String)>,
-    scoped: Option<Extension<ScopedJourney>>,
+    Path((_, kind)): Path<(String, String)>,
+    scoped: ScopedPerson,
     body: axum::body::Bytes,
 ) -> Result<Response, ApiError> {
-    let Posted {
-        person,
-        values,
-        event_id,
-    } = match posted(&state, &headers, &id, &body)? {
+    let person = scoped.id();
+    let Posted { values, event_id } = match posted(&state, &headers, &body) {
         Ok(p) => p,
         Err(forbidden) => return Ok(forbidden),
     };
@@ -737,7 +733,7 @@ pub async fn post_event(
                 .join(", ")
         )));
     };
-    let j = journey_of(&state, person, scoped)?;
+    let j = journey_of(&state, &scoped)?;
     let p = caller.principal.as_ref();
     let back = |errors: Vec<FieldError>, status: StatusCode| {
         FormState {
@@ -772,7 +768,8 @@ pub async fn post_event(
         Ok(b) => b,
         Err(errors) => {
             let reply = back(errors, StatusCode::UNPROCESSABLE_ENTITY);
-            return super::person::render_with(&state, &caller, &headers, &j, Some(reply)).await;
+            return super::person::render_with(&state, &caller, &headers, &scoped, &j, Some(reply))
+                .await;
         }
     };
     record(
@@ -780,7 +777,7 @@ pub async fn post_event(
         &caller,
         &headers,
         &j,
-        person,
+        &scoped,
         &built,
         slug(kind),
         back,
@@ -788,22 +785,20 @@ pub async fn post_event(
     .await
 }
 
-/// What a form post carries once its CSRF token has been checked: the person, the
-/// fields, and the event id drawn with the form.
+/// What a form post carries once its CSRF token has been checked: the fields, and the
+/// event id drawn with the form.
 pub(crate) struct Posted {
-    pub person: PersonId,
     pub values: Values,
     pub event_id: String,
 }
 
-/// Reads a form post about person `id`. The CSRF token is checked first: without a valid
-/// one nothing else about the request is looked at (`Ok(Err(403 page))`).
+/// Reads a form post. The CSRF token is checked first: without a valid one nothing else
+/// about the request is looked at (`Err(403 page)`).
 pub(crate) fn posted(
     state: &AppState,
     headers: &HeaderMap,
-    id: &str,
     body: &[u8],
-) -> Result<Result<Posted, Response>, ApiError> {
+) -> Result<Posted, Response> {
     let values = Values::parse(body);
     let event_id = values.get("event_id").to_string();
     let session = session_id(headers).unwrap_or_default();
@@ -815,28 +810,14 @@ pub(crate) fn posted(
             Some(values.get("csrf")),
         )
     {
-        return Ok(Err(super::sign_in::forbidden()));
+        return Err(super::sign_in::forbidden());
     }
-    Ok(Ok(Posted {
-        person: parse_person(id)?,
-        values,
-        event_id,
-    }))
+    Ok(Posted { values, event_id })
 }
 
 /// The person's journey: the one the guard read for its scope check, else the read model.
-pub(crate) fn journey_of(
-    state: &AppState,
-    person: PersonId,
-    scoped: Option<Extension<ScopedJourney>>,
-) -> Result<Journey, ApiError> {
-    match scoped {
-        Some(Extension(ScopedJourney(j))) => Ok(j.as_ref().clone()),
-        None => state
-            .models
-            .journey(person)?
-            .ok_or_else(|| ApiError::unknown_person(person)),
-    }
+pub(crate) fn journey_of(state: &AppState, person: &ScopedPerson) -> Result<Journey, ApiError> {
+    Ok(person.journey_checked_or_now(state)?.as_ref().clone())
 }
 
 /// Marks a response as a submission refused by policy (the access log records it).
@@ -845,8 +826,7 @@ pub(crate) fn refused_by_policy(r: &mut Response, person: PersonId) {
         what: Some(AccessWhat::Submit),
         person: Some(person),
         denied: true,
-        review: false,
-        who: None,
+        ..LogNote::default()
     });
 }
 
@@ -859,14 +839,15 @@ pub(crate) async fn record(
     caller: &Caller,
     headers: &HeaderMap,
     j: &Journey,
-    person: PersonId,
+    scoped: &ScopedPerson,
     built: &Built,
     slug: &str,
     back: impl Fn(Vec<FieldError>, StatusCode) -> Reply,
 ) -> Result<Response, ApiError> {
     let p = caller.principal.as_ref();
+    let person = scoped.id();
     let bytes = serde_json::to_vec(&built.event).map_err(|_| ApiError::internal())?;
-    match crate::api::submit(state, p, Some("application/cloudevents+json"), &bytes).await {
+    match crate::submit::submit(state, p, Some("application/cloudevents+json"), &bytes).await {
         Ok((_, receipt)) => {
             let position = receipt["position"].as_u64().unwrap_or(0);
             Ok(Redirect::to(&format!(
@@ -877,7 +858,8 @@ pub(crate) async fn record(
         Err(refusal) => {
             let status = refusal.error.status;
             let reply = back(refusal_errors(&refusal.error, built), status);
-            let mut r = super::person::render_with(state, caller, headers, j, Some(reply)).await?;
+            let mut r =
+                super::person::render_with(state, caller, headers, scoped, j, Some(reply)).await?;
             if refusal.by_policy {
                 refused_by_policy(&mut r, person);
             }

@@ -11,11 +11,12 @@ use chrono::{Datelike, Duration};
 use maud::{html, Markup};
 use serde::Deserialize;
 use throughcare_events::{Identifier, PersonId, PrisonCode, PILOT_PRISONS};
+use throughcare_ledger::AccessWhat;
 use throughcare_projections::{contact_overdue, next_action, Journey};
 
 use super::{code, flag, page, words, Viewer};
-use crate::access::policy::can_read;
-use crate::access::Caller;
+use crate::access::scoped::{self, Found};
+use crate::access::{Caller, LogNote};
 use crate::auth::{Principal, Role};
 use crate::extract::Query;
 use crate::problem::ApiError;
@@ -48,14 +49,11 @@ pub async fn home(
     let viewer = Viewer::of(&state, who, &headers);
     match who.role {
         _ if who.open_mode => {}
-        Role::Worker => {
-            let worker = who.worker_id.clone().unwrap_or_default();
-            return caseload_page(&state, &viewer, &worker);
-        }
+        Role::Worker => return caseload_page(&state, &caller, &viewer, None),
         Role::Commissioner => return commissioner_home(&state, &viewer, who),
         Role::Manager | Role::Auditor | Role::Partner => {}
     }
-    calendar(&state, who, &viewer, &q, "/").await
+    calendar(&state, &caller, &viewer, &q, "/").await
 }
 
 /// `GET /releases[?prison=WCI][?identifier=...]`: the release calendar of the caller's
@@ -68,14 +66,14 @@ pub async fn releases(
 ) -> Result<Response, ApiError> {
     let who = caller.principal.as_ref();
     let viewer = Viewer::of(&state, who, &headers);
-    calendar(&state, who, &viewer, &q, "/releases").await
+    calendar(&state, &caller, &viewer, &q, "/releases").await
 }
 
 /// The release calendar (last week and the next four) with its gaps and an identifier
 /// search, its links and form pointing back at `base`.
 async fn calendar(
     state: &AppState,
-    who: &Principal,
+    caller: &Caller,
     viewer: &Viewer<'_>,
     q: &HomeQuery,
     base: &str,
@@ -83,25 +81,56 @@ async fn calendar(
     let mut notice = None;
     if let Some(raw) = q.identifier.as_deref().filter(|s| !s.trim().is_empty()) {
         match raw.trim().parse::<Identifier>() {
-            // Someone the caller may not read is not found, as over the API.
-            Ok(id) => match readable(state, who, state.ledger.log().lookup_identifier(&id).await?)?
-            {
-                Some(p) => return Ok(Redirect::to(&format!("/people/{p}")).into_response()),
-                None => notice = Some(format!("No person has identifier {id}")),
+            // Someone the caller may not read is not found, as over the API; either way
+            // the search is on the record.
+            Ok(id) => match scoped::find(state, caller, &id).await? {
+                Found::Readable(p) => {
+                    let mut r = Redirect::to(&format!("/people/{p}")).into_response();
+                    r.extensions_mut().insert(LogNote {
+                        what: Some(AccessWhat::ReadIdentity),
+                        person: Some(p),
+                        ..LogNote::default()
+                    });
+                    return Ok(r);
+                }
+                Found::NotFound(someone) => {
+                    notice = Some(format!("No person has identifier {id}"));
+                    if someone.is_some() {
+                        // Shown the calendar, but refused the person: logged as such.
+                        let mut r = calendar_page(state, caller, viewer, q, base, notice)?;
+                        r.extensions_mut().insert(LogNote {
+                            what: Some(AccessWhat::ReadIdentity),
+                            person: someone,
+                            denied: true,
+                            ..LogNote::default()
+                        });
+                        return Ok(r);
+                    }
+                }
             },
             Err(e) => notice = Some(e),
         }
     }
+    calendar_page(state, caller, viewer, q, base, notice)
+}
+
+/// The calendar page itself, a list on the record with the people it shows.
+fn calendar_page(
+    state: &AppState,
+    caller: &Caller,
+    viewer: &Viewer<'_>,
+    q: &HomeQuery,
+    base: &str,
+    notice: Option<String>,
+) -> Result<Response, ApiError> {
+    let who = caller.principal.as_ref();
     let now = state.ledger.now();
     let today = now.date_naive();
     let prison = q.prison.as_deref().filter(|p| PrisonCode::parse(p).is_ok());
     let (from, to) = (today - Duration::days(7), today + Duration::days(28));
-    let releases: Vec<_> = state
-        .models
-        .releases(from, to, prison)?
-        .into_iter()
-        .filter(|(_, j)| can_read(who, j))
-        .collect();
+    let releases =
+        scoped::releases(&state.models, state, caller, false, from, to, prison)?;
+    let shown: Vec<PersonId> = releases.iter().map(|(_, j)| j.person_id).collect();
     let prisons: Vec<&str> = PILOT_PRISONS
         .iter()
         .copied()
@@ -157,24 +186,11 @@ async fn calendar(
             }
         }
     };
-    Ok(page(viewer, "Release calendar", body).into_response())
-}
-
-/// The person, if the caller may read them.
-fn readable(
-    state: &AppState,
-    who: &Principal,
-    person: Option<PersonId>,
-) -> Result<Option<PersonId>, ApiError> {
-    let Some(p) = person else { return Ok(None) };
-    if who.open_mode || who.role == Role::Auditor {
-        return Ok(Some(p));
-    }
-    Ok(state
-        .models
-        .journey(p)?
-        .filter(|j| can_read(who, j))
-        .map(|_| p))
+    Ok(crate::api::listed(
+        page(viewer, "Release calendar", body).into_response(),
+        AccessWhat::ReadList,
+        shown,
+    ))
 }
 
 #[derive(Deserialize)]
@@ -192,12 +208,7 @@ pub async fn caseload(
 ) -> Result<Response, ApiError> {
     let who = caller.principal.as_ref();
     let viewer = Viewer::of(&state, who, &headers);
-    let worker = if who.open_mode {
-        q.worker.unwrap_or_default()
-    } else {
-        who.worker_id.clone().unwrap_or_default()
-    };
-    caseload_page(&state, &viewer, &worker)
+    caseload_page(&state, &caller, &viewer, q.worker)
 }
 
 /// The order of a caseload: contact overdue first, then the soonest release (people
@@ -215,16 +226,15 @@ pub(crate) fn caseload_order(cases: &mut [Journey], now: chrono::DateTime<chrono
 
 fn caseload_page(
     state: &AppState,
+    caller: &Caller,
     viewer: &Viewer<'_>,
-    worker: &str,
+    asked: Option<String>,
 ) -> Result<Response, ApiError> {
     let now = state.ledger.now();
     let today = now.date_naive();
-    let mut cases = if worker.is_empty() {
-        Vec::new()
-    } else {
-        state.models.caseload(worker)?
-    };
+    let (worker, mut cases) = scoped::own_caseload(state, caller, asked)?;
+    let worker = worker.as_str();
+    let shown: Vec<PersonId> = cases.iter().map(|j| j.person_id).collect();
     caseload_order(&mut cases, now);
     let overdue = cases.iter().filter(|j| contact_overdue(j, now)).count();
     let body: Markup = html! {
@@ -267,7 +277,11 @@ fn caseload_page(
             }
         }
     };
-    Ok(page(viewer, "My caseload", body).into_response())
+    Ok(crate::api::listed(
+        page(viewer, "My caseload", body).into_response(),
+        AccessWhat::ReadCaseload,
+        shown,
+    ))
 }
 
 /// A commissioner's home: this year's KPIs for its prisons, suppressed as over the API.

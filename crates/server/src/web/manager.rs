@@ -27,8 +27,7 @@ use throughcare_projections::{Journey, Status};
 use super::forms::{self, Built, FieldError, FormState, Reply, Values};
 use super::home::label;
 use super::{code, csrf, flag, page, time, words, Viewer};
-use crate::access::policy::can_read;
-use crate::access::{Caller, ScopedJourney};
+use crate::access::{Caller, ScopedPerson};
 use crate::auth::{Principal, Role};
 use crate::extract::{Path, Query};
 use crate::problem::ApiError;
@@ -336,15 +335,12 @@ pub async fn post_manager_event(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
     headers: HeaderMap,
-    Path((id, kind)): Path<(String, String)>,
-    scoped: Option<Extension<ScopedJourney>>,
+    Path((_, kind)): Path<(String, String)>,
+    scoped: ScopedPerson,
     body: axum::body::Bytes,
 ) -> Result<Response, ApiError> {
-    let forms::Posted {
-        person,
-        values,
-        event_id,
-    } = match forms::posted(&state, &headers, &id, &body)? {
+    let person = scoped.id();
+    let forms::Posted { values, event_id } = match forms::posted(&state, &headers, &body) {
         Ok(p) => p,
         Err(forbidden) => return Ok(forbidden),
     };
@@ -358,7 +354,7 @@ pub async fn post_manager_event(
                 .join(", ")
         )));
     };
-    let j = forms::journey_of(&state, person, scoped)?;
+    let j = forms::journey_of(&state, &scoped)?;
     let p = caller.principal.as_ref();
     let back = |errors: Vec<FieldError>, status: StatusCode| Reply {
         form: FormState {
@@ -386,7 +382,8 @@ pub async fn post_manager_event(
         Ok(b) => b,
         Err(errors) => {
             let reply = back(errors, StatusCode::UNPROCESSABLE_ENTITY);
-            return super::person::render_with(&state, &caller, &headers, &j, Some(reply)).await;
+            return super::person::render_with(&state, &caller, &headers, &scoped, &j, Some(reply))
+                .await;
         }
     };
     forms::record(
@@ -394,7 +391,7 @@ pub async fn post_manager_event(
         &caller,
         &headers,
         &j,
-        person,
+        &scoped,
         &built,
         forms::slug(kind),
         back,
@@ -493,13 +490,8 @@ pub async fn cases(
                 .to_string(),
         ),
     };
-    let mut all = Vec::new();
-    for j in state.models.journeys() {
-        let j = j?;
-        if can_read(who, &j) && prison.as_deref().is_none_or(|p| at_prison(&j, p)) {
-            all.push(j);
-        }
-    }
+    let mut all = crate::access::scoped::cases(&state, &caller)?;
+    all.retain(|j| prison.as_deref().is_none_or(|p| at_prison(j, p)));
     let queue = triage_queue(&all);
     let mut undated: Vec<&Journey> = all.iter().filter(|j| no_release_date(j)).collect();
     undated.sort_by_key(|j| (waiting_since(j).is_none(), j.episode().map(|e| e.opened_at)));
@@ -618,7 +610,20 @@ pub async fn cases(
             }
         }
     };
-    Ok(page(&viewer, "Cases by status", body).into_response())
+    // Every case shown (the queue, the undated and the list) is on the record.
+    let mut shown: Vec<throughcare_events::PersonId> = queue
+        .iter()
+        .map(|(j, _)| j.person_id)
+        .chain(undated.iter().map(|j| j.person_id))
+        .chain(listed.iter().map(|j| j.person_id))
+        .collect();
+    shown.sort_unstable();
+    shown.dedup();
+    Ok(crate::api::listed(
+        page(&viewer, "Cases by status", body).into_response(),
+        throughcare_ledger::AccessWhat::ReadList,
+        shown,
+    ))
 }
 
 #[cfg(test)]

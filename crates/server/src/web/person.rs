@@ -9,14 +9,12 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use maud::{html, Markup};
 use serde::Deserialize;
-use throughcare_events::PersonId;
 use throughcare_projections::Journey;
 
 use super::forms::{self, field_id, FormState, Reply};
 use super::{code, csrf, flag, page, session_id, strip, words, Viewer};
-use crate::access::{Caller, ScopedJourney};
-use crate::api::parse_person;
-use crate::extract::{Path, Query};
+use crate::access::{Caller, ScopedPerson};
+use crate::extract::Query;
 use crate::problem::ApiError;
 use crate::AppState;
 use throughcare_projector::Cut;
@@ -37,11 +35,9 @@ pub async fn person(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
     headers: HeaderMap,
-    Path(id): Path<String>,
+    person: ScopedPerson,
     Query(q): Query<PersonQuery>,
-    scoped: Option<Extension<ScopedJourney>>,
 ) -> Result<Response, ApiError> {
-    let person = parse_person(&id)?;
     let cut = match crate::as_of::parse_page_as_of(q.as_of.as_deref())? {
         Some(t) => crate::as_of::cut_at(&state, t).await?,
         None => None,
@@ -49,21 +45,18 @@ pub async fn person(
     if let Some(min) = q.min_position {
         state.models.wait_for(min, crate::api::FRESHNESS_WAIT).await;
     }
-    let j: Journey = match (cut, scoped) {
-        (Some(cut), _) => crate::as_of::journey(&state, person, cut).await?,
+    let j: Journey = match (cut, person.checked()) {
+        (Some(cut), _) => crate::as_of::journey(&state, &person, cut).await?,
         // After a wait the guard's copy may be older than the read models.
-        (None, Some(Extension(ScopedJourney(j)))) if q.min_position.is_none() => j.as_ref().clone(),
-        (None, _) => state
-            .models
-            .journey(person)?
-            .ok_or_else(|| ApiError::unknown_person(person))?,
+        (None, Some(j)) if q.min_position.is_none() => j.as_ref().clone(),
+        (None, _) => person.journey(&state)?,
     };
     let recorded = q
         .recorded
         .as_deref()
         .and_then(|k| forms::kind_of(k).or_else(|| super::manager::kind_of(k)))
         .filter(|_| cut.is_none());
-    render(&state, &caller, &headers, &j, cut, None, recorded).await
+    render(&state, &caller, &headers, &person, &j, cut, None, recorded).await
 }
 
 /// The page with a refused form sent back in it (the status is the refusal's).
@@ -71,16 +64,19 @@ pub(crate) async fn render_with(
     state: &AppState,
     caller: &Caller,
     headers: &HeaderMap,
+    person: &ScopedPerson,
     j: &Journey,
     reply: Option<Reply>,
 ) -> Result<Response, ApiError> {
-    render(state, caller, headers, j, None, reply, None).await
+    render(state, caller, headers, person, j, None, reply, None).await
 }
 
+#[allow(clippy::too_many_arguments)]
 async fn render(
     state: &AppState,
     caller: &Caller,
     headers: &HeaderMap,
+    person: &ScopedPerson,
     j: &Journey,
     cut: Option<Cut>,
     reply: Option<Reply>,
@@ -145,7 +141,7 @@ async fn render(
             })
         }))
         .collect();
-    let badge = verified_badge(state, p).await;
+    let badge = verified_badge(state, person).await;
     let journey_strip = strip::Strip::of(j, at);
     let glass = caller.reason.as_ref();
     let body = html! {
@@ -282,8 +278,9 @@ pub(crate) enum Verified {
 /// ledger's origin; and the RFC 9162 inclusion proof of the last event's leaf
 /// (SHA-256(0x00 || stored)) leads to the checkpoint's signed root
 /// (`throughcare_tlog::verify_inclusion`). No stored flag is trusted.
-pub(crate) async fn verify_record(state: &AppState, person: PersonId) -> Verified {
-    let events = match state.ledger.history(person).await {
+pub(crate) async fn verify_record(state: &AppState, scoped: &ScopedPerson) -> Verified {
+    let person = scoped.id();
+    let events = match scoped.history_raw(state).await {
         Ok(events) => events,
         Err(throughcare_ledger::Error::Corrupt(why)) => {
             tracing::error!(%why, %person, "a person's record cannot be read back");
@@ -364,7 +361,7 @@ pub(crate) async fn verify_record(state: &AppState, person: PersonId) -> Verifie
 }
 
 /// The badge of [`verify_record`]: a word in a box (never colour alone) and why.
-async fn verified_badge(state: &AppState, person: PersonId) -> Markup {
+async fn verified_badge(state: &AppState, person: &ScopedPerson) -> Markup {
     let (class, label, detail) = match verify_record(state, person).await {
         Verified::Yes { position, size } => (
             "verified",
