@@ -10,7 +10,7 @@ use axum::Json;
 use chrono::{Datelike, NaiveDate};
 use serde::Deserialize;
 use serde_json::{json, Value};
-use throughcare_events::{PersonId, PrisonCode, Problem, RecordedEvent, MAX_BODY_BYTES};
+use throughcare_events::{PersonId, PrisonCode, RecordedEvent, MAX_BODY_BYTES};
 use throughcare_projections::{contact_overdue, next_action};
 
 use crate::access::scoped;
@@ -37,14 +37,12 @@ pub async fn post_events(
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .and_then(submit::parse_media);
+    // The guard has limited the body to the route's limit: a failed read is that.
     let body = axum::body::to_bytes(request.into_body(), MAX_BODY_BYTES)
         .await
         .map_err(|_| {
             state.metrics.invalid();
-            ApiError::invalid(vec![Problem {
-                pointer: String::new(),
-                detail: format!("body is over the limit of {MAX_BODY_BYTES} bytes (4 MiB)"),
-            }])
+            ApiError::too_large(MAX_BODY_BYTES)
         })?;
     match submit::submit(&state, &caller.principal, media.as_deref(), &body).await {
         Ok((status, reply)) => Ok((status, Json(reply)).into_response()),

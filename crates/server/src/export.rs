@@ -156,6 +156,21 @@ pub async fn export(
     Ok(Json(bundle).into_response())
 }
 
+/// The printable export's stylesheet, in its one `<style>` element (the page must stand
+/// alone when saved); the Content Security Policy allows it by its hash (`headers.rs`).
+pub const PRINT_CSS: &str = r#"body{font-family:system-ui,sans-serif;margin:2rem auto;max-width:60rem;padding:0 1rem;color:#212b32;font-size:.95rem}
+h1{font-size:1.5rem} h2{font-size:1.15rem;margin-top:1.6rem;border-bottom:2px solid #005eb8}
+table{border-collapse:collapse;width:100%} th,td{border-bottom:1px solid #d8dde0;padding:.3rem .45rem;text-align:left;vertical-align:top}
+pre,.mono{font-family:ui-monospace,monospace;font-size:.72rem;white-space:pre-wrap;word-break:break-all;margin:.2rem 0}
+.muted{color:#4c6272} .pending{background:#fff4c2;padding:0 .3rem} tr.detail td{border-bottom:2px solid #aeb7bd}
+@media print{
+  @page{margin:15mm}
+  body{margin:0;max-width:none;font-size:9.5pt;color:#000}
+  h2{break-after:avoid} tr{break-inside:avoid} pre{font-size:7pt}
+  a{color:#000;text-decoration:none}
+}
+"#;
+
 /// What an auditor does with the bundle, in its own words (also on the printed page).
 const HOW_TO_CHECK: [&str; 5] = [
     "hash = SHA-256 of the UTF-8 bytes of stored; each event's prev is the hash of the person's previous event (64 zeros for the first)",
@@ -305,19 +320,7 @@ fn render_html(b: &Value, journey: &Journey) -> String {
     format!(
         r#"<!doctype html><html lang="en"><head><meta charset="utf-8"><title>Subject access export {person} · throughcare</title>
 <meta name="viewport" content="width=device-width, initial-scale=1">
-<style>
-body{{font-family:system-ui,sans-serif;margin:2rem auto;max-width:60rem;padding:0 1rem;color:#212b32;font-size:.95rem}}
-h1{{font-size:1.5rem}} h2{{font-size:1.15rem;margin-top:1.6rem;border-bottom:2px solid #005eb8}}
-table{{border-collapse:collapse;width:100%}} th,td{{border-bottom:1px solid #d8dde0;padding:.3rem .45rem;text-align:left;vertical-align:top}}
-pre,.mono{{font-family:ui-monospace,monospace;font-size:.72rem;white-space:pre-wrap;word-break:break-all;margin:.2rem 0}}
-.muted{{color:#4c6272}} .pending{{background:#fff4c2;padding:0 .3rem}} tr.detail td{{border-bottom:2px solid #aeb7bd}}
-@media print{{
-  @page{{margin:15mm}}
-  body{{margin:0;max-width:none;font-size:9.5pt;color:#000}}
-  h2{{break-after:avoid}} tr{{break-inside:avoid}} pre{{font-size:7pt}}
-  a{{color:#000;text-decoration:none}}
-}}
-</style></head><body>
+<style>{css}</style></head><body>
 <h1>Subject access export</h1>
 <p>Person <strong>{person}</strong>. Generated {generated} for the purpose {purpose}. Synthetic data only.</p>
 <h2>Identifiers</h2><table><tbody>{ids}</tbody></table>
@@ -339,5 +342,6 @@ pre,.mono{{font-family:ui-monospace,monospace;font-size:.72rem;white-space:pre-w
         key = esc(&text(&b["verifier_key"])),
         m = b["access_log"]["entries"].as_array().map_or(0, Vec::len),
         request_id = esc(&text(&b["access_log"]["this_export"]["request_id"])),
+        css = PRINT_CSS,
     )
 }

@@ -16,8 +16,10 @@ mod error;
 mod export;
 mod extract;
 mod fhir;
+mod headers;
 mod hmpps;
 pub mod ledger_api;
+mod listen;
 mod metrics;
 pub mod openapi;
 mod problem;
@@ -106,6 +108,7 @@ impl AppState {
 
 /// The whole HTTP surface, built from the route table.
 pub fn app(state: AppState) -> Router {
+    let secure = state.secure_cookies;
     let mut router = Router::new();
     for route in access::routes::routes() {
         router = router.route(route.path, (route.handler)());
@@ -120,10 +123,15 @@ pub fn app(state: AppState) -> Router {
         .layer(axum::extract::DefaultBodyLimit::disable())
         .with_state(state);
     // CSV negotiation wraps the router so that it runs before routing: `/v1/kpis.csv` is
-    // rewritten to `/v1/kpis` for the router and the guard (`csv.rs`).
+    // rewritten to `/v1/kpis` for the router and the guard (`csv.rs`). The security
+    // headers go on every answer, the fallback's and the guard's refusals included.
     Router::new()
         .fallback_service(router)
         .layer(axum::middleware::from_fn(crate::csv::negotiate))
+        .layer(axum::middleware::from_fn_with_state(
+            secure,
+            crate::headers::secure,
+        ))
 }
 
 /// Serves the API on `listener` until `shutdown` completes, over TLS when `tls` is given.
@@ -133,12 +141,5 @@ pub async fn serve(
     tls: Option<tls::TlsConfig>,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    match tls {
-        Some(tls) => tls::serve_tls(listener, app(state), tls, shutdown).await,
-        None => {
-            axum::serve(listener, app(state))
-                .with_graceful_shutdown(shutdown)
-                .await
-        }
-    }
+    listen::serve(listener, app(state), tls, shutdown).await
 }

@@ -87,6 +87,20 @@ impl ApiError {
         .with("errors", json!(problems))
     }
 
+    /// A request body over its route's limit (`limit` bytes).
+    pub fn too_large(limit: usize) -> Self {
+        ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "too-large",
+            "Request body too large",
+            format!(
+                "the body is over this route's limit of {limit} bytes ({} KiB)",
+                limit / 1024
+            ),
+        )
+        .with("limit", json!(limit))
+    }
+
     pub fn unavailable(detail: impl Into<String>) -> Self {
         let mut e = ApiError::new(
             StatusCode::SERVICE_UNAVAILABLE,

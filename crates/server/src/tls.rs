@@ -1,22 +1,14 @@
 //! HTTPS: loads a PEM certificate chain and private key (`serve --tls-cert --tls-key`)
-//! into a rustls server config, and serves the router over TLS with HTTP/1.1 and h2
-//! chosen by ALPN, stopping gracefully like `axum::serve`.
+//! into a rustls server config with HTTP/1.1 and h2 chosen by ALPN; `listen.rs` serves
+//! with it.
 //!
 //! rustls with the `ring` provider only (no OpenSSL, no C build of aws-lc). Not here:
 //! certificate reloading, client certificates; a proxy that terminates TLS is the other
 //! way (`--behind-tls-proxy`).
 
-use std::future::Future;
-use std::io;
 use std::path::Path;
 use std::sync::Arc;
-use std::time::Duration;
 
-use axum::Router;
-use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
-use hyper_util::server::conn::auto;
-use hyper_util::server::graceful::GracefulShutdown;
-use tokio::net::TcpListener;
 use tokio_rustls::rustls::crypto::ring;
 use tokio_rustls::rustls::pki_types::pem::{self, PemObject};
 use tokio_rustls::rustls::pki_types::{CertificateDer, PrivateKeyDer};
@@ -24,13 +16,6 @@ use tokio_rustls::rustls::{self, ServerConfig};
 use tokio_rustls::TlsAcceptor;
 
 use crate::Error;
-
-/// How long a client has to finish the TLS handshake.
-const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
-/// How long an HTTP/1 client has to send a request's headers.
-const HEADER_TIMEOUT: Duration = Duration::from_secs(30);
-/// How long open connections get to finish after shutdown begins.
-const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// A loaded, checked certificate and key, ready to serve with.
 #[derive(Clone)]
@@ -118,70 +103,11 @@ fn read_key(path: &Path) -> Result<PrivateKeyDer<'static>, Error> {
     })
 }
 
-/// Serves `app` over TLS on `listener` until `shutdown` completes; then stops accepting,
-/// lets open connections finish their requests (at most `DRAIN_TIMEOUT`) and returns.
-/// A failed handshake or connection is logged and costs only that connection.
-pub async fn serve_tls(
-    listener: TcpListener,
-    app: Router,
-    tls: TlsConfig,
-    shutdown: impl Future<Output = ()> + Send + 'static,
-) -> io::Result<()> {
-    let acceptor = TlsAcceptor::from(tls.server);
-    let mut http = auto::Builder::new(TokioExecutor::new());
-    http.http1()
-        .timer(TokioTimer::new())
-        .header_read_timeout(HEADER_TIMEOUT);
-    http.http2().timer(TokioTimer::new());
-    let http = Arc::new(http);
-    let graceful = GracefulShutdown::new();
-    let mut shutdown = std::pin::pin!(shutdown);
-    loop {
-        let (tcp, peer) = tokio::select! {
-            accepted = listener.accept() => match accepted {
-                Ok(conn) => conn,
-                Err(e) => {
-                    // Out of file descriptors and the like: wait rather than spin.
-                    tracing::warn!(error = %e, "accepting a connection failed");
-                    tokio::time::sleep(Duration::from_millis(100)).await;
-                    continue;
-                }
-            },
-            () = &mut shutdown => break,
-        };
-        let acceptor = acceptor.clone();
-        let http = http.clone();
-        let app = app.clone();
-        let watcher = graceful.watcher();
-        tokio::spawn(async move {
-            let stream = match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await {
-                Ok(Ok(stream)) => stream,
-                Ok(Err(e)) => {
-                    tracing::debug!(%peer, error = %e, "tls handshake failed");
-                    return;
-                }
-                Err(_) => {
-                    tracing::debug!(%peer, "tls handshake timed out");
-                    return;
-                }
-            };
-            let service = hyper::service::service_fn(move |request| {
-                tower::ServiceExt::oneshot(app.clone(), request)
-            });
-            let conn = http.serve_connection(TokioIo::new(stream), service);
-            if let Err(e) = watcher.watch(conn).await {
-                tracing::debug!(%peer, error = %e, "connection ended with an error");
-            }
-        });
+impl TlsConfig {
+    /// The acceptor that does the handshake on each connection.
+    pub(crate) fn acceptor(&self) -> TlsAcceptor {
+        TlsAcceptor::from(self.server.clone())
     }
-    drop(listener);
-    if tokio::time::timeout(DRAIN_TIMEOUT, graceful.shutdown())
-        .await
-        .is_err()
-    {
-        tracing::warn!("connections still open after {DRAIN_TIMEOUT:?}; closing them");
-    }
-    Ok(())
 }
 
 #[cfg(test)]

@@ -8,6 +8,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use axum::body::Body;
 use axum::extract::{FromRequestParts, MatchedPath, RawPathParams, Request, State};
 use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
 use axum::middleware::Next;
@@ -101,8 +102,15 @@ pub async fn guard(State(state): State<AppState>, request: Request, next: Next) 
     let mut response = match route {
         None => next.run(request).await,
         Some(route) => {
+            // The body limit comes first: before the caller is identified, and before a
+            // byte of the body is read (a declared length over it is refused at once; a
+            // body without one is cut off at the limit and the handler's read fails).
+            if declared_length(request.headers()).is_some_and(|n| n > route.body_limit) {
+                return too_large(route, &request_id);
+            }
             // The path parameters as the handler's extractors will see them: decoded.
             let (mut parts, body) = request.into_parts();
+            let body = Body::new(http_body_util::Limited::new(body, route.body_limit));
             let params = RawPathParams::from_request_parts(&mut parts, &state)
                 .await
                 .map(|raw| {
@@ -127,6 +135,30 @@ pub async fn guard(State(state): State<AppState>, request: Request, next: Next) 
     if let Ok(v) = HeaderValue::from_str(&request_id) {
         response.headers_mut().insert(REQUEST_ID, v);
     }
+    response
+}
+
+/// The `Content-Length` a request declares (an unreadable one counts as too large).
+fn declared_length(headers: &HeaderMap) -> Option<usize> {
+    let v = headers.get(header::CONTENT_LENGTH)?;
+    Some(
+        v.to_str()
+            .ok()
+            .and_then(|s| s.trim().parse().ok())
+            .unwrap_or(usize::MAX),
+    )
+}
+
+/// 413 problem+json for a body over the route's limit.
+fn too_large(route: &Route, request_id: &str) -> Response {
+    let mut response = ApiError::too_large(route.body_limit).into_response();
+    if let Ok(v) = HeaderValue::from_str(request_id) {
+        response.headers_mut().insert(REQUEST_ID, v);
+    }
+    // The client may still be sending: do not keep the connection for the rest.
+    response
+        .headers_mut()
+        .insert(header::CONNECTION, HeaderValue::from_static("close"));
     response
 }
 

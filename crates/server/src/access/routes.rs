@@ -7,6 +7,11 @@ use axum::routing::{get, post, MethodRouter};
 use throughcare_ledger::{AccessWhat, Purpose};
 
 use crate::auth::Role;
+use throughcare_events::{MAX_BODY_BYTES, MAX_EVENT_BYTES};
+
+/// The body limit of every route but the batch submission: forms, sign-in, one event,
+/// one HMPPS message.
+pub const SMALL_BODY: usize = MAX_EVENT_BYTES;
 use crate::{access_api, api, ledger_api, web, AppState};
 
 /// Who may call a route.
@@ -63,6 +68,9 @@ pub struct Route {
     pub summary: &'static str,
     /// Statuses the route answers with (for the OpenAPI document).
     pub statuses: &'static [u16],
+    /// The largest request body the route takes, in bytes: a larger one is 413 before
+    /// anything is read or parsed (DESIGN.md "Rules at the edge").
+    pub body_limit: usize,
     /// The purposes a call may give (the guard answers any other with 400); the first is
     /// the default when none is given. Empty: any purpose, defaulting by role.
     pub purposes: &'static [Purpose],
@@ -99,6 +107,7 @@ pub fn routes() -> Vec<Route> {
         what,
         summary,
         statuses,
+        body_limit: SMALL_BODY,
         purposes: &[],
         handler,
     };
@@ -117,20 +126,25 @@ pub fn routes() -> Vec<Route> {
         what,
         summary,
         statuses: &[200, 303, 400, 401, 403, 404, 413, 415],
+        body_limit: SMALL_BODY,
         purposes: &[],
         handler,
     };
     vec![
-        api(
-            Method::POST,
-            "/v1/events",
-            Allow::Roles(&[P, W, M]),
-            Scope::None,
-            None,
-            "Submit one CloudEvent or a batch",
-            &[200, 201, 400, 401, 403, 409, 413, 415, 422, 503],
-            || post(api::post_events),
-        ),
+        Route {
+            // A batch: 4 MiB in all, each event at most 64 KiB (validation checks that).
+            body_limit: MAX_BODY_BYTES,
+            ..api(
+                Method::POST,
+                "/v1/events",
+                Allow::Roles(&[P, W, M]),
+                Scope::None,
+                None,
+                "Submit one CloudEvent or a batch",
+                &[200, 201, 400, 401, 403, 409, 413, 415, 422, 503],
+                || post(api::post_events),
+            )
+        },
         api(
             Method::GET,
             "/v1/people",
@@ -380,6 +394,16 @@ pub fn routes() -> Vec<Route> {
             "Prometheus metrics (no personal data)",
             &[200, 401],
             || get(api::metrics),
+        ),
+        api(
+            Method::GET,
+            crate::headers::STYLESHEET,
+            Allow::Open,
+            Scope::None,
+            None,
+            "The pages' stylesheet (text/css)",
+            &[200],
+            || get(web::stylesheet),
         ),
         page(
             Method::GET,

@@ -153,7 +153,7 @@ pub(crate) fn bar_chart(chart: &Chart) -> Markup {
     html! {
         svg xmlns="http://www.w3.org/2000/svg" viewBox={ "0 0 " (WIDTH) " " (HEIGHT) } width=(WIDTH) height=(HEIGHT)
             role="img" aria-labelledby={ (id) "-title " (id) "-desc" } focusable="false"
-            style="max-width:100%;height:auto;background:#fff;border:1px solid #d8dde0" {
+            class="chart" {
             title id={ (id) "-title" } { (chart.title) }
             desc id={ (id) "-desc" } { (describe(chart)) }
             (PreEscaped(svg))

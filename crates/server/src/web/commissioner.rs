@@ -258,9 +258,9 @@ pub async fn kpis_page(
                 }).collect(),
             };
             h3 { (heading) }
-            div style="display:flex;flex-wrap:wrap;gap:1.5rem;align-items:flex-start;margin-bottom:1.5rem" {
-                div style="flex:1 1 26rem;max-width:34rem" { (charts::bar_chart(&chart)) }
-                div style="flex:1 1 22rem" {
+            div.chart-row {
+                div.chart-figure { (charts::bar_chart(&chart)) }
+                div.chart-table {
                     table {
                         caption { (heading) " by month" }
                         thead { tr { th scope="col" { "Month" } th scope="col" { "Numerator" } th scope="col" { "Denominator" }

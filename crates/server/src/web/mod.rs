@@ -17,7 +17,7 @@ pub(crate) mod time;
 
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use maud::{html, Markup, PreEscaped, DOCTYPE};
+use maud::{html, Markup, DOCTYPE};
 use throughcare_projections::FlagCode;
 
 use crate::access::session;
@@ -98,10 +98,10 @@ impl<'a> Viewer<'a> {
     }
 }
 
-/// The stylesheet, inline in every page (no second request, nothing from elsewhere).
-/// NHS-style: NHS blue for links and the header rule, dark text on white, a yellow focus
+/// The stylesheet, served as a file of our own (`GET /assets/throughcare.css`: the pages'
+/// Content Security Policy allows no inline style). NHS-style: NHS blue for links and the header rule, dark text on white, a yellow focus
 /// ring with a black underline (the NHS and GOV.UK pattern), red borders beside errors.
-const CSS: &str = r#"
+pub(crate) const CSS: &str = r#"
 *,*::before,*::after{box-sizing:border-box}
 body{font-family:Arial,Helvetica,sans-serif;font-size:1.1875rem;line-height:1.5;margin:0;color:#212b32;background:#f0f4f5}
 .skip-link{position:absolute;left:-9999px;top:0;background:#ffeb3b;color:#212b32;padding:.5rem 1rem;z-index:10}
@@ -156,7 +156,23 @@ dl.facts dt{font-weight:bold} dl.facts dd{margin:0}
 .strip svg{max-width:100%;height:auto;background:#fff;border:1px solid #d8dde0}
 .corrected{text-decoration:line-through}
 .visually-hidden{position:absolute;width:1px;height:1px;margin:-1px;overflow:hidden;clip:rect(0 0 0 0);border:0}
+svg.chart{max-width:100%;height:auto;background:#fff;border:1px solid #d8dde0}
+.chart-row{display:flex;flex-wrap:wrap;gap:1.5rem;align-items:flex-start;margin-bottom:1.5rem}
+.chart-figure{flex:1 1 26rem;max-width:34rem}
+.chart-table{flex:1 1 22rem}
 "#;
+
+/// `GET /assets/throughcare.css`: the stylesheet (cacheable for a day; it carries no data).
+pub async fn stylesheet() -> Response {
+    (
+        [
+            (header::CONTENT_TYPE, "text/css; charset=utf-8"),
+            (header::CACHE_CONTROL, "public, max-age=86400"),
+        ],
+        CSS,
+    )
+        .into_response()
+}
 
 /// The layout: skip link, header (service name, the signed-in caller and a sign-out
 /// button), navigation for the caller's role, main landmark with the page's `h1`, footer.
@@ -169,7 +185,7 @@ pub(crate) fn page(viewer: &Viewer<'_>, title: &str, body: Markup) -> Markup {
                 meta charset="utf-8";
                 meta name="viewport" content="width=device-width, initial-scale=1";
                 title { (title) " · throughcare" }
-                style { (PreEscaped(CSS)) }
+                link rel="stylesheet" href=(crate::headers::STYLESHEET);
             }
             body {
                 a.skip-link href="#main" { "Skip to main content" }
