@@ -21,6 +21,14 @@ use crate::Error;
 /// at its position).
 pub const CACHED_REPLAYS: usize = 4;
 
+/// How many replays may be built at once: each folds the log's prefix, which takes a core
+/// and disk for as long as it runs; more callers wait their turn (or get a 503 when none
+/// comes within [`BUILD_WAIT`]).
+pub const CONCURRENT_BUILDS: usize = 2;
+
+/// How long a caller waits for a turn to build before being told to retry.
+pub const BUILD_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
+
 /// A cut of the log: the events at positions `1..=position`, read as at time `at` (the
 /// `now` of every time-based rule in the answer).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -135,11 +143,13 @@ type Slot = Arc<OnceCell<Arc<Replay>>>;
 
 /// Replays of the log, least recently used evicted: a repeated as-of query (a month's
 /// published KPIs, a page of a past release calendar) folds the log once. Concurrent
-/// queries for the same position share one build; a build runs as its own task, so a
-/// caller that goes away does not waste it.
+/// queries for the same position share one build; at most [`CONCURRENT_BUILDS`] run at
+/// once, and a build whose callers have all gone away is stopped (the next caller for
+/// that position starts it again).
 pub struct Replays {
     log: Arc<dyn EventLog>,
     scratch: PathBuf,
+    builds: Arc<tokio::sync::Semaphore>,
     /// (position, slot), most recently used last.
     cache: Mutex<Vec<(u64, Slot)>>,
 }
@@ -155,6 +165,7 @@ impl Replays {
         Replays {
             log,
             scratch,
+            builds: Arc::new(tokio::sync::Semaphore::new(CONCURRENT_BUILDS)),
             cache: Mutex::new(Vec::new()),
         }
     }
@@ -164,8 +175,24 @@ impl Replays {
         let slot = self.slot(position);
         let log = self.log.clone();
         let scratch = self.scratch.clone();
+        let builds = self.builds.clone();
         slot.get_or_try_init(|| async move {
-            tokio::spawn(async move { Replay::build(log, position, &scratch).await })
+            let turn = tokio::time::timeout(BUILD_WAIT, builds.acquire_owned())
+                .await
+                .map_err(|_| {
+                    Error::Unavailable(format!(
+                        "{CONCURRENT_BUILDS} as-of replays are being built; retry shortly"
+                    ))
+                })?
+                .map_err(|_| Error::Unavailable("as-of replays are shutting down".into()))?;
+            // The build is a task of its own (the fold blocks on the store) that is
+            // aborted if this future is dropped: every caller waiting on it went away.
+            let build = AbortOnDrop(tokio::spawn(async move {
+                let _turn = turn;
+                Replay::build(log, position, &scratch).await
+            }));
+            build
+                .join()
                 .await
                 .map_err(|e| Error::Unavailable(format!("as-of replay stopped: {e}")))?
                 .map(Arc::new)
@@ -186,6 +213,21 @@ impl Replays {
             cache.remove(0);
         }
         slot
+    }
+}
+
+/// A task handle that aborts the task when dropped.
+struct AbortOnDrop<T>(tokio::task::JoinHandle<T>);
+
+impl<T> AbortOnDrop<T> {
+    async fn join(mut self) -> Result<T, tokio::task::JoinError> {
+        (&mut self.0).await
+    }
+}
+
+impl<T> Drop for AbortOnDrop<T> {
+    fn drop(&mut self) {
+        self.0.abort();
     }
 }
 

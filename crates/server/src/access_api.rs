@@ -12,7 +12,7 @@ use throughcare_ledger::{AccessEntry, AccessFilter};
 use crate::access::ScopedPerson;
 use crate::extract::Query;
 use crate::problem::ApiError;
-use crate::AppState;
+use crate::state::AppState;
 
 /// One page of entries. Typed (not `json!`) so that each entry keeps the member order of
 /// its stored bytes, which an auditor re-hashes.

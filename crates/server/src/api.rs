@@ -1,7 +1,5 @@
 //! The v1 JSON API handlers.
 
-use std::time::Duration;
-
 use axum::body::Body;
 use axum::extract::{Extension, Request, State};
 use axum::http::header;
@@ -19,12 +17,11 @@ use crate::as_of::{self, AsOf};
 use crate::auth::Role;
 use crate::extract::Query;
 use crate::problem::ApiError;
-use crate::{submit, AppState};
+use crate::state::AppState;
+use crate::submit;
 use throughcare_ledger::AccessWhat;
 
-/// How long a query with `min_position` waits for the read models before a 503.
-pub const FRESHNESS_WAIT: Duration = Duration::from_secs(2);
-
+pub use crate::state::FRESHNESS_WAIT;
 
 /// `POST /v1/events`: one CloudEvent or a batch.
 pub async fn post_events(
@@ -36,7 +33,7 @@ pub async fn post_events(
         .headers()
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
-        .and_then(submit::parse_media);
+        .and_then(crate::extract::parse_media);
     // The guard has limited the body to the route's limit: a failed read is that.
     let body = axum::body::to_bytes(request.into_body(), MAX_BODY_BYTES)
         .await
@@ -316,8 +313,10 @@ pub async fn releases(
         })
         .collect();
     Ok(listed(
-        Json(json!({ "from": from, "to": to, "prison": prison, "as_of": now,
-                     "at_position": cut.map(|c| c.position), "releases": rows }))
+        Json(
+            json!({ "from": from, "to": to, "prison": prison, "as_of": now,
+                     "at_position": cut.map(|c| c.position), "releases": rows }),
+        )
         .into_response(),
         AccessWhat::ReadList,
         shown,

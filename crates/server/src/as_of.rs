@@ -18,7 +18,7 @@ use throughcare_projector::Cut;
 use crate::access::ScopedPerson;
 use crate::extract::Query;
 use crate::problem::ApiError;
-use crate::AppState;
+use crate::state::AppState;
 
 #[derive(Deserialize)]
 struct Params {

@@ -120,7 +120,7 @@ fn is_json(headers: &HeaderMap) -> bool {
     headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
-        .and_then(crate::submit::parse_media)
+        .and_then(crate::extract::parse_media)
         .is_some_and(|m| m == "application/json")
 }
 

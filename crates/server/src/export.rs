@@ -27,11 +27,11 @@ use throughcare_projections::Journey;
 use throughcare_tlog::Checkpoint;
 
 use crate::access::{Caller, ScopedPerson};
+use crate::escape::esc;
 use crate::extract::Query;
 use crate::ledger_api::{self, b64};
 use crate::problem::ApiError;
-use crate::web::esc;
-use crate::AppState;
+use crate::state::AppState;
 
 #[derive(Deserialize)]
 pub struct ExportQuery {
@@ -85,7 +85,7 @@ pub async fn export(
             None => None,
             Some((note, Ok(checkpoint))) => Some(Signed { note, checkpoint }),
             Some((_, Err(e))) => {
-                return Err(ledger_api::corrupt(
+                return Err(crate::problem::corrupt(
                     &format!("the latest checkpoint does not open with the verifier key: {e}"),
                     None,
                 ))
@@ -151,7 +151,16 @@ pub async fn export(
         "how_to_check": HOW_TO_CHECK,
     });
     if html {
-        return Ok(Html(render_html(&bundle, &journey)).into_response());
+        // The printable page keeps its style inline (it must stand alone when saved), so
+        // its CSP names that style's hash.
+        return Ok((
+            [(
+                axum::http::header::CONTENT_SECURITY_POLICY,
+                crate::headers::page_csp(&[PRINT_CSS]),
+            )],
+            Html(render_html(&bundle, &journey)),
+        )
+            .into_response());
     }
     Ok(Json(bundle).into_response())
 }

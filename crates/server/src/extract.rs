@@ -320,3 +320,15 @@ mod tests {
         assert_problem(&reply, StatusCode::PAYLOAD_TOO_LARGE, "limit");
     }
 }
+
+/// The media type of a Content-Type value, lower-cased, without parameters.
+pub fn parse_media(content_type: &str) -> Option<String> {
+    Some(
+        content_type
+            .split(';')
+            .next()
+            .unwrap_or("")
+            .trim()
+            .to_ascii_lowercase(),
+    )
+}

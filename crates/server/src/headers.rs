@@ -17,18 +17,24 @@ use sha2::{Digest, Sha256};
 /// Where the pages' stylesheet is served (an open route; the one thing cached).
 pub const STYLESHEET: &str = "/assets/throughcare.css";
 
-/// CSP of HTML pages: no script of any kind; styles from our stylesheet and the printable
-/// export's one `<style>` element, allowed by its hash; forms post only to us.
-static PAGE_CSP: LazyLock<HeaderValue> = LazyLock::new(|| {
-    let export_style = base64::engine::general_purpose::STANDARD
-        .encode(Sha256::digest(crate::export::PRINT_CSS.as_bytes()));
+/// CSP of HTML pages: no script of any kind; styles from our stylesheet (and any inline
+/// `<style>` whose hash a page names itself: `page_csp`); forms post only to us.
+pub fn page_csp(style_hashes: &[&str]) -> HeaderValue {
+    let hashes: String = style_hashes
+        .iter()
+        .map(|css| {
+            let hash = base64::engine::general_purpose::STANDARD.encode(Sha256::digest(css));
+            format!(" 'sha256-{hash}'")
+        })
+        .collect();
     HeaderValue::from_str(&format!(
-        "default-src 'self'; script-src 'none'; style-src 'self' 'sha256-{export_style}'; \
-         img-src 'self' data:; form-action 'self'; frame-ancestors 'none'; base-uri 'none'; \
-         object-src 'none'"
+        "default-src 'self'; script-src 'none'; style-src 'self'{hashes}; img-src 'self' data:; \
+         form-action 'self'; frame-ancestors 'none'; base-uri 'none'; object-src 'none'"
     ))
     .expect("a valid header value")
-});
+}
+
+static PAGE_CSP: LazyLock<HeaderValue> = LazyLock::new(|| page_csp(&[]));
 
 /// CSP of everything else (JSON, CSV, text): nothing may load, nothing may frame it.
 const API_CSP: &str = "default-src 'none'; frame-ancestors 'none'";
@@ -54,14 +60,17 @@ pub async fn secure(State(tls): State<bool>, request: Request, next: Next) -> Re
         header::REFERRER_POLICY,
         HeaderValue::from_static("no-referrer"),
     );
-    h.insert(
-        header::CONTENT_SECURITY_POLICY,
-        if html {
-            PAGE_CSP.clone()
-        } else {
-            HeaderValue::from_static(API_CSP)
-        },
-    );
+    // A page with a style of its own has set its CSP naming it (`page_csp`).
+    if !h.contains_key(header::CONTENT_SECURITY_POLICY) {
+        h.insert(
+            header::CONTENT_SECURITY_POLICY,
+            if html {
+                PAGE_CSP.clone()
+            } else {
+                HeaderValue::from_static(API_CSP)
+            },
+        );
+    }
     if html {
         h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
     }

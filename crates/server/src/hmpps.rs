@@ -20,11 +20,11 @@ use throughcare_ledger::AccessWhat;
 
 use crate::access::policy::check_submission;
 use crate::access::{Caller, LogNote};
-use crate::api::FRESHNESS_WAIT;
-use crate::submit::{self, SubmitRefusal};
 use crate::auth::{Principal, Role};
 use crate::problem::ApiError;
-use crate::AppState;
+use crate::state::AppState;
+use crate::state::FRESHNESS_WAIT;
+use crate::submit::{self, SubmitRefusal};
 
 /// Largest message accepted: the SQS (and SNS) message size limit.
 pub const MAX_MESSAGE_BYTES: usize = 256 * 1024;

@@ -1,6 +1,7 @@
 //! The auditor's ledger routes (DESIGN.md "Audit"): signed checkpoints of the RFC 9162
 //! tree over the whole log, the verifier key, the log's entries with their exact stored
-//! bytes, and inclusion and consistency proofs; plus the task that signs checkpoints.
+//! bytes, and inclusion and consistency proofs (the task that signs checkpoints is
+//! `checkpoints.rs`).
 //!
 //! Proofs are served for sizes the audit tree follower has reached (like `min_position`
 //! freshness): a size beyond it is 404, as is a checkpoint size never signed. A stored
@@ -8,10 +9,9 @@
 //! first bad position, so that an auditor is told where, not only that, the log is bad.
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
 
 use axum::extract::State;
-use axum::http::{header, StatusCode};
+use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use base64::engine::general_purpose::STANDARD as BASE64;
@@ -20,99 +20,17 @@ use futures::StreamExt;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use throughcare_ledger::{Error as LedgerError, EventLog};
-use throughcare_projector::AuditTree;
-use throughcare_tlog::{Checkpoint, Hash, SigningKey, VerifierKey};
+use throughcare_tlog::{Checkpoint, Hash};
 
+pub use crate::checkpoints::{
+    run_checkpoints, sign_checkpoint, LedgerAudit, CHECKPOINT_EVERY, CHECKPOINT_EVERY_EVENTS,
+};
 use crate::extract::Query;
-use crate::problem::ApiError;
-use crate::AppState;
+use crate::problem::{corrupt, ApiError};
+use crate::state::AppState;
 
 /// Most entries one answer holds.
 pub const MAX_ENTRIES: usize = 1000;
-
-/// A new checkpoint once the log has grown by this many events...
-pub const CHECKPOINT_EVERY_EVENTS: u64 = 1000;
-/// ...or once this long has passed since the last one, while the log grows.
-pub const CHECKPOINT_EVERY: Duration = Duration::from_secs(60);
-
-/// What the ledger routes serve from: the audit tree and who signs its checkpoints.
-#[derive(Clone)]
-pub struct LedgerAudit {
-    pub tree: AuditTree,
-    pub verifier: VerifierKey,
-    pub origin: String,
-}
-
-/// Signs and keeps a checkpoint of the tree's current size; returns the note.
-pub async fn sign_checkpoint(
-    tree: &AuditTree,
-    key: &SigningKey,
-    origin: &str,
-) -> Result<(u64, String), String> {
-    let size = tree.size();
-    let root = tree.root_at(size).map_err(|e| e.to_string())?;
-    let note = key
-        .sign(&Checkpoint {
-            origin: origin.to_string(),
-            size,
-            root,
-        })
-        .map_err(|e| e.to_string())?;
-    tree.keep_checkpoint(size, &note)
-        .await
-        .map_err(|e| e.to_string())?;
-    Ok((size, note))
-}
-
-/// Signs checkpoints forever: one at start if none is kept or the tree is past the latest,
-/// one as soon as the tree catches up with `head_at_start` (so that everything
-/// acknowledged before a restart is provable at once), then one every
-/// [`CHECKPOINT_EVERY_EVENTS`] events or [`CHECKPOINT_EVERY`] while the log grows.
-/// `published` gets each new note (e.g. to publish it on NATS).
-pub async fn run_checkpoints(
-    tree: AuditTree,
-    key: SigningKey,
-    origin: String,
-    head_at_start: u64,
-    published: impl Fn(u64, &str) + Send + Sync + 'static,
-) {
-    let mut sizes = tree.watch_size();
-    let mut last = match tree.latest_checkpoint() {
-        Ok(latest) => latest.map(|(s, _)| s),
-        Err(e) => {
-            tracing::error!(error = %e, "cannot read the kept checkpoints; checkpoints stopped");
-            return;
-        }
-    };
-    let mut last_at = Instant::now();
-    let mut caught_up = false;
-    loop {
-        let size = tree.size();
-        let due = match last {
-            None => true,
-            Some(last) if size > last => {
-                (!caught_up && size >= head_at_start)
-                    || size - last >= CHECKPOINT_EVERY_EVENTS
-                    || last_at.elapsed() >= CHECKPOINT_EVERY
-            }
-            Some(_) => false,
-        };
-        caught_up |= size >= head_at_start;
-        if due {
-            match sign_checkpoint(&tree, &key, &origin).await {
-                Ok((size, note)) => {
-                    tracing::debug!(size, "checkpoint signed");
-                    published(size, &note);
-                    last = Some(size);
-                    last_at = Instant::now();
-                }
-                Err(e) => tracing::error!(error = %e, "cannot sign a checkpoint"),
-            }
-        }
-        // Wake on growth (checked again after at most a second, for the time rule).
-        let _ = tokio::time::timeout(Duration::from_secs(1), sizes.changed()).await;
-    }
-}
 
 pub(crate) fn audit(state: &AppState) -> Result<&LedgerAudit, ApiError> {
     state
@@ -142,29 +60,6 @@ pub(crate) fn tree_error(e: throughcare_tlog::Error) -> ApiError {
 pub(crate) fn store_error(e: throughcare_projector::Error) -> ApiError {
     tracing::error!(error = %e, "checkpoint store unreadable");
     ApiError::unavailable("the checkpoint store is unavailable; retry shortly")
-}
-
-/// 500 `ledger-corrupt`: the log holds an entry the server cannot read back intact (its
-/// bytes no longer hash to the hash stored with them, or a position is missing). Names
-/// the first bad position when it is known.
-pub(crate) fn corrupt(why: &str, position: Option<u64>) -> ApiError {
-    tracing::error!(why, ?position, "ledger corrupt");
-    let detail = match position {
-        Some(p) => format!(
-            "the stored entry at position {p} cannot be read back intact; the log needs an audit (throughcare audit verify)"
-        ),
-        None => "a stored entry cannot be read back intact; the log needs an audit (throughcare audit verify)".to_string(),
-    };
-    let error = ApiError::new(
-        StatusCode::INTERNAL_SERVER_ERROR,
-        "ledger-corrupt",
-        "The ledger cannot be read back intact",
-        detail,
-    );
-    match position {
-        Some(p) => error.with("position", json!(p)),
-        None => error,
-    }
 }
 
 /// A signed checkpoint's note and what opening it with the verifier key gave.

@@ -1,32 +1,27 @@
 //! The OpenAPI 3.1 document of the HTTP API, generated from the route table
-//! (`access::routes`), so it cannot drift from the router: every route, who may call it,
+//! (`crate::routes`, which serves it), so it cannot drift from the router: every route, who may call it,
 //! what a call is logged as, its parameters, bodies and statuses. Served at
 //! `GET /v1/openapi.json`; schemathesis checks the running server against it.
 //!
 //! What the table does not hold lives here in small tables keyed by path: the query
 //! parameters of each route and the request bodies.
 
-use std::sync::OnceLock;
-
 use axum::http::{header, Method};
 use axum::response::{IntoResponse, Response};
 use serde_json::{json, Map, Value};
 
-use crate::access::routes::{routes, Allow, Kind, Route};
+use crate::access::rules::{Allow, Kind, Route};
 
-/// The whole document.
-pub fn document() -> Value {
+/// The whole document of `routes`.
+pub fn document(routes: &[Route]) -> Value {
     let mut paths = Map::new();
-    for route in routes() {
+    for route in routes {
         let item = paths
             .entry(route.path)
             .or_insert_with(|| json!({}))
             .as_object_mut()
             .expect("a path item is an object");
-        item.insert(
-            route.method.as_str().to_ascii_lowercase(),
-            operation(&route),
-        );
+        item.insert(route.method.as_str().to_ascii_lowercase(), operation(route));
     }
     let mut schemas = catalogue_schemas();
     for (name, schema) in own_schemas() {
@@ -65,11 +60,9 @@ pub fn document() -> Value {
     })
 }
 
-/// `GET /v1/openapi.json`
-pub async fn serve() -> Response {
-    static TEXT: OnceLock<String> = OnceLock::new();
-    let text = TEXT.get_or_init(|| document().to_string());
-    ([(header::CONTENT_TYPE, "application/json")], text.as_str()).into_response()
+/// The answer of `GET /v1/openapi.json`: the rendered document.
+pub fn json(text: &'static str) -> Response {
+    ([(header::CONTENT_TYPE, "application/json")], text).into_response()
 }
 
 /// `get_v1_people_id_journey` for `GET /v1/people/{id}/journey`; `get_root` for `GET /`.
@@ -607,6 +600,11 @@ mod tests {
     use std::collections::BTreeSet;
 
     use super::*;
+    use crate::routes::routes;
+
+    fn document() -> Value {
+        super::document(&routes())
+    }
 
     fn all_refs(value: &Value, out: &mut Vec<String>) {
         match value {
@@ -781,7 +779,8 @@ mod tests {
     #[tokio::test]
     async fn serve_answers_the_document_as_json() {
         use http_body_util::BodyExt;
-        let res = serve().await;
+        let text: &'static str = Box::leak(document().to_string().into_boxed_str());
+        let res = json(text);
         assert_eq!(res.headers()[header::CONTENT_TYPE], "application/json");
         let bytes = res.into_body().collect().await.unwrap().to_bytes();
         let served: Value = serde_json::from_slice(&bytes).unwrap();

@@ -255,3 +255,26 @@ impl IntoResponse for ApiError {
         res
     }
 }
+
+/// 500 `ledger-corrupt`: the log holds an entry the server cannot read back intact (its
+/// bytes no longer hash to the hash stored with them, or a position is missing). Names
+/// the first bad position when it is known.
+pub fn corrupt(why: &str, position: Option<u64>) -> ApiError {
+    tracing::error!(why, ?position, "ledger corrupt");
+    let detail = match position {
+        Some(p) => format!(
+            "the stored entry at position {p} cannot be read back intact; the log needs an audit (throughcare audit verify)"
+        ),
+        None => "a stored entry cannot be read back intact; the log needs an audit (throughcare audit verify)".to_string(),
+    };
+    let error = ApiError::new(
+        StatusCode::INTERNAL_SERVER_ERROR,
+        "ledger-corrupt",
+        "The ledger cannot be read back intact",
+        detail,
+    );
+    match position {
+        Some(p) => error.with("position", json!(p)),
+        None => error,
+    }
+}

@@ -29,7 +29,7 @@ use throughcare_projections::Journey;
 use crate::access::{LogNote, Subject};
 use crate::extract::Query;
 use crate::problem::ApiError;
-use crate::AppState;
+use crate::state::AppState;
 
 /// 209: the subject identifier is not recognised by this service (HMPPS SAR convention).
 pub const NOT_RECOGNISED: u16 = 209;

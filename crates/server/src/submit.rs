@@ -12,8 +12,9 @@ use throughcare_ledger::{AccessRecord, AccessWhat, BatchError, Error as LedgerEr
 use crate::access::policy::{can_read, check_submission, is_staff};
 use crate::access::{log, LogNote};
 use crate::auth::Principal;
+use crate::extract::parse_media;
 use crate::problem::ApiError;
-use crate::AppState;
+use crate::state::AppState;
 
 /// How long a staff write waits for the read models to reach the log's head before its
 /// scope is decided (503 after that).
@@ -201,7 +202,11 @@ async fn check_staff_event(
 
 /// Whether staff member `p` may read `person`, decided on read models that have reached
 /// the log's head as this write sees it.
-async fn readable(state: &AppState, p: &Principal, person: PersonId) -> Result<bool, SubmitRefusal> {
+async fn readable(
+    state: &AppState,
+    p: &Principal,
+    person: PersonId,
+) -> Result<bool, SubmitRefusal> {
     let head = state.ledger.log().head().await?;
     if !state.models.wait_for(head, SCOPE_FRESHNESS).await {
         return Err(ApiError::unavailable(format!(
@@ -350,19 +355,6 @@ pub async fn submit(
         }
     }
 }
-
-/// The media type of a Content-Type value, lower-cased, without parameters.
-pub fn parse_media(content_type: &str) -> Option<String> {
-    Some(
-        content_type
-            .split(';')
-            .next()
-            .unwrap_or("")
-            .trim()
-            .to_ascii_lowercase(),
-    )
-}
-
 
 /// Answers one submission from another transport (the NATS submit service) exactly as
 /// `POST /v1/events` would: the same credential check, the same rules, the same reply

@@ -15,7 +15,7 @@ use tokio_rustls::rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use tokio_rustls::rustls::{self, ServerConfig};
 use tokio_rustls::TlsAcceptor;
 
-use crate::Error;
+use crate::error::Error;
 
 /// A loaded, checked certificate and key, ready to serve with.
 #[derive(Clone)]

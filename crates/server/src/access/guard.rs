@@ -18,12 +18,12 @@ use throughcare_ledger::{AccessRecord, AccessWhat, Outcome, Purpose};
 
 use super::log;
 use super::policy::{can_read, default_purpose, forbidden, may_break_glass};
-use super::routes::{routes, Allow, Kind, Route, Scope};
+use super::rules::{Allow, Kind, Route, Scope};
 use super::scoped::{ScopedPerson, ScopedWorker, Subject};
 use super::session;
 use crate::auth::{Principal, Role};
 use crate::problem::ApiError;
-use crate::AppState;
+use crate::state::AppState;
 
 /// The header carrying the request id, equal to the access-log entry's `request_id`.
 pub const REQUEST_ID: &str = "throughcare-request-id";
@@ -35,10 +35,17 @@ pub struct RouteIndex {
     by_method: HashMap<Method, HashMap<&'static str, Route>>,
 }
 
+/// What the guard runs with: the server's state and the route table it enforces.
+#[derive(Clone)]
+pub struct Guarded {
+    pub state: AppState,
+    pub routes: Arc<RouteIndex>,
+}
+
 impl RouteIndex {
-    pub fn new() -> Self {
+    pub fn new(routes: Vec<Route>) -> Self {
         let mut by_method: HashMap<Method, HashMap<&'static str, Route>> = HashMap::new();
-        for r in routes() {
+        for r in routes {
             by_method
                 .entry(r.method.clone())
                 .or_default()
@@ -54,12 +61,6 @@ impl RouteIndex {
             method
         };
         self.by_method.get(method)?.get(path)
-    }
-}
-
-impl Default for RouteIndex {
-    fn default() -> Self {
-        Self::new()
     }
 }
 
@@ -91,14 +92,18 @@ pub struct LogNote {
 }
 
 /// The middleware. Routes not in the table (the fallback) pass straight through.
-pub async fn guard(State(state): State<AppState>, request: Request, next: Next) -> Response {
+pub async fn guard(
+    State(Guarded { state, routes }): State<Guarded>,
+    request: Request,
+    next: Next,
+) -> Response {
     let request_id = ulid::Ulid::new().to_string();
     let started = Instant::now();
     let path = request
         .extensions()
         .get::<MatchedPath>()
         .map(|m| m.as_str().to_owned());
-    let route = path.and_then(|p| state.routes.get(request.method(), &p));
+    let route = path.and_then(|p| routes.get(request.method(), &p));
     let mut response = match route {
         None => next.run(request).await,
         Some(route) => {
@@ -528,7 +533,10 @@ async fn decide(
 ) -> Result<Option<(ScopedPerson, bool)>, ApiError> {
     if let Some(min) = min_position {
         // Scope may depend on events not yet projected (a fresh allocation).
-        state.models.wait_for(min, crate::api::FRESHNESS_WAIT).await;
+        state
+            .models
+            .wait_for(min, crate::state::FRESHNESS_WAIT)
+            .await;
     }
     let journey = state.models.journey(person)?;
     Ok(match journey {
@@ -711,9 +719,7 @@ async fn log_read(
             caller.principal.role.to_string(),
         ),
     };
-    let (note_person, people) = note
-        .map(|n| (n.person, n.people))
-        .unwrap_or_default();
+    let (note_person, people) = note.map(|n| (n.person, n.people)).unwrap_or_default();
     let record = AccessRecord {
         at: state.ledger.now(),
         who,

@@ -12,9 +12,9 @@ use std::sync::Arc;
 
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
+use chrono::NaiveDate;
 use throughcare_events::{Identifier, PersonId, RecordedEvent};
 use throughcare_ledger::{AccessEntry, AccessFilter, ChainReport, Error as LedgerError};
-use chrono::NaiveDate;
 use throughcare_projections::Journey;
 use throughcare_projector::ReadModels;
 
@@ -22,7 +22,7 @@ use super::policy::can_read;
 use super::Caller;
 use crate::auth::{Principal, Role};
 use crate::problem::ApiError;
-use crate::AppState;
+use crate::state::AppState;
 
 /// A person the caller may read in this request.
 #[derive(Clone, Debug)]
@@ -73,7 +73,7 @@ impl ScopedPerson {
     pub async fn history(&self, state: &AppState) -> Result<Vec<RecordedEvent>, ApiError> {
         match state.ledger.history(self.id).await {
             Ok(events) => Ok(events),
-            Err(LedgerError::Corrupt(why)) => Err(crate::ledger_api::corrupt(&why, None)),
+            Err(LedgerError::Corrupt(why)) => Err(crate::problem::corrupt(&why, None)),
             Err(other) => Err(other.into()),
         }
     }

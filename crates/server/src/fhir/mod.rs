@@ -26,7 +26,7 @@ use serde::Deserialize;
 use crate::access::ScopedPerson;
 use crate::extract::Query;
 use crate::problem::ApiError;
-use crate::AppState;
+use crate::state::AppState;
 
 pub use build::bundle;
 pub use systems::FHIR_JSON;

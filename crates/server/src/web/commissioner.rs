@@ -24,7 +24,7 @@ use crate::as_of::AsOf;
 use crate::auth::{Principal, Role};
 use crate::extract::Query;
 use crate::problem::ApiError;
-use crate::AppState;
+use crate::state::AppState;
 
 #[derive(Deserialize)]
 pub struct KpiQuery {

@@ -11,9 +11,7 @@
 
 use std::collections::BTreeMap;
 
-use axum::extract::{Extension, State};
-use axum::http::{HeaderMap, StatusCode};
-use axum::response::{IntoResponse, Redirect, Response};
+use axum::http::StatusCode;
 use chrono::{DateTime, Utc};
 use maud::{html, Markup};
 use serde_json::{json, Map, Value};
@@ -22,16 +20,12 @@ use throughcare_events::catalogue::{
     NeedDomain, NeedLevel, SafeguardingCategory, ServiceType, SignpostMode, SignpostOutcome,
 };
 use throughcare_events::{EventType, PersonId};
-use throughcare_ledger::AccessWhat;
 use throughcare_projections::Journey;
 
-use super::{csrf, session_id, time, words};
+use super::{time, words};
 use crate::access::policy::{can_read, check_submission, is_staff};
-use crate::access::{Caller, LogNote, ScopedPerson};
 use crate::auth::Principal;
-use crate::extract::Path;
 use crate::problem::ApiError;
-use crate::AppState;
 
 /// The event types a worker records from a person's page, in the order offered.
 pub(crate) const WORKER_EVENTS: &[EventType] = &[
@@ -709,165 +703,6 @@ fn upper_first(s: &str) -> String {
     }
 }
 
-/// `POST /people/{id}/events/{type}`: records one of the worker's events from its form.
-pub async fn post_event(
-    State(state): State<AppState>,
-    Extension(caller): Extension<Caller>,
-    headers: HeaderMap,
-    Path((_, kind)): Path<(String, String)>,
-    scoped: ScopedPerson,
-    body: axum::body::Bytes,
-) -> Result<Response, ApiError> {
-    let person = scoped.id();
-    let Posted { values, event_id } = match posted(&state, &headers, &body) {
-        Ok(p) => p,
-        Err(forbidden) => return Ok(forbidden),
-    };
-    let Some(kind) = kind_of(&kind) else {
-        return Err(ApiError::not_found(format!(
-            "no form records {kind:?}; the forms are {}",
-            WORKER_EVENTS
-                .iter()
-                .map(|k| slug(*k))
-                .collect::<Vec<_>>()
-                .join(", ")
-        )));
-    };
-    let j = journey_of(&state, &scoped)?;
-    let p = caller.principal.as_ref();
-    let back = |errors: Vec<FieldError>, status: StatusCode| {
-        FormState {
-            kind,
-            id: event_id.clone(),
-            values: values.clone(),
-            errors,
-        }
-        .into_reply(status)
-    };
-    if !may_record(p, &j, kind) {
-        let mut r = super::plain(
-            StatusCode::FORBIDDEN,
-            "You cannot record this",
-            &format!(
-                "{} may not record {} about this person.",
-                p.name,
-                title(kind).to_lowercase()
-            ),
-        );
-        refused_by_policy(&mut r, person);
-        return Ok(r);
-    }
-    let built = match build(
-        kind,
-        &values,
-        &fields(kind, &j),
-        person,
-        &event_id,
-        &p.staff_source(),
-    ) {
-        Ok(b) => b,
-        Err(errors) => {
-            let reply = back(errors, StatusCode::UNPROCESSABLE_ENTITY);
-            return super::person::render_with(&state, &caller, &headers, &scoped, &j, Some(reply))
-                .await;
-        }
-    };
-    record(
-        &state,
-        &caller,
-        &headers,
-        &j,
-        &scoped,
-        &built,
-        slug(kind),
-        back,
-    )
-    .await
-}
-
-/// What a form post carries once its CSRF token has been checked: the fields, and the
-/// event id drawn with the form.
-pub(crate) struct Posted {
-    pub values: Values,
-    pub event_id: String,
-}
-
-/// Reads a form post. The CSRF token is checked first: without a valid one nothing else
-/// about the request is looked at (`Err(403 page)`).
-pub(crate) fn posted(
-    state: &AppState,
-    headers: &HeaderMap,
-    body: &[u8],
-) -> Result<Posted, Response> {
-    let values = Values::parse(body);
-    let event_id = values.get("event_id").to_string();
-    let session = session_id(headers).unwrap_or_default();
-    if event_id.is_empty()
-        || !csrf::check(
-            state.sessions.csrf_secret(),
-            &session,
-            &event_id,
-            Some(values.get("csrf")),
-        )
-    {
-        return Err(super::sign_in::forbidden());
-    }
-    Ok(Posted { values, event_id })
-}
-
-/// The person's journey: the one the guard read for its scope check, else the read model.
-pub(crate) fn journey_of(state: &AppState, person: &ScopedPerson) -> Result<Journey, ApiError> {
-    Ok(person.journey_checked_or_now(state)?.as_ref().clone())
-}
-
-/// Marks a response as a submission refused by policy (the access log records it).
-pub(crate) fn refused_by_policy(r: &mut Response, person: PersonId) {
-    r.extensions_mut().insert(LogNote {
-        what: Some(AccessWhat::Submit),
-        person: Some(person),
-        denied: true,
-        ..LogNote::default()
-    });
-}
-
-/// Submits a built form event through the partners' write path: on success a 303 back
-/// to the person's timeline; on a refusal the person's page again with the form, its
-/// errors by field (`back`) and the refusal's status.
-#[allow(clippy::too_many_arguments)]
-pub(crate) async fn record(
-    state: &AppState,
-    caller: &Caller,
-    headers: &HeaderMap,
-    j: &Journey,
-    scoped: &ScopedPerson,
-    built: &Built,
-    slug: &str,
-    back: impl Fn(Vec<FieldError>, StatusCode) -> Reply,
-) -> Result<Response, ApiError> {
-    let p = caller.principal.as_ref();
-    let person = scoped.id();
-    let bytes = serde_json::to_vec(&built.event).map_err(|_| ApiError::internal())?;
-    match crate::submit::submit(state, p, Some("application/cloudevents+json"), &bytes).await {
-        Ok((_, receipt)) => {
-            let position = receipt["position"].as_u64().unwrap_or(0);
-            Ok(Redirect::to(&format!(
-                "/people/{person}?min_position={position}&recorded={slug}#timeline"
-            ))
-            .into_response())
-        }
-        Err(refusal) => {
-            let status = refusal.error.status;
-            let reply = back(refusal_errors(&refusal.error, built), status);
-            let mut r =
-                super::person::render_with(state, caller, headers, scoped, j, Some(reply)).await?;
-            if refusal.by_policy {
-                refused_by_policy(&mut r, person);
-            }
-            Ok(r)
-        }
-    }
-}
-
 /// A form sent back to the person's page with its errors and the status to answer with.
 pub(crate) struct Reply {
     pub form: FormState,
@@ -875,7 +710,7 @@ pub(crate) struct Reply {
 }
 
 impl FormState {
-    fn into_reply(self, status: StatusCode) -> Reply {
+    pub(crate) fn into_reply(self, status: StatusCode) -> Reply {
         Reply { form: self, status }
     }
 }

@@ -20,7 +20,7 @@ use crate::access::{Caller, LogNote};
 use crate::auth::{Principal, Role};
 use crate::extract::Query;
 use crate::problem::ApiError;
-use crate::AppState;
+use crate::state::AppState;
 
 #[derive(Deserialize)]
 pub struct HomeQuery {
@@ -128,8 +128,7 @@ fn calendar_page(
     let today = now.date_naive();
     let prison = q.prison.as_deref().filter(|p| PrisonCode::parse(p).is_ok());
     let (from, to) = (today - Duration::days(7), today + Duration::days(28));
-    let releases =
-        scoped::releases(&state.models, state, caller, false, from, to, prison)?;
+    let releases = scoped::releases(&state.models, state, caller, false, from, to, prison)?;
     let shown: Vec<PersonId> = releases.iter().map(|(_, j)| j.person_id).collect();
     let prisons: Vec<&str> = PILOT_PRISONS
         .iter()

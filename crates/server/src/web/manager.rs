@@ -13,7 +13,7 @@
 //! back on the person's page next to the field its JSON pointer names.
 
 use axum::extract::{Extension, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, Utc};
 use maud::{html, Markup};
@@ -24,14 +24,14 @@ use throughcare_events::{EventType, PersonId, PrisonCode, PILOT_PRISONS};
 use throughcare_projections::journey::ReferralState;
 use throughcare_projections::{Journey, Status};
 
-use super::forms::{self, Built, FieldError, FormState, Reply, Values};
+use super::forms::{self, Built, FieldError, FormState, Values};
 use super::home::label;
 use super::{code, csrf, flag, page, time, words, Viewer};
-use crate::access::{Caller, ScopedPerson};
+use crate::access::Caller;
 use crate::auth::{Principal, Role};
-use crate::extract::{Path, Query};
+use crate::extract::Query;
 use crate::problem::ApiError;
-use crate::AppState;
+use crate::state::AppState;
 
 /// The manager's events, in the order offered.
 pub(crate) const MANAGER_EVENTS: &[EventType] = &[
@@ -328,75 +328,6 @@ fn render(form: &FormState, j: &Journey, csrf_token: &str, now: DateTime<Utc>) -
             }
         }
     }
-}
-
-/// `POST /people/{id}/manage/{type}`: records one of the manager's actions from its form.
-pub async fn post_manager_event(
-    State(state): State<AppState>,
-    Extension(caller): Extension<Caller>,
-    headers: HeaderMap,
-    Path((_, kind)): Path<(String, String)>,
-    scoped: ScopedPerson,
-    body: axum::body::Bytes,
-) -> Result<Response, ApiError> {
-    let person = scoped.id();
-    let forms::Posted { values, event_id } = match forms::posted(&state, &headers, &body) {
-        Ok(p) => p,
-        Err(forbidden) => return Ok(forbidden),
-    };
-    let Some(kind) = kind_of(&kind) else {
-        return Err(ApiError::not_found(format!(
-            "no manager's form records {kind:?}; they are {}",
-            MANAGER_EVENTS
-                .iter()
-                .map(|k| forms::slug(*k))
-                .collect::<Vec<_>>()
-                .join(", ")
-        )));
-    };
-    let j = forms::journey_of(&state, &scoped)?;
-    let p = caller.principal.as_ref();
-    let back = |errors: Vec<FieldError>, status: StatusCode| Reply {
-        form: FormState {
-            kind,
-            id: event_id.clone(),
-            values: values.clone(),
-            errors,
-        },
-        status,
-    };
-    if !may_manage(p, &j, kind) {
-        let mut r = super::plain(
-            StatusCode::FORBIDDEN,
-            "You cannot do this",
-            &format!(
-                "{} may not {} for this person.",
-                p.name,
-                title(kind, Some(&j)).to_lowercase()
-            ),
-        );
-        forms::refused_by_policy(&mut r, person);
-        return Ok(r);
-    }
-    let built = match build(kind, &values, person, &event_id, &p.staff_source()) {
-        Ok(b) => b,
-        Err(errors) => {
-            let reply = back(errors, StatusCode::UNPROCESSABLE_ENTITY);
-            return super::person::render_with(&state, &caller, &headers, &scoped, &j, Some(reply))
-                .await;
-        }
-    };
-    forms::record(
-        &state,
-        &caller,
-        &headers,
-        &j,
-        &scoped,
-        &built,
-        forms::slug(kind),
-        back,
-    )
-    .await
 }
 
 /// Every status, in the order a case moves through them.

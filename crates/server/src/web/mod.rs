@@ -11,6 +11,7 @@ mod forms;
 mod home;
 mod manager;
 mod person;
+mod posts;
 mod sign_in;
 pub(crate) mod strip;
 pub(crate) mod time;
@@ -22,24 +23,16 @@ use throughcare_projections::FlagCode;
 
 use crate::access::session;
 use crate::auth::Principal;
-use crate::AppState;
+use crate::state::AppState;
 
 pub use commissioner::kpis_page;
-pub use forms::post_event;
 pub use home::{caseload, home, releases};
-pub use manager::{cases, post_manager_event};
+pub use manager::cases;
 pub use person::person;
+pub use posts::{post_event, post_manager_event};
 pub use sign_in::{sign_in, sign_in_form, sign_out};
 
-/// Escapes text for HTML element content and attribute values (for the few pages still
-/// written as strings elsewhere, e.g. the printable export).
-pub(crate) fn esc(s: &str) -> String {
-    s.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-        .replace('"', "&quot;")
-        .replace('\'', "&#39;")
-}
+pub(crate) use crate::escape::esc;
 
 /// A code (status, flag, next action) spelt as in the API.
 pub(crate) fn code(value: &impl serde::Serialize) -> String {

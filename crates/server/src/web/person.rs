@@ -16,7 +16,7 @@ use super::{code, csrf, flag, page, session_id, strip, words, Viewer};
 use crate::access::{Caller, ScopedPerson};
 use crate::extract::Query;
 use crate::problem::ApiError;
-use crate::AppState;
+use crate::state::AppState;
 use throughcare_projector::Cut;
 
 #[derive(Deserialize)]
@@ -43,7 +43,10 @@ pub async fn person(
         None => None,
     };
     if let Some(min) = q.min_position {
-        state.models.wait_for(min, crate::api::FRESHNESS_WAIT).await;
+        state
+            .models
+            .wait_for(min, crate::state::FRESHNESS_WAIT)
+            .await;
     }
     let j: Journey = match (cut, person.checked()) {
         (Some(cut), _) => crate::as_of::journey(&state, &person, cut).await?,
