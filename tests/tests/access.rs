@@ -12,6 +12,8 @@ mod log;
 mod matrix;
 #[path = "access/scope.rs"]
 mod scope;
+#[path = "access/sessions.rs"]
+mod sessions;
 #[path = "access/spoofing.rs"]
 mod spoofing;
 #[path = "access/token_cli.rs"]
@@ -41,11 +43,15 @@ pub const AUDITOR: &str = "ig.auditor";
 /// The principals of every test's auth file.
 pub fn principals() -> Vec<Spec> {
     vec![
-        Spec::new("seeder", "PARTNER").sources(&[SEED_SOURCE]),
+        Spec::new("seeder", "PARTNER")
+            .sources(&[SEED_SOURCE])
+            .types(&["throughcare.*"]),
         Spec::new(PROBATION, "PARTNER")
             .sources(&[PROBATION_SOURCE])
             .types(&["throughcare.referral.*"]),
-        Spec::new(HEALTHCARE, "PARTNER").sources(&[HEALTHCARE_SOURCE]),
+        Spec::new(HEALTHCARE, "PARTNER")
+            .sources(&[HEALTHCARE_SOURCE])
+            .types(&["throughcare.referral.*"]),
         Spec::new(JO, "WORKER").worker_id(JO_WORKER_ID),
         Spec::new(SAM, "WORKER").worker_id(SAM_WORKER_ID),
         Spec::new(WCI_MANAGER, "MANAGER").prisons(&["WCI"]),
@@ -145,7 +151,7 @@ impl World {
                 let r = seeder.submit(&e).await;
                 assert!(
                     r.status == 201,
-                    "seeding {}: {}\n(the seeding PARTNER has source {SEED_SOURCE} and all types)",
+                    "seeding {}: {}\n(the seeding PARTNER has source {SEED_SOURCE} and types throughcare.*)",
                     e["type"],
                     r.brief()
                 );

@@ -39,7 +39,9 @@ const SESSION_COOKIE: &str = "throughcare_session";
 
 fn principals() -> Vec<Spec> {
     vec![
-        Spec::new("seeder", "PARTNER").sources(&[SEED_SOURCE]),
+        Spec::new("seeder", "PARTNER")
+            .sources(&[SEED_SOURCE])
+            .types(&["throughcare.*"]),
         Spec::new(WORKER, "WORKER").worker_id(WORKER_ID),
         Spec::new("sam.worker", "WORKER").worker_id(OTHER_WORKER_ID),
         Spec::new(MANAGER, "MANAGER").prisons(&["WCI"]),

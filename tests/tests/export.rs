@@ -174,7 +174,9 @@ async fn export_sar_badge_and_corrupt_entries() {
     let auth = AuthFile::write(
         &dir.path().join("auth"),
         &[
-            Spec::new(SEEDER, "PARTNER").sources(&[SEED_SOURCE]),
+            Spec::new(SEEDER, "PARTNER")
+                .sources(&[SEED_SOURCE])
+                .types(&["throughcare.*"]),
             Spec::new(AUDITOR, "AUDITOR"),
             Spec::new(WORKER, "WORKER").worker_id(WORKER_ID),
         ],

@@ -237,7 +237,9 @@ async fn a_journey_through_every_event_type_exports_a_valid_fhir_bundle() {
     let (auth, server) = serve_with_auth(
         dir.path(),
         &[
-            Spec::new("seeder", "PARTNER").sources(&["urn:throughcare:test:e2e"]),
+            Spec::new("seeder", "PARTNER")
+                .sources(&["urn:throughcare:test:e2e"])
+                .types(&["throughcare.*"]),
             Spec::new(JO, "WORKER").worker_id("W-WCI-01"),
             Spec::new(SAM, "WORKER").worker_id("W-BNI-07"),
             Spec::new(AUDITOR, "AUDITOR"),

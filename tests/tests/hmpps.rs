@@ -143,9 +143,18 @@ async fn domain_events_over_http_record_known_people_once() {
     let (auth, server) = serve_with_auth(
         dir.path(),
         &[
-            Spec::new("seeder", "PARTNER").sources(&[SEED_SOURCE]),
-            Spec::new("hmpps-domain-events", "PARTNER").sources(&[HMPPS_SOURCE]),
-            Spec::new("probation", "PARTNER").sources(&["urn:throughcare:partner:probation"]),
+            Spec::new("seeder", "PARTNER")
+                .sources(&[SEED_SOURCE])
+                .types(&["throughcare.*"]),
+            Spec::new("hmpps-domain-events", "PARTNER")
+                .sources(&[HMPPS_SOURCE])
+                .types(&[
+                    "throughcare.prisoner.*",
+                    "throughcare.identifiers.linked.v1",
+                ]),
+            Spec::new("probation", "PARTNER")
+                .sources(&["urn:throughcare:partner:probation"])
+                .types(&["throughcare.referral.*"]),
             Spec::new("ig.auditor", "AUDITOR"),
         ],
     );

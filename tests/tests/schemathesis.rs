@@ -182,7 +182,9 @@ async fn the_server_with_auth_conforms_to_its_openapi_document_for_an_auditor() 
     let (auth, server) = serve_with_auth(
         dir.path(),
         &[
-            Spec::new("sch-partner", "PARTNER").sources(&["urn:throughcare:test:e2e"]),
+            Spec::new("sch-partner", "PARTNER")
+                .sources(&["urn:throughcare:test:e2e"])
+                .types(&["throughcare.*"]),
             Spec::new("sch-auditor", "AUDITOR"),
         ],
     );

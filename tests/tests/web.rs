@@ -79,7 +79,9 @@ async fn a_worker_records_a_contact_from_the_person_page() {
     let auth = AuthFile::write(
         &dir.path().join("auth"),
         &[
-            Spec::new("seeder", "PARTNER").sources(&["urn:throughcare:test:e2e"]),
+            Spec::new("seeder", "PARTNER")
+                .sources(&["urn:throughcare:test:e2e"])
+                .types(&["throughcare.*"]),
             Spec::new(JO, "WORKER").worker_id("W-WEB-01"),
             Spec::new(SAM, "WORKER").worker_id("W-WEB-02"),
             Spec::new(BNI_MANAGER, "MANAGER").prisons(&["BNI"]),

@@ -82,7 +82,8 @@ pub fn write_auth_file(dir: &Path) -> Result<Principals> {
             None,
             &[],
             &[data::SOURCE.to_string()],
-            &[],
+            // Every synthetic type: a PARTNER's types are never implied.
+            &["throughcare.*".to_string()],
         ),
     ]
     .join("\n");

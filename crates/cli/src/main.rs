@@ -18,8 +18,8 @@ use anyhow::{bail, Context, Result};
 use clap::{Parser, Subcommand};
 use throughcare_ledger::{AccessLog, EmbeddedLog, EventLog, Ledger};
 use throughcare_nats::{
-    consume_hmpps, serve_submissions, Disposition, JetStreamConfig, JetStreamLog, SubmitReply,
-    SubmitRequest,
+    consume_hmpps, serve_submissions_reporting, Disposition, JetStreamConfig, JetStreamLog,
+    SubmitReply, SubmitRequest,
 };
 use throughcare_projector::{Backoff, Projector};
 use throughcare_server::{AppState, Authenticator, Role};
@@ -135,7 +135,8 @@ enum Command {
         /// PARTNER: a CloudEvents source it may use (repeat for several).
         #[arg(long = "source")]
         sources: Vec<String>,
-        /// Event types it may submit, e.g. throughcare.referral.* (repeat; default all).
+        /// PARTNER: an event type it may submit, e.g. throughcare.referral.* (repeat; at
+        /// least one: none are implied).
         #[arg(long = "type")]
         types: Vec<String>,
     },
@@ -304,7 +305,7 @@ struct Logs {
 }
 
 async fn open(data: &Path, nats: Option<&JetStreamConfig>) -> Result<(Logs, Projector)> {
-    std::fs::create_dir_all(data).with_context(|| format!("cannot create {}", data.display()))?;
+    private_files(data)?;
     let logs = match nats {
         None => {
             let log = EmbeddedLog::open(&data.join("ledger")).with_context(|| {
@@ -468,28 +469,49 @@ async fn serve(data: &Path, nats: Option<JetStreamConfig>, o: ServeOptions) -> R
     );
     if let Some(config) = &nats {
         // Partners may also submit by NATS request-reply, answered exactly as over HTTP.
+        // Supervised: restarted after a failure, and /readyz is 503 while it is not
+        // subscribed (partners would get "no responders").
         let (config, state) = (config.clone(), state.clone());
+        state.services.set(SUBMIT_SERVICE, false);
         tokio::spawn(async move {
-            let served = serve_submissions(&config, move |request: SubmitRequest| {
-                let state = state.clone();
-                async move {
-                    let (status, content_type, body) = throughcare_server::handle_submission(
-                        &state,
-                        request.authorization.as_deref(),
-                        request.content_type.as_deref(),
-                        &request.body,
-                    )
-                    .await;
-                    SubmitReply {
-                        status,
-                        content_type,
-                        body,
+            let mut pause = Duration::from_millis(200);
+            loop {
+                let handler_state = state.clone();
+                let services = state.services.clone();
+                let served = serve_submissions_reporting(
+                    &config,
+                    move |request: SubmitRequest| {
+                        let state = handler_state.clone();
+                        async move {
+                            let (status, content_type, body) =
+                                throughcare_server::handle_submission(
+                                    &state,
+                                    request.authorization.as_deref(),
+                                    request.content_type.as_deref(),
+                                    &request.body,
+                                )
+                                .await;
+                            SubmitReply {
+                                status,
+                                content_type,
+                                body,
+                            }
+                        }
+                    },
+                    move |up| services.set(SUBMIT_SERVICE, up),
+                )
+                .await;
+                state.services.set(SUBMIT_SERVICE, false);
+                match served {
+                    Err(e) => {
+                        tracing::error!(error = %e, "the NATS submit service stopped; restarting")
+                    }
+                    Ok(()) => {
+                        tracing::warn!("the NATS submit service's connection closed; restarting")
                     }
                 }
-            })
-            .await;
-            if let Err(e) = served {
-                tracing::error!(error = %e, "the NATS submit service stopped");
+                tokio::time::sleep(pause).await;
+                pause = (pause * 2).min(Duration::from_secs(5));
             }
         });
     }
@@ -513,36 +535,84 @@ async fn serve(data: &Path, nats: Option<JetStreamConfig>, o: ServeOptions) -> R
     Ok(())
 }
 
+/// Makes everything this process creates readable by its user only (umask 077: files
+/// 0600, directories 0700), creates `data`, and takes away what an older version left
+/// open to others in it: it holds the ledger, the keys and the read models.
+fn private_files(data: &Path) -> Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    rustix::process::umask(rustix::fs::Mode::from_raw_mode(0o077));
+    std::fs::create_dir_all(data).with_context(|| format!("cannot create {}", data.display()))?;
+    let mut stack = vec![data.to_path_buf()];
+    while let Some(path) = stack.pop() {
+        let meta = std::fs::symlink_metadata(&path)
+            .with_context(|| format!("cannot read {}", path.display()))?;
+        if meta.file_type().is_symlink() {
+            continue;
+        }
+        let mode = if meta.is_dir() { 0o700 } else { 0o600 };
+        if meta.permissions().mode() & 0o777 != mode {
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode))
+                .with_context(|| format!("cannot make {} private", path.display()))?;
+        }
+        if meta.is_dir() {
+            for entry in std::fs::read_dir(&path)
+                .with_context(|| format!("cannot read {}", path.display()))?
+            {
+                stack.push(entry?.path());
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The names `/readyz` gives the services beside the HTTP server.
+const SUBMIT_SERVICE: &str = "nats-submit";
+const HMPPS_SERVICE: &str = "hmpps-consumer";
+
 /// Consumes HMPPS domain events from `stream`, each handled exactly as
 /// `POST /v1/hmpps/domain-events` would handle it for the HMPPS partner: settled (acked)
 /// when recorded, a duplicate or ignored; dead-lettered when it can never be recorded;
 /// delivered again when the ledger is unavailable.
 fn spawn_hmpps_consumer(config: JetStreamConfig, stream: String, state: AppState) {
+    state.services.set(HMPPS_SERVICE, false);
     tokio::spawn(async move {
-        let counter = state.clone();
-        let consumed = consume_hmpps(
-            &config,
-            &stream,
-            move |body: Vec<u8>| {
-                let state = state.clone();
-                async move {
-                    let (status, _, reply) =
-                        throughcare_server::handle_hmpps_message(&state, &body).await;
-                    match status {
-                        200..=299 => Disposition::Settled,
-                        500..=599 => Disposition::Retry,
-                        _ => Disposition::DeadLetter(String::from_utf8_lossy(&reply).into_owned()),
+        let mut pause = Duration::from_millis(200);
+        loop {
+            let (counter, handler_state) = (state.clone(), state.clone());
+            state.services.set(HMPPS_SERVICE, true);
+            let consumed = consume_hmpps(
+                &config,
+                &stream,
+                move |body: Vec<u8>| {
+                    let state = handler_state.clone();
+                    async move {
+                        let (status, _, reply) =
+                            throughcare_server::handle_hmpps_message(&state, &body).await;
+                        match status {
+                            200..=299 => Disposition::Settled,
+                            500..=599 => Disposition::Retry,
+                            _ => Disposition::DeadLetter(
+                                String::from_utf8_lossy(&reply).into_owned(),
+                            ),
+                        }
                     }
+                },
+                move || throughcare_server::note_hmpps_dead_letter(&counter),
+            )
+            .await;
+            // A consumer that stopped must be seen (no silent backlog on the HMPPS
+            // stream): /readyz says so until it runs again.
+            state.services.set(HMPPS_SERVICE, false);
+            match consumed {
+                Err(e) => {
+                    tracing::error!(error = %e, "the HMPPS domain-events consumer stopped; restarting")
                 }
-            },
-            move || throughcare_server::note_hmpps_dead_letter(&counter),
-        )
-        .await;
-        // A consumer that stopped must be seen: no silent backlog on the HMPPS stream.
-        if let Err(e) = consumed {
-            tracing::error!(error = %e, "the HMPPS domain-events consumer stopped");
-            eprintln!("throughcare: error: the HMPPS domain-events consumer stopped: {e}");
-            std::process::exit(1);
+                Ok(()) => tracing::warn!(
+                    "the HMPPS domain-events consumer's connection closed; restarting"
+                ),
+            }
+            tokio::time::sleep(pause).await;
+            pause = (pause * 2).min(Duration::from_secs(5));
         }
     });
 }
@@ -563,6 +633,11 @@ fn token(
     })?;
     match role {
         Role::Partner if sources.is_empty() => bail!("a PARTNER needs at least one --source"),
+        // The auth file refuses a PARTNER without types; say so before printing a block
+        // that would stop the server.
+        Role::Partner if types.is_empty() => bail!(
+            "a PARTNER needs at least one --type, e.g. --type 'throughcare.referral.*' (none are implied)"
+        ),
         Role::Worker if worker_id.is_none() => bail!("a WORKER needs --worker-id"),
         Role::Manager if prisons.is_empty() => bail!("a MANAGER needs at least one --prison"),
         _ => {}

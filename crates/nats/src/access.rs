@@ -288,10 +288,7 @@ impl JetStreamAccessLog {
         let mut failing_since: Option<Instant> = None;
         let mut pause = Duration::from_millis(50);
         loop {
-            let why = match self
-                .scan_from(&subjects, &mut next, &mut take)
-                .await
-            {
+            let why = match self.scan_from(&subjects, &mut next, &mut take).await {
                 Ok(()) => return Ok(()),
                 Err(Scan::Fail(e)) => return Err(e),
                 Err(Scan::Retry(why)) => why,

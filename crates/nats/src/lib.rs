@@ -125,6 +125,7 @@ pub use records::{
 };
 pub use stats::Stats;
 pub use submit::{
-    serve_submissions, submit_request, SubmitReply, SubmitRequest, STATUS_HEADER, SUBMIT_SUBJECT,
+    serve_submissions, serve_submissions_reporting, submit_request, SubmitReply, SubmitRequest,
+    MAX_IN_FLIGHT, STATUS_HEADER, SUBMIT_SUBJECT,
 };
 pub use version::{check_server_version, MINIMUM_SERVER_VERSION};

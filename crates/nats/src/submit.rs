@@ -69,9 +69,14 @@ fn is_reply_inbox(subject: &str) -> bool {
     subject.starts_with("_INBOX.") || subject.starts_with("_INBOX_")
 }
 
+/// Submissions handled at once by one process; past it a request is answered 503 at
+/// once (the partner retries), so a burst cannot queue unbounded work.
+pub const MAX_IN_FLIGHT: usize = 64;
+
 /// Answers requests on [`SUBMIT_SUBJECT`] with `handler(request)` until the connection
 /// closes, connecting with `config`'s URL, credentials and TLS settings. Each request is
-/// handled in its own task. A refused credential is [`JetStreamError::Unauthorized`].
+/// handled in its own task, at most [`MAX_IN_FLIGHT`] at once. A refused credential is
+/// [`JetStreamError::Unauthorized`].
 pub async fn serve_submissions<F, Fut>(
     config: &JetStreamConfig,
     handler: F,
@@ -80,6 +85,27 @@ where
     F: Fn(SubmitRequest) -> Fut + Send + Sync + 'static,
     Fut: Future<Output = SubmitReply> + Send + 'static,
 {
+    serve_submissions_reporting(config, handler, |_| {}).await
+}
+
+/// As [`serve_submissions`], telling `subscribed(true)` once the subscription is in
+/// place (partners get answers from then on) and `subscribed(false)` when it ends.
+pub async fn serve_submissions_reporting<F, Fut>(
+    config: &JetStreamConfig,
+    handler: F,
+    subscribed: impl Fn(bool) + Send + Sync + 'static,
+) -> Result<(), JetStreamError>
+where
+    F: Fn(SubmitRequest) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = SubmitReply> + Send + 'static,
+{
+    struct Down<S: Fn(bool)>(S);
+    impl<S: Fn(bool)> Drop for Down<S> {
+        fn drop(&mut self) {
+            (self.0)(false);
+        }
+    }
+    let subscribed = Down(subscribed);
     let url = config.url.as_str();
     let violations = Violations::new();
     let noted = violations.clone();
@@ -105,7 +131,9 @@ where
         subject = SUBMIT_SUBJECT,
         "serving partner submissions on NATS"
     );
+    (subscribed.0)(true);
     let handler = Arc::new(handler);
+    let in_flight = Arc::new(tokio::sync::Semaphore::new(MAX_IN_FLIGHT));
     // The server refuses a forbidden subscription only with an asynchronous -ERR.
     let forbidden = format!("Subscription to \"{SUBMIT_SUBJECT}\"");
     let refused = violations.wait_for(&forbidden);
@@ -130,14 +158,20 @@ where
             continue;
         }
         let (client, handler) = (client.clone(), handler.clone());
+        let turn = in_flight.clone().try_acquire_owned();
         tokio::spawn(async move {
             let headers = message.headers.as_ref();
-            let request = SubmitRequest {
-                content_type: header(headers, "Content-Type"),
-                authorization: header(headers, "Authorization"),
-                body: message.payload.to_vec(),
+            let reply = match turn {
+                Ok(_turn) => {
+                    let request = SubmitRequest {
+                        content_type: header(headers, "Content-Type"),
+                        authorization: header(headers, "Authorization"),
+                        body: message.payload.to_vec(),
+                    };
+                    handler(request).await
+                }
+                Err(_) => busy(),
             };
-            let reply = handler(request).await;
             let mut headers = HeaderMap::new();
             headers.insert(STATUS_HEADER, reply.status.to_string().as_str());
             headers.insert("Content-Type", reply.content_type);
@@ -150,6 +184,22 @@ where
         });
     }
     Ok(())
+}
+
+/// The answer when [`MAX_IN_FLIGHT`] submissions are being handled already.
+fn busy() -> SubmitReply {
+    SubmitReply {
+        status: 503,
+        content_type: "application/problem+json",
+        body: serde_json::json!({
+            "type": "urn:throughcare:problem:unavailable",
+            "title": "Temporarily unavailable",
+            "status": 503,
+            "detail": format!("{MAX_IN_FLIGHT} submissions are being handled; retry shortly"),
+        })
+        .to_string()
+        .into_bytes(),
+    }
 }
 
 /// A partner's side, for tests and tools on an open server: sends one body to

@@ -400,6 +400,16 @@ pub async fn readyz(State(state): State<AppState>) -> Result<Response, ApiError>
         .with("lag", json!(lag))
         .with("ready", json!(false)));
     }
+    let down = state.services.down();
+    if !down.is_empty() {
+        // Partners would get "no responders" (or a backlog would grow) meanwhile.
+        return Err(ApiError::unavailable(format!(
+            "not serving yet (or restarting): {}",
+            down.join(", ")
+        ))
+        .with("services_down", json!(down))
+        .with("ready", json!(false)));
+    }
     if lag > READY_LAG {
         // Not ready is an error like any other: problem+json with Retry-After.
         return Err(ApiError::unavailable(format!(

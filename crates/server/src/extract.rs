@@ -180,6 +180,18 @@ pub async fn method_not_allowed(
     )
 }
 
+/// The media type of a Content-Type value, lower-cased, without parameters.
+pub fn parse_media(content_type: &str) -> Option<String> {
+    Some(
+        content_type
+            .split(';')
+            .next()
+            .unwrap_or("")
+            .trim()
+            .to_ascii_lowercase(),
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use axum::body::Body;
@@ -319,16 +331,4 @@ mod tests {
         let reply = call(form("application/x-www-form-urlencoded", &big)).await;
         assert_problem(&reply, StatusCode::PAYLOAD_TOO_LARGE, "limit");
     }
-}
-
-/// The media type of a Content-Type value, lower-cased, without parameters.
-pub fn parse_media(content_type: &str) -> Option<String> {
-    Some(
-        content_type
-            .split(';')
-            .next()
-            .unwrap_or("")
-            .trim()
-            .to_ascii_lowercase(),
-    )
 }

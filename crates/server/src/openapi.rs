@@ -52,7 +52,7 @@ pub fn document(routes: &[Route]) -> Value {
                 "session": {
                     "type": "apiKey",
                     "in": "cookie",
-                    "name": crate::access::session::COOKIE,
+                    "name": crate::auth::session::COOKIE,
                     "description": "The session cookie POST /sign-in sets (web pages)",
                 },
             },

@@ -170,12 +170,15 @@ impl From<LedgerError> for ApiError {
             )
             .with("current_state", json!(d.status))
             .with("allowed_events", json!(d.allowed.iter().map(|t| t.as_str()).collect::<Vec<_>>())),
-            LedgerError::IdentityConflict { identifier, owner, person } => ApiError::new(
+            // Who holds the identifier is never told: that would let anyone with an
+            // identifier learn (or confirm) someone's ledger id. The refusal is in the
+            // access log under the owner for an auditor (`submit.rs`).
+            LedgerError::IdentityConflict { identifier, .. } => ApiError::new(
                 StatusCode::CONFLICT,
                 "identity-conflict",
                 "Identifiers belong to different people",
                 format!(
-                    "{identifier} already belongs to person {owner}, and the other identifiers to person {person}; records are never merged silently"
+                    "{identifier} already belongs to another person than the other identifiers given; records are never merged silently"
                 ),
             )
             .with("identifier", json!(identifier.to_string())),

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use throughcare_ledger::{AccessLog, Ledger};
 use throughcare_projector::{ReadModels, Replays};
 
-use crate::access::session::Sessions;
+use crate::auth::session::Sessions;
 use crate::auth::Authenticator;
 pub use crate::checkpoints::LedgerAudit;
 use crate::metrics::Metrics;
@@ -32,6 +32,9 @@ pub struct AppState {
     pub(crate) unauthenticated: Arc<Sampler>,
     /// The audit tree and checkpoint key behind `/v1/ledger/*` (`None`: those answer 503).
     pub ledger_audit: Option<Arc<LedgerAudit>>,
+    /// The services beside the HTTP server (NATS submit, HMPPS consumer) and whether each
+    /// is up: `/readyz` is 503 while one is not.
+    pub services: Arc<Services>,
 }
 
 impl AppState {
@@ -48,6 +51,7 @@ impl AppState {
             metrics: Arc::default(),
             unauthenticated: Arc::default(),
             ledger_audit: None,
+            services: Arc::default(),
         }
     }
 
@@ -73,6 +77,30 @@ impl AppState {
     pub fn with_secure_cookies(mut self, secure: bool) -> Self {
         self.secure_cookies = secure;
         self
+    }
+}
+
+/// The services a server runs beside its HTTP listener, by name, and whether each is up.
+#[derive(Default)]
+pub struct Services {
+    up: Mutex<std::collections::BTreeMap<&'static str, bool>>,
+}
+
+impl Services {
+    /// Records that `name` runs here and whether it is up now (a service is expected from
+    /// its first report on: down until it says it is up).
+    pub fn set(&self, name: &'static str, up: bool) {
+        let mut map = self.up.lock().unwrap_or_else(|e| e.into_inner());
+        map.insert(name, up);
+    }
+
+    /// The expected services that are not up.
+    pub fn down(&self) -> Vec<&'static str> {
+        let map = self.up.lock().unwrap_or_else(|e| e.into_inner());
+        map.iter()
+            .filter(|(_, up)| !**up)
+            .map(|(n, _)| *n)
+            .collect()
     }
 }
 

@@ -423,7 +423,7 @@ async fn reading_the_past_never_widens_scope() {
         (
             "partner",
             "PARTNER",
-            "sources = [\"urn:throughcare:partner:prison-healthcare\"]",
+            "sources = [\"urn:throughcare:partner:prison-healthcare\"]\ntypes = [\"throughcare.*\"]",
         ),
         ("jo", "WORKER", "worker_id = \"W-1\""),
         ("sam", "WORKER", "worker_id = \"W-2\""),

@@ -21,7 +21,7 @@ const PRINCIPALS: &[Principal] = &[
     (
         "partner",
         "PARTNER",
-        "sources = [\"urn:throughcare:partner:test\"]",
+        "sources = [\"urn:throughcare:partner:test\"]\ntypes = [\"throughcare.*\"]",
     ),
     JO,
     WCI_MANAGER,

@@ -248,7 +248,12 @@ async fn partners_and_staff_submit_only_as_themselves() {
     // A worker recording about someone not allocated to it: as for nobody at all.
     let nobody = ulid::Ulid::new().to_string();
     let (s1, b1) = post(&w, Some("sam"), by_id(contact("c3", None, "A1234BC"), &wci)).await;
-    let (s2, b2) = post(&w, Some("sam"), by_id(contact("c3", None, "A1234BC"), &nobody)).await;
+    let (s2, b2) = post(
+        &w,
+        Some("sam"),
+        by_id(contact("c3", None, "A1234BC"), &nobody),
+    )
+    .await;
     assert_eq!(s1, StatusCode::UNPROCESSABLE_ENTITY);
     assert_eq!((s1, &b1), (s2, &b2));
     for who in ["auditor", "commissioner"] {

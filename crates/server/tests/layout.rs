@@ -267,7 +267,7 @@ fn no_circles_between_modules() {
 fn person_level_data_is_read_only_through_the_guards_capabilities() {
     let c = read_crate();
     let mut found = Vec::new();
-    for (_, (path, text)) in &c.files {
+    for (path, text) in c.files.values() {
         let rel = path
             .strip_prefix(src())
             .unwrap()

@@ -20,7 +20,7 @@ use super::log;
 use super::policy::{can_read, default_purpose, forbidden, may_break_glass};
 use super::rules::{Allow, Kind, Route, Scope};
 use super::scoped::{ScopedPerson, ScopedWorker, Subject};
-use super::session;
+use crate::auth::session;
 use crate::auth::{Principal, Role};
 use crate::problem::ApiError;
 use crate::state::AppState;
@@ -328,14 +328,21 @@ async fn admit(
     };
     let principal = identify(state, request.headers()).await?;
     if !principal.open_mode && !roles.contains(&principal.role) {
-        return Err(Refusal::of(
-            forbidden(format!(
-                "the {} role may not use {}",
-                principal.role,
-                route.name()
-            )),
-            Some(principal),
-        ));
+        // Who tried to reach a person is on that person's record, whatever the reason.
+        let person = (route.scope == Scope::Person)
+            .then(|| param(params, "id").parse::<PersonId>().ok())
+            .flatten();
+        return Err(Refusal {
+            person,
+            ..Refusal::of(
+                forbidden(format!(
+                    "the {} role may not use {}",
+                    principal.role,
+                    route.name()
+                )),
+                Some(principal),
+            )
+        });
     }
     let bad_request = |error: ApiError| Refusal {
         logged: false,

@@ -121,7 +121,7 @@ mod tests {
             worker_id: Some("W-1".into()),
             prisons: vec!["WCI".into()],
             sources: vec!["urn:p".into()],
-            types: vec![],
+            types: vec!["throughcare.referral.*".into()],
             open_mode: false,
         }
     }

@@ -76,16 +76,29 @@ struct RawMetrics {
     token_sha256: String,
 }
 
-/// The scope field a principal's role needs but lacks, if any (WORKER: `worker_id`,
-/// MANAGER: `prisons`, PARTNER: `sources`). Shared by the file and JWT claims, so both
-/// refuse the same incomplete principals.
-pub(crate) fn missing_scope(p: &Principal) -> Option<&'static str> {
+/// The scope fields a principal's role needs but lacks (WORKER: `worker_id`, MANAGER:
+/// `prisons`, PARTNER: `sources` and `types`). Shared by the file and JWT claims, so both
+/// refuse the same incomplete principals. A PARTNER's `types` are required because an
+/// empty list admits nothing (see `Principal::types`): a partner without them could not
+/// submit anything, and the old reading ("all") let partners grant staff scope.
+pub(crate) fn missing_scope(p: &Principal) -> Vec<&'static str> {
+    let mut missing = Vec::new();
     match p.role {
-        Role::Partner if p.sources.is_empty() => Some("sources"),
-        Role::Worker if p.worker_id.as_deref().is_none_or(str::is_empty) => Some("worker_id"),
-        Role::Manager if p.prisons.is_empty() => Some("prisons"),
-        _ => None,
+        Role::Partner => {
+            if p.sources.is_empty() {
+                missing.push("sources");
+            }
+            if p.types.is_empty() {
+                missing.push("types");
+            }
+        }
+        Role::Worker if p.worker_id.as_deref().is_none_or(str::is_empty) => {
+            missing.push("worker_id")
+        }
+        Role::Manager if p.prisons.is_empty() => missing.push("prisons"),
+        _ => {}
     }
+    missing
 }
 
 /// Whether a scope field means anything for a role; the file refuses fields that do not,
@@ -152,8 +165,14 @@ pub(crate) fn parse(text: &str, base_dir: &Path) -> Result<AuthConfig, Vec<Strin
                     );
                     continue;
                 };
+                let mut lines = principal_lines(text);
+                if lines.len() != items.len() {
+                    // Not every principal is a `[[principal]]` block (an inline array):
+                    // numbering would point at the wrong lines, so leave lines out.
+                    lines.clear();
+                }
                 for (i, item) in items.into_iter().enumerate() {
-                    let at = where_principal(i, &item);
+                    let at = where_principal(i, &item, lines.get(i).copied());
                     if let Some((d, p)) = check_principal(item, &at, &mut problems) {
                         if !names.insert(p.name.clone()) {
                             problems.push(format!("{at}: name: duplicate name {:?}", p.name));
@@ -205,12 +224,34 @@ pub(crate) fn parse(text: &str, base_dir: &Path) -> Result<AuthConfig, Vec<Strin
     }
 }
 
-/// "principal #2 (\"jo.worker\")": 1-based, with the name when there is one to show.
-fn where_principal(i: usize, item: &toml::Value) -> String {
-    match item.get("name").and_then(toml::Value::as_str) {
-        Some(name) => format!("principal #{} ({name:?})", i + 1),
-        None => format!("principal #{}", i + 1),
+/// "principal #2 (\"jo.worker\", line 7)": 1-based, with the name when there is one to
+/// show and the line of its `[[principal]]` header when known.
+fn where_principal(i: usize, item: &toml::Value, line: Option<usize>) -> String {
+    let name = item.get("name").and_then(toml::Value::as_str);
+    match (name, line) {
+        (Some(name), Some(line)) => format!("principal #{} ({name:?}, line {line})", i + 1),
+        (Some(name), None) => format!("principal #{} ({name:?})", i + 1),
+        (None, Some(line)) => format!("principal #{} (line {line})", i + 1),
+        (None, None) => format!("principal #{}", i + 1),
     }
+}
+
+/// The 1-based lines of the file's `[[principal]]` headers, in order. The parsed table
+/// keeps no positions, and an operator fixing a long file wants the line, not a count.
+fn principal_lines(text: &str) -> Vec<usize> {
+    text.lines()
+        .enumerate()
+        .filter(|(_, line)| {
+            line.trim_start()
+                .strip_prefix("[[")
+                .and_then(|rest| rest.split_once("]]"))
+                .is_some_and(|(key, after)| {
+                    let after = after.trim_start();
+                    key.trim() == "principal" && (after.is_empty() || after.starts_with('#'))
+                })
+        })
+        .map(|(i, _)| i + 1)
+        .collect()
 }
 
 /// The serde message without toml's source excerpt (the values were parsed from a
@@ -294,10 +335,15 @@ fn check_principal(
         types: raw.types.unwrap_or_default(),
         open_mode: false,
     };
-    if let Some(field) = missing_scope(&principal) {
-        // An empty worker_id was reported above already.
-        if principal.worker_id.as_deref() != Some("") {
-            problems.push(format!("{at}: {field}: a {} needs {field}", principal.role));
+    for field in missing_scope(&principal) {
+        match field {
+            // An empty worker_id was reported above already.
+            "worker_id" if principal.worker_id.as_deref() == Some("") => {}
+            "types" => problems.push(format!(
+                "{at}: types: a PARTNER needs types, the event types it may submit \
+                 (e.g. [\"throughcare.referral.*\"]); none are implied"
+            )),
+            _ => problems.push(format!("{at}: {field}: a {} needs {field}", principal.role)),
         }
     }
     if problems.len() > before {
@@ -403,11 +449,11 @@ token_sha256 = "3333333333333333333333333333333333333333333333333333333333333333
         let cases: Vec<(String, &str)> = vec![
             (
                 format!("[[principal]]\nname = \"a\"\nrole = \"ADMIN\"\ntoken_sha256 = \"{H1}\""),
-                "principal #1 (\"a\"): role: unknown role \"ADMIN\"",
+                "principal #1 (\"a\", line 1): role: unknown role \"ADMIN\"",
             ),
             (
                 "[[principal]]\nname = \"a\"\nrole = \"AUDITOR\"\ntoken_sha256 = \"xyz\"".into(),
-                "principal #1 (\"a\"): token_sha256: must be 64 lower-case hex",
+                "principal #1 (\"a\", line 1): token_sha256: must be 64 lower-case hex",
             ),
             (
                 format!(
@@ -421,18 +467,18 @@ token_sha256 = "3333333333333333333333333333333333333333333333333333333333333333
                     "[[principal]]\nname = \"a\"\nrole = \"AUDITOR\"\ntoken_sha256 = \"{H1}\"\n\
                      [[principal]]\nname = \"b\"\nrole = \"AUDITOR\"\ntoken_sha256 = \"{H1}\""
                 ),
-                "principal #2 (\"b\"): token_sha256: duplicate of principal #1 (\"a\")'s",
+                "principal #2 (\"b\", line 5): token_sha256: duplicate of principal #1 (\"a\", line 1)'s",
             ),
             (
                 format!(
                     "[[principal]]\nname = \"a\"\nrole = \"AUDITOR\"\ntoken_sha256 = \"{H1}\"\n\
                      [[principal]]\nname = \"a\"\nrole = \"AUDITOR\"\ntoken_sha256 = \"{H2}\""
                 ),
-                "principal #2 (\"a\"): name: duplicate name \"a\"",
+                "principal #2 (\"a\", line 5): name: duplicate name \"a\"",
             ),
             (
-                format!("[[principal]]\nname = \"p\"\nrole = \"PARTNER\"\ntoken_sha256 = \"{H1}\""),
-                "principal #1 (\"p\"): sources: a PARTNER needs sources",
+                format!("[[principal]]\nname = \"p\"\nrole = \"PARTNER\"\ntypes = [\"t\"]\ntoken_sha256 = \"{H1}\""),
+                "principal #1 (\"p\", line 1): sources: a PARTNER needs sources",
             ),
             (
                 format!(
@@ -441,8 +487,20 @@ token_sha256 = "3333333333333333333333333333333333333333333333333333333333333333
                 "sources: a PARTNER needs sources",
             ),
             (
+                format!(
+                    "[[principal]]\nname = \"p\"\nrole = \"PARTNER\"\nsources = [\"urn:x\"]\ntoken_sha256 = \"{H1}\""
+                ),
+                "principal #1 (\"p\", line 1): types: a PARTNER needs types",
+            ),
+            (
+                format!(
+                    "[[principal]]\nname = \"p\"\nrole = \"PARTNER\"\nsources = [\"urn:x\"]\ntypes = []\ntoken_sha256 = \"{H1}\""
+                ),
+                "principal #1 (\"p\", line 1): types: a PARTNER needs types",
+            ),
+            (
                 format!("[[principal]]\nname = \"w\"\nrole = \"WORKER\"\ntoken_sha256 = \"{H1}\""),
-                "principal #1 (\"w\"): worker_id: a WORKER needs worker_id",
+                "principal #1 (\"w\", line 1): worker_id: a WORKER needs worker_id",
             ),
             (
                 format!(
@@ -452,7 +510,7 @@ token_sha256 = "3333333333333333333333333333333333333333333333333333333333333333
             ),
             (
                 format!("[[principal]]\nname = \"m\"\nrole = \"MANAGER\"\ntoken_sha256 = \"{H1}\""),
-                "principal #1 (\"m\"): prisons: a MANAGER needs prisons",
+                "principal #1 (\"m\", line 1): prisons: a MANAGER needs prisons",
             ),
             (
                 format!(
@@ -464,17 +522,17 @@ token_sha256 = "3333333333333333333333333333333333333333333333333333333333333333
                 format!(
                     "[[principal]]\nname = \"a\"\nrole = \"AUDITOR\"\ntoken_sha256 = \"{H1}\"\ncolour = \"red\""
                 ),
-                "principal #1 (\"a\"): unknown field `colour`",
+                "principal #1 (\"a\", line 1): unknown field `colour`",
             ),
             (
                 "[[principal]]\nname = \"a\"\nrole = \"AUDITOR\"".into(),
-                "principal #1 (\"a\"): missing field `token_sha256`",
+                "principal #1 (\"a\", line 1): missing field `token_sha256`",
             ),
             (
                 format!(
                     "[[principal]]\nname = \"w\"\nrole = \"WORKER\"\nworker_id = \"W1\"\nsources = [\"urn:x\"]\ntoken_sha256 = \"{H1}\""
                 ),
-                "principal #1 (\"w\"): sources: does not apply to a WORKER",
+                "principal #1 (\"w\", line 1): sources: does not apply to a WORKER",
             ),
             (
                 format!(
@@ -525,7 +583,7 @@ token_sha256 = "3333333333333333333333333333333333333333333333333333333333333333
                 format!(
                     "[[principal]]\nname = \"a\"\nrole = \"AUDITOR\"\ntoken_sha256 = \"{H1}\"\n[metrics]\ntoken_sha256 = \"{H1}\""
                 ),
-                "[metrics]: token_sha256: same as principal #1 (\"a\")'s token",
+                "[metrics]: token_sha256: same as principal #1 (\"a\", line 1)'s token",
             ),
             ("".into(), "nobody could sign in"),
             ("[[principal]\n".into(), "not valid TOML"),
@@ -548,9 +606,62 @@ token_sha256 = "3333333333333333333333333333333333333333333333333333333333333333
         );
         let found = problems(&text);
         assert_eq!(found.len(), 4, "{found:#?}");
-        assert!(found[0].starts_with("principal #1 (\"a\"): role"));
-        assert!(found[1].starts_with("principal #2 (\"w\"): token_sha256"));
-        assert!(found[2].starts_with("principal #2 (\"w\"): worker_id"));
-        assert!(found[3].starts_with("principal #3 (\"x\"): unknown field `extra`"));
+        assert!(found[0].starts_with("principal #1 (\"a\", line 1): role"));
+        assert!(found[1].starts_with("principal #2 (\"w\", line 5): token_sha256"));
+        assert!(found[2].starts_with("principal #2 (\"w\", line 5): worker_id"));
+        assert!(found[3].starts_with("principal #3 (\"x\", line 9): unknown field `extra`"));
+    }
+}
+
+#[cfg(test)]
+mod partner_types_and_lines {
+    use super::*;
+
+    const H1: &str = "1111111111111111111111111111111111111111111111111111111111111111";
+    const H2: &str = "2222222222222222222222222222222222222222222222222222222222222222";
+
+    #[test]
+    fn a_partner_without_types_is_refused_naming_its_line() {
+        // A comment and a blank line first, so the line is not simply the block's index.
+        let text = format!(
+            "# partners\n\n[[principal]]\nname = \"ok\"\nrole = \"PARTNER\"\nsources = [\"urn:a\"]\n\
+             types = [\"throughcare.referral.*\"]\ntoken_sha256 = \"{H1}\"\n\n\
+             [[principal]]  # no types\nname = \"bare\"\nrole = \"PARTNER\"\nsources = [\"urn:b\"]\n\
+             token_sha256 = \"{H2}\"\n"
+        );
+        let found = parse(&text, Path::new("")).unwrap_err();
+        assert_eq!(
+            found,
+            [
+                "principal #2 (\"bare\", line 10): types: a PARTNER needs types, the event types \
+              it may submit (e.g. [\"throughcare.referral.*\"]); none are implied"
+            ]
+        );
+    }
+
+    #[test]
+    fn both_missing_partner_fields_are_reported() {
+        let text =
+            format!("[[principal]]\nname = \"p\"\nrole = \"PARTNER\"\ntoken_sha256 = \"{H1}\"");
+        let found = parse(&text, Path::new("")).unwrap_err();
+        assert_eq!(found.len(), 2, "{found:#?}");
+        assert!(found[0].contains("sources: a PARTNER needs sources"));
+        assert!(found[1].contains("types: a PARTNER needs types"));
+    }
+
+    #[test]
+    fn lines_are_left_out_when_they_cannot_be_counted() {
+        // An inline array has no [[principal]] headers to count.
+        let text =
+            format!("principal = [{{ name = \"a\", role = \"ADMIN\", token_sha256 = \"{H1}\" }}]");
+        let found = parse(&text, Path::new("")).unwrap_err();
+        assert!(
+            found[0].starts_with("principal #1 (\"a\"): role"),
+            "{found:#?}"
+        );
+        assert_eq!(
+            principal_lines("[[principal]]\nx = 1\n  [[ principal ]] # c\n[[principals]]\n"),
+            [1, 3]
+        );
     }
 }

@@ -7,7 +7,7 @@
 //! JWKS (at most once per 30 s) so a provider's key rotation needs no restart.
 
 use std::sync::{Arc, PoisonError, RwLock};
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
@@ -98,8 +98,9 @@ impl JwtVerifier {
         })
     }
 
-    /// The principal a valid JWT names, or why the token is refused.
-    pub(crate) async fn verify(&self, token: &str) -> Result<Principal, Error> {
+    /// The principal a valid JWT names and the token's `exp` (a web session made from the
+    /// token must end by then), or why the token is refused.
+    pub(crate) async fn verify(&self, token: &str) -> Result<(Principal, SystemTime), Error> {
         if token.len() > MAX_TOKEN_BYTES {
             return Err(Error::unauthenticated("token too long"));
         }
@@ -128,7 +129,8 @@ impl JwtVerifier {
         validation.set_audience(&[&self.audience]);
         validation.set_required_spec_claims(&["exp", "iss", "aud", "sub"]);
         let data = jsonwebtoken::decode::<Claims>(token, &key.key, &validation).map_err(refusal)?;
-        principal_from(data.claims)
+        let expires = expiry(data.claims.exp)?;
+        Ok((principal_from(data.claims)?, expires))
     }
 
     fn current(&self) -> Arc<KeySet> {
@@ -340,11 +342,26 @@ struct Claims {
     // Optional here so that a missing `sub` is reported as such by the library's
     // required-claims check rather than as malformed claims.
     sub: Option<String>,
+    /// Seconds since the epoch; required (and checked) by the library, read again here so
+    /// a session made from the token can end with it. A number, not an integer: some
+    /// providers write fractional seconds.
+    exp: Option<f64>,
     roles: Option<Vec<serde_json::Value>>,
     worker_id: Option<String>,
     prisons: Option<Vec<String>>,
     sources: Option<Vec<String>>,
     types: Option<Vec<String>>,
+}
+
+/// The instant of an `exp` claim. The library has already required and checked it, so a
+/// missing one is only reported for completeness; one too far out to represent is refused
+/// rather than read as "never".
+fn expiry(exp: Option<f64>) -> Result<SystemTime, Error> {
+    let exp = exp.ok_or_else(|| Error::unauthenticated("token lacks the exp claim"))?;
+    Duration::try_from_secs_f64(exp.max(0.0))
+        .ok()
+        .and_then(|d| UNIX_EPOCH.checked_add(d))
+        .ok_or_else(|| Error::unauthenticated("token exp is out of range"))
 }
 
 fn principal_from(c: Claims) -> Result<Principal, Error> {
@@ -392,7 +409,9 @@ fn principal_from(c: Claims) -> Result<Principal, Error> {
         },
         open_mode: false,
     };
-    if let Some(field) = missing_scope(&principal) {
+    // A PARTNER token without `types` is refused like a file entry without them: empty
+    // would admit nothing, and "all" must be granted by naming it (`throughcare.*`).
+    if let Some(field) = missing_scope(&principal).first() {
         return Err(Error::unauthenticated(format!(
             "token lacks the {field} claim a {role} needs"
         )));
@@ -554,7 +573,7 @@ mod tests {
     #[tokio::test]
     async fn rs256_ok() {
         let (_d, v) = both().await;
-        let p = v
+        let (p, _) = v
             .verify(&sign("rsa", "rsa-1", &worker_claims()))
             .await
             .unwrap();
@@ -572,7 +591,7 @@ mod tests {
             "exp": now() + 300, "roles": ["offline_access", 7, "MANAGER", "AUDITOR"],
             "prisons": ["wci"], "worker_id": "ignored", "sources": ["urn:ignored"],
         });
-        let p = v.verify(&sign("ec", "ec-1", &claims)).await.unwrap();
+        let (p, _) = v.verify(&sign("ec", "ec-1", &claims)).await.unwrap();
         assert_eq!(p.role, Role::Manager);
         assert_eq!(p.prisons, ["WCI"]);
         assert_eq!(p.worker_id, None);
@@ -587,16 +606,62 @@ mod tests {
             "exp": now() + 300, "roles": ["PARTNER"],
             "sources": ["urn:throughcare:partner:psc"], "types": ["throughcare.referral.*"],
         });
-        let p = v.verify(&sign("rsa", "rsa-1", &claims)).await.unwrap();
+        let (p, _) = v.verify(&sign("rsa", "rsa-1", &claims)).await.unwrap();
         assert_eq!(p.sources, ["urn:throughcare:partner:psc"]);
         assert_eq!(p.types, ["throughcare.referral.*"]);
-        let claims = without(claims, "sources");
         refused(
             &v,
-            &sign("rsa", "rsa-1", &claims),
+            &sign("rsa", "rsa-1", &without(claims.clone(), "sources")),
             "lacks the sources claim a PARTNER needs",
         )
         .await;
+    }
+
+    #[tokio::test]
+    async fn a_partner_token_without_types_is_refused() {
+        // Empty once meant "all types"; a token must now name what it may submit.
+        let (_d, v) = both().await;
+        let claims = json!({
+            "sub": "probation-south-central", "iss": ISSUER, "aud": AUDIENCE,
+            "exp": now() + 300, "roles": ["PARTNER"],
+            "sources": ["urn:throughcare:partner:psc"],
+        });
+        let why = "lacks the types claim a PARTNER needs";
+        refused(&v, &sign("rsa", "rsa-1", &claims), why).await;
+        for empty in [json!([]), json!([""]), json!(null)] {
+            let c = with(claims.clone(), "types", empty);
+            refused(&v, &sign("rsa", "rsa-1", &c), why).await;
+        }
+    }
+
+    #[tokio::test]
+    async fn verify_reports_the_tokens_exp() {
+        let (_d, v) = both().await;
+        let exp = now() + 300;
+        let (_, expires) = v
+            .verify(&sign(
+                "rsa",
+                "rsa-1",
+                &with(worker_claims(), "exp", json!(exp)),
+            ))
+            .await
+            .unwrap();
+        assert_eq!(expires, UNIX_EPOCH + Duration::from_secs(exp));
+        // Fractional seconds are read, not refused.
+        let (_, expires) = v
+            .verify(&sign(
+                "rsa",
+                "rsa-1",
+                &with(worker_claims(), "exp", json!(exp as f64 + 0.5)),
+            ))
+            .await
+            .unwrap();
+        assert_eq!(
+            expires,
+            UNIX_EPOCH + Duration::from_millis(exp * 1000 + 500)
+        );
+        assert!(expiry(Some(f64::MAX)).is_err());
+        assert!(expiry(None).is_err());
     }
 
     #[tokio::test]
@@ -743,7 +808,7 @@ mod tests {
         )
         .await;
         let claims = with(worker_claims(), "roles", json!(["COMMISSIONER"]));
-        let p = v.verify(&sign("rsa", "rsa-1", &claims)).await.unwrap();
+        let (p, _) = v.verify(&sign("rsa", "rsa-1", &claims)).await.unwrap();
         assert_eq!((p.role, p.prisons.len()), (Role::Commissioner, 0));
     }
 

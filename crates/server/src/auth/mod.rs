@@ -6,11 +6,13 @@
 mod config;
 mod jwt;
 mod principal;
+pub mod session;
 mod token;
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::path::Path;
 use std::sync::Arc;
+use std::time::SystemTime;
 
 pub use principal::{Principal, Role};
 pub use token::{new_token, principal_block};
@@ -18,6 +20,14 @@ pub use token::{new_token, principal_block};
 use crate::error::Error;
 use jwt::JwtVerifier;
 use token::{digest, digests_equal, Digest};
+
+/// A verified credential: who it stands for and, for a JWT, its `exp` (a static token
+/// does not expire; it is withdrawn by removing it from the file).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Credential {
+    pub principal: Principal,
+    pub expires: Option<SystemTime>,
+}
 
 /// Turns bearer credentials into principals. Cheap to clone (one `Arc`); `Send + Sync`.
 #[derive(Clone)]
@@ -29,6 +39,9 @@ struct Inner {
     /// Static principals by the SHA-256 of their token. Looking up a digest reveals
     /// nothing usable about a token through timing, unlike comparing tokens.
     principals: HashMap<Digest, Principal>,
+    /// The static principals' names, lower case: a JWT whose `sub` is one of them is
+    /// refused, so the access log's `who` (and a staff source) always means one identity.
+    static_names: HashSet<String>,
     jwt: Option<JwtVerifier>,
     metrics: Option<Digest>,
 }
@@ -84,8 +97,14 @@ impl Authenticator {
             ),
             None => None,
         };
+        let static_names = cfg
+            .principals
+            .values()
+            .map(|p| p.name.to_ascii_lowercase())
+            .collect();
         Ok(Authenticator {
             inner: Arc::new(Inner {
+                static_names,
                 principals: cfg.principals,
                 jwt,
                 metrics: cfg.metrics,
@@ -97,6 +116,14 @@ impl Authenticator {
     /// credential shaped like a JWT is then verified if the file has a `[jwt]` table.
     /// The error's detail says why, never what the credential was.
     pub async fn authenticate(&self, bearer: &str) -> Result<Principal, Error> {
+        self.authenticate_credential(bearer)
+            .await
+            .map(|c| c.principal)
+    }
+
+    /// As [`Authenticator::authenticate`], with when the credential itself expires: a web
+    /// session made from it must end by then (DESIGN.md "Rules at the edge").
+    pub async fn authenticate_credential(&self, bearer: &str) -> Result<Credential, Error> {
         // Tokens never hold whitespace; pasted ones (the sign-in form, a token file)
         // often end with some.
         let bearer = bearer.trim();
@@ -104,10 +131,30 @@ impl Authenticator {
             return Err(Error::unauthenticated("no credential"));
         }
         if let Some(p) = self.inner.principals.get(&digest(bearer)) {
-            return Ok(p.clone());
+            return Ok(Credential {
+                principal: p.clone(),
+                expires: None,
+            });
         }
         match &self.inner.jwt {
-            Some(jwt) if looks_like_jwt(bearer) => jwt.verify(bearer).await,
+            Some(jwt) if looks_like_jwt(bearer) => {
+                let (principal, expires) = jwt.verify(bearer).await?;
+                // Compared ignoring case: names are ASCII, and "Jo.Worker" next to
+                // "jo.worker" in the access log would be read as the same person.
+                if self
+                    .inner
+                    .static_names
+                    .contains(&principal.name.to_ascii_lowercase())
+                {
+                    return Err(Error::unauthenticated(
+                        "token sub names a principal of the auth file",
+                    ));
+                }
+                Ok(Credential {
+                    principal,
+                    expires: Some(expires),
+                })
+            }
             _ => Err(Error::unauthenticated("unknown token")),
         }
     }
@@ -155,7 +202,7 @@ mod tests {
         )
     }
 
-    fn unauthenticated(r: Result<Principal, Error>) -> String {
+    fn unauthenticated<T: std::fmt::Debug>(r: Result<T, Error>) -> String {
         match r {
             Err(Error::Unauthenticated(why)) => why,
             other => panic!("expected Unauthenticated, got {other:?}"),
@@ -271,14 +318,26 @@ mod tests {
         );
         let auth = Authenticator::from_toml(&text, dir.path()).await.unwrap();
         assert!(auth.accepts_jwt());
-        assert_eq!(auth.authenticate(&token).await.unwrap().name, "jo.worker");
-        let p = auth
-            .authenticate(&sign("ec", "ec-1", &worker_claims()))
+        let c = auth.authenticate_credential(&token).await.unwrap();
+        assert_eq!((c.principal.name.as_str(), c.expires), ("jo.worker", None));
+        let mut idp_worker = worker_claims();
+        idp_worker["sub"] = "jo.idp".into();
+        let exp = now() + 300;
+        idp_worker["exp"] = exp.into();
+        let c = auth
+            .authenticate_credential(&sign("ec", "ec-1", &idp_worker))
             .await
             .unwrap();
-        assert_eq!((p.name.as_str(), p.role), ("jo.worker", Role::Worker));
+        assert_eq!(
+            (c.principal.name.as_str(), c.principal.role),
+            ("jo.idp", Role::Worker)
+        );
+        assert_eq!(
+            c.expires,
+            Some(std::time::UNIX_EPOCH + std::time::Duration::from_secs(exp))
+        );
         let expired = {
-            let mut c = worker_claims();
+            let mut c = idp_worker.clone();
             c["exp"] = (now() - 3600).into();
             c
         };
@@ -288,6 +347,28 @@ mod tests {
             unauthenticated(auth.authenticate("a.b").await),
             "unknown token"
         );
+    }
+
+    #[tokio::test]
+    async fn a_jwt_sub_naming_a_static_principal_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("jwks.json"), jwks(&[RSA_JWK])).unwrap();
+        let (_, hash) = new_token();
+        let text = format!(
+            "{}[jwt]\njwks = \"jwks.json\"\nissuer = \"{ISSUER}\"\naudience = \"{AUDIENCE}\"\n",
+            file(&hash)
+        );
+        let auth = Authenticator::from_toml(&text, dir.path()).await.unwrap();
+        // worker_claims() names jo.worker, the file's principal; so does a case variant.
+        for sub in ["jo.worker", "Jo.Worker"] {
+            let mut c = worker_claims();
+            c["sub"] = sub.into();
+            let why = unauthenticated(auth.authenticate(&sign("rsa", "rsa-1", &c)).await);
+            assert_eq!(why, "token sub names a principal of the auth file");
+        }
+        let mut c = worker_claims();
+        c["sub"] = "jo.worker2".into();
+        auth.authenticate(&sign("rsa", "rsa-1", &c)).await.unwrap();
     }
 
     #[tokio::test]
@@ -301,6 +382,14 @@ mod tests {
                 s(&[]),
                 s(&["urn:throughcare:partner:psc"]),
                 s(&["throughcare.referral.*"]),
+            ),
+            (
+                "seeder",
+                Role::Partner,
+                None,
+                s(&[]),
+                s(&["urn:a", "urn:b"]),
+                s(&["throughcare.*", "throughcare.case.closed.v1"]),
             ),
             (
                 "jo.worker",

@@ -60,7 +60,9 @@ pub struct Principal {
     /// PARTNER: CloudEvents sources it may submit with.
     pub sources: Vec<String>,
     /// PARTNER: event types it may submit (`throughcare.referral.*` patterns: a trailing
-    /// `*` matches any suffix). Empty = all types.
+    /// `*` matches any suffix). Required for a PARTNER, and empty admits nothing: a
+    /// partner that could submit every type could also submit the events that grant
+    /// staff their scope (`case.allocated`), so "all" must be written out, never implied.
     pub types: Vec<String>,
     /// True only for the open development mode's stand-in (no `--auth`).
     pub open_mode: bool,
@@ -81,7 +83,8 @@ impl Principal {
     }
 
     /// The caller of an open route (health, schema, sign-in): nobody, with no rights, so
-    /// that an open handler can never pass a policy check by accident.
+    /// that an open handler can never pass a policy check by accident (a PARTNER with no
+    /// sources and no types may submit nothing).
     pub fn anonymous() -> Principal {
         Principal {
             name: "anonymous".into(),
@@ -89,7 +92,7 @@ impl Principal {
             worker_id: None,
             prisons: Vec::new(),
             sources: Vec::new(),
-            types: vec!["-".into()],
+            types: Vec::new(),
             open_mode: false,
         }
     }
@@ -104,13 +107,17 @@ impl Principal {
         self.sources.iter().any(|s| s == source)
     }
 
-    /// Whether this principal's `types` admit the event type (empty = all).
+    /// Whether this principal's `types` admit the event type. Only a PARTNER is limited
+    /// by `types` (the file and JWTs give no other role any; staff are held to service
+    /// events by the submission policy), and for a PARTNER an empty list admits nothing.
     pub fn may_submit_type(&self, event_type: &str) -> bool {
-        self.types.is_empty()
-            || self.types.iter().any(|p| match p.strip_suffix('*') {
-                Some(prefix) => event_type.starts_with(prefix),
-                None => p == event_type,
-            })
+        if self.role != Role::Partner {
+            return true;
+        }
+        self.types.iter().any(|p| match p.strip_suffix('*') {
+            Some(prefix) => event_type.starts_with(prefix),
+            None => p == event_type,
+        })
     }
 
     /// Whether a MANAGER's or COMMISSIONER's prisons include `prison` (a COMMISSIONER with
@@ -143,8 +150,26 @@ mod tests {
         assert!(p.may_submit_type("throughcare.referral.received.v1"));
         assert!(p.may_submit_type("throughcare.case.closed.v1"));
         assert!(!p.may_submit_type("throughcare.case.allocated.v1"));
-        assert!(partner(&[]).may_submit_type("throughcare.case.allocated.v1"));
         assert!(p.may_use_source("urn:a") && !p.may_use_source("urn:b"));
+    }
+
+    #[test]
+    fn a_partner_without_types_may_submit_nothing() {
+        // Empty once meant "all types", which let such a partner allocate cases.
+        let none = partner(&[]);
+        assert!(!none.may_submit_type("throughcare.case.allocated.v1"));
+        assert!(!none.may_submit_type("throughcare.referral.received.v1"));
+        assert!(!Principal::anonymous().may_submit_type("throughcare.referral.received.v1"));
+        // "All" is written out.
+        assert!(partner(&["throughcare.*"]).may_submit_type("throughcare.case.allocated.v1"));
+        // Staff hold no types; what they may submit is the policy's business.
+        let staff = Principal {
+            role: Role::Worker,
+            worker_id: Some("W-1".into()),
+            sources: vec![],
+            ..partner(&[])
+        };
+        assert!(staff.may_submit_type("throughcare.appointment.booked.v1"));
     }
 
     #[test]

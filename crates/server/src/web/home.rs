@@ -49,7 +49,17 @@ pub async fn home(
     let viewer = Viewer::of(&state, who, &headers);
     match who.role {
         _ if who.open_mode => {}
-        Role::Worker => return caseload_page(&state, &caller, &viewer, None),
+        // A worker's home is its caseload; a search from it works as from the calendar.
+        Role::Worker => {
+            return match search(&state, &caller, &q).await? {
+                Searched::Go(r) => Ok(r),
+                Searched::Nothing => caseload_page(&state, &caller, &viewer, None),
+                Searched::NotFound { note, .. } => Ok(with_note(
+                    caseload_page(&state, &caller, &viewer, None)?,
+                    note,
+                )),
+            }
+        }
         Role::Commissioner => return commissioner_home(&state, &viewer, who),
         Role::Manager | Role::Auditor | Role::Partner => {}
     }
@@ -78,40 +88,87 @@ async fn calendar(
     q: &HomeQuery,
     base: &str,
 ) -> Result<Response, ApiError> {
-    let mut notice = None;
-    if let Some(raw) = q.identifier.as_deref().filter(|s| !s.trim().is_empty()) {
-        match raw.trim().parse::<Identifier>() {
-            // Someone the caller may not read is not found, as over the API; either way
-            // the search is on the record.
-            Ok(id) => match scoped::find(state, caller, &id).await? {
-                Found::Readable(p) => {
-                    let mut r = Redirect::to(&format!("/people/{p}")).into_response();
-                    r.extensions_mut().insert(LogNote {
-                        what: Some(AccessWhat::ReadIdentity),
-                        person: Some(p),
-                        ..LogNote::default()
-                    });
-                    return Ok(r);
-                }
-                Found::NotFound(someone) => {
-                    notice = Some(format!("No person has identifier {id}"));
-                    if someone.is_some() {
-                        // Shown the calendar, but refused the person: logged as such.
-                        let mut r = calendar_page(state, caller, viewer, q, base, notice)?;
-                        r.extensions_mut().insert(LogNote {
-                            what: Some(AccessWhat::ReadIdentity),
-                            person: someone,
-                            denied: true,
-                            ..LogNote::default()
-                        });
-                        return Ok(r);
-                    }
-                }
-            },
-            Err(e) => notice = Some(e),
+    match search(state, caller, q).await? {
+        Searched::Go(r) => Ok(r),
+        Searched::Nothing => calendar_page(state, caller, viewer, q, base, None),
+        Searched::NotFound { notice, note } => {
+            let r = calendar_page(state, caller, viewer, q, base, Some(notice))?;
+            Ok(with_note(r, note))
         }
     }
-    calendar_page(state, caller, viewer, q, base, notice)
+}
+
+/// What a page's identifier search (`?identifier=`) came to.
+enum Searched {
+    /// No search asked for.
+    Nothing,
+    /// To the person's page (a person the caller may read; on the record).
+    Go(Response),
+    /// Nobody the caller may read: the page again with a notice, and the refusal's
+    /// access-log note when someone out of scope holds the identifier.
+    NotFound {
+        notice: String,
+        note: Option<LogNote>,
+    },
+}
+
+/// Looks `?identifier=` up as the API would answer the caller. The value is read in
+/// upper case (`nomis:a1234bc` is `nomis:A1234BC`): another spelling of the same number
+/// finds the same person, and is on the record the same way.
+async fn search(state: &AppState, caller: &Caller, q: &HomeQuery) -> Result<Searched, ApiError> {
+    let Some(raw) = q
+        .identifier
+        .as_deref()
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+    else {
+        return Ok(Searched::Nothing);
+    };
+    let normal = match raw.split_once(':') {
+        Some((kind, value)) => format!(
+            "{}:{}",
+            kind.to_ascii_lowercase(),
+            value.to_ascii_uppercase()
+        ),
+        None => raw.to_string(),
+    };
+    let id = match normal.parse::<Identifier>() {
+        Ok(id) => id,
+        Err(e) => {
+            return Ok(Searched::NotFound {
+                notice: e,
+                note: None,
+            })
+        }
+    };
+    Ok(match scoped::find(state, caller, &id).await? {
+        Found::Readable(p) => Searched::Go(with_note(
+            Redirect::to(&format!("/people/{p}")).into_response(),
+            Some(LogNote {
+                what: Some(AccessWhat::ReadIdentity),
+                person: Some(p),
+                ..LogNote::default()
+            }),
+        )),
+        // Someone the caller may not read is not found, as over the API.
+        Found::NotFound(someone) => Searched::NotFound {
+            notice: format!("No person has identifier {id}"),
+            note: someone.map(|p| LogNote {
+                what: Some(AccessWhat::ReadIdentity),
+                person: Some(p),
+                denied: true,
+                ..LogNote::default()
+            }),
+        },
+    })
+}
+
+/// A page's response with the access-log note that replaces the page's own.
+fn with_note(mut r: Response, note: Option<LogNote>) -> Response {
+    if let Some(note) = note {
+        r.extensions_mut().insert(note);
+    }
+    r
 }
 
 /// The calendar page itself, a list on the record with the people it shows.

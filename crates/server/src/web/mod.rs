@@ -21,7 +21,7 @@ use axum::response::{IntoResponse, Response};
 use maud::{html, Markup, DOCTYPE};
 use throughcare_projections::FlagCode;
 
-use crate::access::session;
+use crate::auth::session;
 use crate::auth::Principal;
 use crate::state::AppState;
 

@@ -34,8 +34,8 @@ pub async fn post_event(
 ) -> Result<Response, ApiError> {
     let person = scoped.id();
     let Posted { values, event_id } = match posted(&state, &headers, &body) {
-        Ok(p) => p,
-        Err(forbidden) => return Ok(forbidden),
+        Some(p) => p,
+        None => return Ok(sign_in::forbidden()),
     };
     let Some(kind) = kind_of(&kind) else {
         return Err(ApiError::not_found(format!(
@@ -106,12 +106,8 @@ pub(crate) struct Posted {
 }
 
 /// Reads a form post. The CSRF token is checked first: without a valid one nothing else
-/// about the request is looked at (`Err(403 page)`).
-pub(crate) fn posted(
-    state: &AppState,
-    headers: &HeaderMap,
-    body: &[u8],
-) -> Result<Posted, Response> {
+/// about the request is looked at (`None`: answer `sign_in::forbidden()`).
+pub(crate) fn posted(state: &AppState, headers: &HeaderMap, body: &[u8]) -> Option<Posted> {
     let values = Values::parse(body);
     let event_id = values.get("event_id").to_string();
     let session = session_id(headers).unwrap_or_default();
@@ -123,9 +119,9 @@ pub(crate) fn posted(
             Some(values.get("csrf")),
         )
     {
-        return Err(sign_in::forbidden());
+        return None;
     }
-    Ok(Posted { values, event_id })
+    Some(Posted { values, event_id })
 }
 
 /// The person's journey: the one the guard read for its scope check, else the read model.
@@ -191,8 +187,8 @@ pub async fn post_manager_event(
 ) -> Result<Response, ApiError> {
     let person = scoped.id();
     let Posted { values, event_id } = match posted(&state, &headers, &body) {
-        Ok(p) => p,
-        Err(forbidden) => return Ok(forbidden),
+        Some(p) => p,
+        None => return Ok(sign_in::forbidden()),
     };
     let Some(kind) = kind_of(&kind) else {
         return Err(ApiError::not_found(format!(

@@ -34,7 +34,7 @@ pub const HEALTHCARE_SOURCE: &str = "urn:throughcare:partner:prison-healthcare";
 pub const HEALTHCARE_PARTNER: Principal = (
     "partner",
     "PARTNER",
-    "sources = [\"urn:throughcare:partner:prison-healthcare\"]",
+    "sources = [\"urn:throughcare:partner:prison-healthcare\"]\ntypes = [\"throughcare.*\"]",
 );
 pub const JO: Principal = ("jo", "WORKER", "worker_id = \"W-WCI-01\"");
 pub const WCI_MANAGER: Principal = ("wci.manager", "MANAGER", "prisons = [\"WCI\"]");

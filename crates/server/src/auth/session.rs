@@ -1,12 +1,13 @@
 //! Web sessions: `POST /sign-in` trades a pasted token (or JWT) for an opaque random
 //! session id kept in an HttpOnly, SameSite=Strict cookie; the token itself never goes in
 //! the cookie. Sessions live in memory: a restart signs everyone out, which is the safe
-//! direction. A session ends at sign-out, after `SESSION_TTL`, or when the JWT it was made
-//! from expires, whichever comes first.
+//! direction. A session ends at sign-out, at the browser's next sign-in, after
+//! `SESSION_TTL`, or when the JWT it was made from expires, whichever comes first
+//! (DESIGN.md "Rules at the edge": a session must not outlive the credential that made it).
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use crate::auth::Principal;
 
@@ -18,6 +19,21 @@ pub const SESSION_TTL: Duration = Duration::from_secs(8 * 3600);
 struct Session {
     principal: Arc<Principal>,
     expires: Instant,
+}
+
+/// How long a session made from a credential expiring at `expires` may last, at `now`:
+/// `SESSION_TTL`, or less when the credential expires sooner. `None` when it has expired
+/// already: a JWT past its `exp` is still accepted within the clock-skew leeway, but a
+/// session from it would be dead on arrival, so sign-in refuses it instead.
+pub fn lifetime(expires: Option<SystemTime>, now: SystemTime) -> Option<Duration> {
+    match expires {
+        None => Some(SESSION_TTL),
+        Some(at) => at
+            .duration_since(now)
+            .ok()
+            .filter(|left| !left.is_zero())
+            .map(|left| left.min(SESSION_TTL)),
+    }
 }
 
 /// The live sessions of this process.
@@ -74,11 +90,12 @@ impl Sessions {
     }
 }
 
-/// The `Set-Cookie` value that starts a session.
-pub fn set_cookie(id: &str, secure: bool) -> String {
+/// The `Set-Cookie` value that starts a session lasting `ttl`; the browser drops the
+/// cookie when the session ends, so it does not keep sending a dead id.
+pub fn set_cookie(id: &str, secure: bool, ttl: Duration) -> String {
     format!(
         "{COOKIE}={id}; Path=/; HttpOnly; SameSite=Strict; Max-Age={}{}",
-        SESSION_TTL.as_secs(),
+        ttl.min(SESSION_TTL).as_secs(),
         if secure { "; Secure" } else { "" }
     )
 }
@@ -119,13 +136,39 @@ mod tests {
     }
 
     #[test]
+    fn a_session_ends_when_its_ttl_runs_out() {
+        let s = Sessions::default();
+        let id = s.start(Principal::open_mode(), Duration::from_millis(50));
+        assert!(s.get(&id).is_some());
+        std::thread::sleep(Duration::from_millis(80));
+        assert!(s.get(&id).is_none());
+    }
+
+    #[test]
+    fn lifetime_follows_the_credential() {
+        let now = SystemTime::now();
+        let min = Duration::from_secs(60);
+        // A static token: the working day.
+        assert_eq!(lifetime(None, now), Some(SESSION_TTL));
+        // A JWT: until its exp, never past the working day.
+        assert_eq!(lifetime(Some(now + 5 * min), now), Some(5 * min));
+        assert_eq!(lifetime(Some(now + 24 * 60 * min), now), Some(SESSION_TTL));
+        // Past its exp (accepted only by the leeway) or at it: no session.
+        assert_eq!(lifetime(Some(now - Duration::from_secs(30)), now), None);
+        assert_eq!(lifetime(Some(now), now), None);
+    }
+
+    #[test]
     fn cookie_parsing() {
         assert_eq!(
             from_cookie_header("a=b; throughcare_session=xyz"),
             Some("xyz")
         );
         assert_eq!(from_cookie_header("throughcare_session="), None);
-        assert!(set_cookie("x", true).contains("HttpOnly; SameSite=Strict"));
-        assert!(set_cookie("x", true).ends_with("; Secure"));
+        let ttl = Duration::from_secs(90);
+        assert!(set_cookie("x", true, ttl).contains("HttpOnly; SameSite=Strict; Max-Age=90"));
+        assert!(set_cookie("x", true, ttl).ends_with("; Secure"));
+        assert!(!set_cookie("x", false, ttl).contains("Secure"));
+        assert!(set_cookie("x", false, 2 * SESSION_TTL).contains("Max-Age=28800"));
     }
 }
