@@ -422,6 +422,7 @@ async fn an_unknown_person_has_no_bundle() {
     let r = c.get("/v1/people/01JD0000000000000000000000/fhir").await;
     assert_eq!(r.status, 404, "{}", r.brief());
     assert!(r.is_problem(), "{}", r.brief());
+    // An id that does not parse names nobody: the guard's unknown-person 404.
     let r = c.get("/v1/people/not-a-person/fhir").await;
-    assert_eq!(r.status, 400, "{}", r.brief());
+    assert_eq!(r.status, 404, "{}", r.brief());
 }

@@ -462,10 +462,11 @@ async fn bad_inputs(c: Client) {
         400,
         "bad-request",
     );
+    // An id that does not parse names nobody: refused by the guard as unknown.
     assert_problem(
         &c.get("/v1/people/not-a-ulid/journey").await,
-        400,
-        "bad-request",
+        404,
+        "not-found",
     );
     assert_problem(&c.get("/v1/nothing-here").await, 404, "not-found");
     let stale = c

@@ -406,7 +406,7 @@ fn request_body(route: &Route) -> Option<Value> {
 
 fn responses(route: &Route) -> Value {
     let mut out = Map::new();
-    for &status in route.statuses {
+    for status in route.answers() {
         out.insert(status.to_string(), response(route, status));
     }
     Value::Object(out)
@@ -464,6 +464,7 @@ fn response(route: &Route, status: u16) -> Value {
         (Kind::Api, "/metrics" | "/v1/ledger/checkpoint" | "/v1/ledger/key") => {
             ("text/plain", json!({ "type": "string" }))
         }
+        (Kind::Api, crate::headers::STYLESHEET) => ("text/css", json!({ "type": "string" })),
         (Kind::Api, "/v1/schema/events") => {
             ("application/schema+json", json!({ "type": "object" }))
         }
@@ -639,7 +640,8 @@ mod tests {
                 .keys()
                 .map(|k| k.parse().unwrap())
                 .collect();
-            let table: BTreeSet<u16> = route.statuses.iter().copied().collect();
+            let table = route.answers();
+            assert!(route.statuses.iter().all(|s| table.contains(s)));
             assert_eq!(documented, table, "{} statuses", route.name());
             assert!(op["x-roles"].as_array().is_some_and(|r| !r.is_empty()));
             assert_eq!(

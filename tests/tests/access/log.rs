@@ -406,7 +406,13 @@ async fn access_log_records_reads_and_refusals_and_verifies() {
         filtered(
             &auditor,
             format!("person={a}"),
-            move |e| e["person_id"] == a2.as_str(),
+            // About A: A's own reads, and the lists that showed A (DESIGN: `people`).
+            move |e| {
+                e["person_id"] == a2.as_str()
+                    || e["people"]
+                        .as_array()
+                        .is_some_and(|p| p.iter().any(|x| x == a2.as_str()))
+            },
             &[&r1, &r2, &r3, &r4, &r7, &r8],
             &[&r10, &r11],
         )

@@ -51,6 +51,14 @@ fn contact(id: &str, source: Option<&str>, who: &str) -> Value {
 
 /// A problem body without the members that name the request (`instance`, request ids),
 /// and with the person's identifiers replaced, for "same answer" comparisons.
+/// A staff member's contact: staff name an existing person by `person_id` (DESIGN.md
+/// "Rules at the edge").
+fn staff_contact(id: &str, source: Option<&str>, person_id: &str) -> Value {
+    let mut e = contact(id, source, "A0000AA");
+    e["data"]["person"] = json!({ "person_id": person_id });
+    e
+}
+
 fn comparable(body: &Value, replace: &[&str]) -> String {
     let mut b = body.clone();
     if let Some(m) = b.as_object_mut() {
@@ -213,13 +221,13 @@ async fn staff_submit_under_their_own_name_about_people_they_can_read() {
     let mut problems = Vec::new();
 
     // No source: the server fills in urn:throughcare:staff:jo.worker.
-    let r = jo.submit(&contact("staff-1", None, &w.a.nomis)).await;
+    let r = jo.submit(&staff_contact("staff-1", None, &w.a.id)).await;
     expect_status(&r, 201, "worker contact without a source", &mut problems);
     let explicit = jo
-        .submit(&contact(
+        .submit(&staff_contact(
             "staff-2",
             Some("urn:throughcare:staff:jo.worker"),
-            &w.a.nomis,
+            &w.a.id,
         ))
         .await;
     expect_status(
@@ -263,10 +271,10 @@ async fn staff_submit_under_their_own_name_about_people_they_can_read() {
         ),
     ] {
         let r = jo
-            .submit(&contact(
+            .submit(&staff_contact(
                 &format!("staff-spoof-{what}"),
                 Some(source),
-                &w.a.nomis,
+                &w.a.id,
             ))
             .await;
         expect_refusal(
@@ -278,16 +286,20 @@ async fn staff_submit_under_their_own_name_about_people_they_can_read() {
         );
     }
     // About a person it cannot read: the same answer as about an unknown person.
-    let unknown = nomis(9921);
+    let unknown = "01JD0000000000000000000000".to_string();
     for (who, caller, out_of_scope) in [
         (JO, w.as_(JO), &w.b),
         (WCI_MANAGER, w.as_(WCI_MANAGER), &w.b),
     ] {
         let hidden = caller
-            .submit(&contact(&format!("oos-{who}"), None, &out_of_scope.nomis))
+            .submit(&staff_contact(
+                &format!("oos-{who}"),
+                None,
+                &out_of_scope.id,
+            ))
             .await;
         let none = caller
-            .submit(&contact(&format!("oos-{who}"), None, &unknown))
+            .submit(&staff_contact(&format!("oos-{who}"), None, &unknown))
             .await;
         if (200..300).contains(&hidden.status) {
             problems.push(format!(
@@ -310,7 +322,7 @@ async fn staff_submit_under_their_own_name_about_people_they_can_read() {
     for who in [COMMISSIONER, AUDITOR] {
         let r = w
             .as_(who)
-            .submit(&contact(&format!("never-{who}"), None, &w.a.nomis))
+            .submit(&staff_contact(&format!("never-{who}"), None, &w.a.id))
             .await;
         expect_refusal(&format!("{who} submits"), &r, 403, None, &mut problems);
     }
@@ -322,7 +334,7 @@ async fn staff_submit_under_their_own_name_about_people_they_can_read() {
     }
     let r = w
         .as_(AUDITOR)
-        .get(&format!("/v1/people?identifier=nomis:{unknown}"))
+        .get(&format!("/v1/people/{unknown}/journey"))
         .await;
     expect_status(
         &r,

@@ -359,13 +359,20 @@ pub async fn queries_filter_and_page(log: Log) {
     }
     // Sanity of the data itself, so the filters above are not vacuous.
     let count = |f: AccessFilter| expect(&f).len();
+    // a: its own four entries and the list (entry 6) that showed it.
     assert_eq!(
         count(AccessFilter {
             person: Some(a),
             ..Default::default()
         }),
-        4
+        5
     );
+    assert!(expect(&AccessFilter {
+        person: Some(b),
+        ..Default::default()
+    })
+    .iter()
+    .any(|e| e.seq == 6 && e.record.person_id.is_none()));
     assert_eq!(
         count(AccessFilter {
             review: Some(true),

@@ -78,6 +78,21 @@ pub struct Route {
 }
 
 impl Route {
+    /// Every status the route may answer: its own, and what the guard answers whatever
+    /// the handler does (413 for a body over the limit; 404 for a subject that is unknown,
+    /// out of scope or does not parse; 400, 401 and 403 on routes that need a caller).
+    pub fn answers(&self) -> std::collections::BTreeSet<u16> {
+        let mut all: std::collections::BTreeSet<u16> = self.statuses.iter().copied().collect();
+        all.insert(413);
+        if matches!(self.scope, Scope::Person | Scope::Identifier) {
+            all.insert(404);
+        }
+        if matches!(self.allow, Allow::Roles(_)) {
+            all.extend([400, 401, 403]);
+        }
+        all
+    }
+
     /// `GET /v1/people/{id}/journey`: how the access log names the route.
     pub fn name(&self) -> String {
         format!("{} {}", self.method, self.path)

@@ -190,7 +190,7 @@ pub async fn post_manager_event(
         Some(p) => p,
         None => return Ok(sign_in::forbidden()),
     };
-    let Some(kind) = kind_of(&kind) else {
+    let Some(kind) = manager::kind_of(&kind) else {
         return Err(ApiError::not_found(format!(
             "no manager's form records {kind:?}; they are {}",
             MANAGER_EVENTS

@@ -170,10 +170,16 @@ fn denied(who: Option<&crate::auth::Principal>) -> LogNote {
 /// a browser that could be tricked, and is let through. The origin is this request's
 /// own: the scheme the cookies are made for (https when they are `Secure`) and the
 /// `Host` (or HTTP/2 `:authority`) the browser addressed, so a proxy must pass `Host`.
+///
+/// Our pages are served with `Referrer-Policy: no-referrer`, under which a browser sends
+/// `Origin: null` even for a POST from our own page. So `null` passes only beside a
+/// `Sec-Fetch-Site` that says same-origin (which browsers send whatever the referrer
+/// policy); alone, or with any other site, it is refused.
 fn cross_site(headers: &HeaderMap, uri: &Uri, secure: bool) -> Option<String> {
+    let mut same_origin_fetch = false;
     if let Some(site) = headers.get("sec-fetch-site") {
         match site.to_str() {
-            Ok("same-origin" | "none") => {}
+            Ok("same-origin" | "none") => same_origin_fetch = true,
             Ok(other) => return Some(format!("Sec-Fetch-Site: {other}")),
             Err(_) => return Some("Sec-Fetch-Site unreadable".into()),
         }
@@ -182,6 +188,9 @@ fn cross_site(headers: &HeaderMap, uri: &Uri, secure: bool) -> Option<String> {
     let Ok(origin) = origin.to_str() else {
         return Some("Origin unreadable".into());
     };
+    if origin == "null" && same_origin_fetch {
+        return None;
+    }
     let scheme = if secure { "https" } else { "http" };
     let host = headers
         .get(header::HOST)
@@ -282,6 +291,14 @@ mod tests {
             None
         );
         assert_eq!(check(&[HOST, ("sec-fetch-site", "none")], true), None);
+        // What a browser sends from our own page under `Referrer-Policy: no-referrer`.
+        assert_eq!(
+            check(
+                &[HOST, ("origin", "null"), ("sec-fetch-site", "same-origin")],
+                true
+            ),
+            None
+        );
         // Default ports and case are not differences.
         assert_eq!(
             check(
@@ -306,7 +323,7 @@ mod tests {
     fn cross_site_sign_ins_are_named() {
         const HOST: (&str, &str) = ("host", "care.example");
         // (headers of a sign-in over https, why it is refused)
-        let cases: [(Headers, &str); 7] = [
+        let cases: [(Headers, &str); 8] = [
             (
                 &[HOST, ("origin", "https://evil.example")],
                 "Origin: https://evil.example",
@@ -321,6 +338,10 @@ mod tests {
                 "Origin: https://care.example:444",
             ),
             (&[HOST, ("origin", "null")], "Origin: null"),
+            (
+                &[HOST, ("origin", "null"), ("sec-fetch-site", "cross-site")],
+                "Sec-Fetch-Site: cross-site",
+            ),
             (
                 &[("origin", "https://care.example")],
                 "Origin: https://care.example",
