@@ -150,6 +150,9 @@ async fn serve_keeps_acknowledging_while_the_leader_is_killed_every_seven_second
     let answers = Arc::new(Answers::default());
     let http = reqwest::Client::builder()
         .timeout(Duration::from_secs(60))
+        // The server closes a keep-alive connection idle for 10 s: never reuse one that
+        // old, or a request may be sent as the server closes it.
+        .pool_idle_timeout(Duration::from_secs(5))
         .build()
         .unwrap();
     let partners: Vec<_> = (0..8u64)

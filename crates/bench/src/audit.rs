@@ -390,6 +390,9 @@ async fn proofs_and_verify(sizes: &Sizes, run_dir: &Path) -> Result<Vec<Row>> {
     let (url, stop) = start_server(embedded, &projector, audit).await?;
     let http = reqwest::Client::builder()
         .timeout(Duration::from_secs(30))
+        // The server closes a keep-alive connection idle for 10 s: never reuse one that
+        // old, or a request may be sent as the server closes it.
+        .pool_idle_timeout(Duration::from_secs(5))
         .build()?;
     let positions: Vec<u64> = (0..sizes.http_proofs)
         .map(|_| 1 + rng.next_below(size))

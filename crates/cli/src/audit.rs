@@ -172,6 +172,9 @@ impl Remote {
     fn new(url: &str, token: Option<String>) -> Result<Self> {
         let http = reqwest::Client::builder()
             .timeout(Duration::from_secs(60))
+            // The server closes a keep-alive connection idle for 10 s: never reuse one that
+            // old, or a request may be sent as the server closes it.
+            .pool_idle_timeout(Duration::from_secs(5))
             .build()
             .context("cannot build the HTTP client")?;
         Ok(Self {

@@ -408,6 +408,9 @@ pub async fn readyz(State(state): State<AppState>) -> Result<Response, ApiError>
             down.join(", ")
         ))
         .with("services_down", json!(down))
+        .with("head", json!(head))
+        .with("checkpoint", json!(checkpoint))
+        .with("lag", json!(lag))
         .with("ready", json!(false)));
     }
     if lag > READY_LAG {

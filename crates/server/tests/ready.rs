@@ -337,3 +337,34 @@ async fn a_failed_projector_makes_readyz_503_then_recovers_to_a_rebuild() {
     );
     task.abort();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn readyz_is_503_while_a_service_beside_the_server_is_down() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = EmbeddedLog::open(&dir.path().join("ledger")).unwrap();
+    let access = Arc::new(log.access_log());
+    let log: Arc<dyn EventLog> = Arc::new(log);
+    let projector = Projector::open(&dir.path().join("readmodels")).unwrap();
+    let models = projector.read_models();
+    let follow = log.clone();
+    let task = tokio::spawn(async move { projector.run(follow).await });
+    let ledger = Ledger::with_system_clock(log.clone());
+    let state = AppState::new(ledger, models, access);
+    readyz_becomes(&state, StatusCode::OK, "no services expected").await;
+
+    // The NATS submit service is expected from its first report: down until subscribed.
+    state.services.set("nats-submit", false);
+    let down = readyz_becomes(&state, StatusCode::SERVICE_UNAVAILABLE, "not subscribed").await;
+    assert_eq!(down["services_down"], serde_json::json!(["nats-submit"]));
+    assert_eq!(down["ready"], false);
+    state.services.set("nats-submit", true);
+    readyz_becomes(&state, StatusCode::OK, "subscribed").await;
+
+    // A consumer that stopped is seen until its restart says it runs again.
+    state.services.set("hmpps-consumer", false);
+    let down = readyz_becomes(&state, StatusCode::SERVICE_UNAVAILABLE, "consumer down").await;
+    assert_eq!(down["services_down"], serde_json::json!(["hmpps-consumer"]));
+    state.services.set("hmpps-consumer", true);
+    readyz_becomes(&state, StatusCode::OK, "consumer restarted").await;
+    task.abort();
+}

@@ -294,6 +294,9 @@ impl Resp {
 fn http_client() -> reqwest::Client {
     reqwest::Client::builder()
         .timeout(Duration::from_secs(30))
+        // The server closes a keep-alive connection idle for 10 s: never reuse one that
+        // old, or a request may be sent as the server closes it.
+        .pool_idle_timeout(Duration::from_secs(5))
         .redirect(reqwest::redirect::Policy::none())
         .build()
         .expect("http client")

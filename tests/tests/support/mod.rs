@@ -213,6 +213,9 @@ impl Client {
         Client {
             http: ::reqwest::Client::builder()
                 .timeout(Duration::from_secs(30))
+                // The server closes a keep-alive connection idle for 10 s: never reuse one that
+                // old, or a request may be sent as the server closes it.
+                .pool_idle_timeout(Duration::from_secs(5))
                 .build()
                 .expect("http client"),
             url: url.to_string(),
