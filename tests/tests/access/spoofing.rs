@@ -516,5 +516,42 @@ async fn a_partner_cannot_submit_as_another_partner_over_nats() {
             }
         }
     }
+    // Identity over NATS, as over HTTP: a conflict names nobody's ledger id, a worker may
+    // not attach someone else's identifier to its person, and nothing is recorded.
+    let before = ledger_head(&w).await;
+    let mut joined = referral("nats-join", PROBATION_SOURCE, &w.a.nomis);
+    joined["data"]["person"] = json!({ "nomis": w.a.nomis, "nhs_number": w.b.nhs });
+    let (s6, conflict) = nats_submit(&url, Some(&probation), &joined).await;
+    expect_nats(
+        (s6, &conflict),
+        409,
+        Some("urn:throughcare:problem:identity-conflict"),
+        "a partner's referral joining two people over NATS",
+        &mut problems,
+    );
+    let mut takeover = staff_contact("nats-takeover", None, &w.a.id);
+    takeover["data"]["person"]["nomis"] = json!(w.b.nomis);
+    let (s7, taken) = nats_submit(&url, Some(&w.auth.token(JO)), &takeover).await;
+    expect_nats(
+        (s7, &taken),
+        409,
+        Some("urn:throughcare:problem:identity-conflict"),
+        "a worker naming another person's NOMIS over NATS",
+        &mut problems,
+    );
+    for (what, body) in [("conflict", &conflict), ("takeover", &taken)] {
+        let text = body.to_string();
+        if text.contains(&w.a.id) || text.contains(&w.b.id) {
+            problems.push(format!(
+                "the {what} answer over NATS names a ledger id: {text}"
+            ));
+        }
+    }
+    let after = ledger_head(&w).await;
+    if after != before {
+        problems.push(format!(
+            "refused identity submissions over NATS moved the head from {before} to {after}"
+        ));
+    }
     report("partner spoofing over NATS", &problems);
 }
