@@ -102,9 +102,14 @@ async fn scope_hides_existence_and_break_glass_is_logged_for_review() {
         status(&w, Some("auditor"), &journey(&bni)).await,
         StatusCode::OK
     );
-    // Out of scope and unknown: the same answer but for the id.
+    // Out of scope and unknown: the same answer but for the id, and neither sooner than
+    // the guard's floor (5 ms), so that reading a journey cannot be told apart by time.
+    let started = std::time::Instant::now();
     let (s1, hidden) = call(&w, Some("jo"), "GET", &journey(&bni), None).await;
+    assert!(started.elapsed() >= std::time::Duration::from_millis(5));
+    let started = std::time::Instant::now();
     let (s2, unknown) = call(&w, Some("jo"), "GET", &journey(nobody), None).await;
+    assert!(started.elapsed() >= std::time::Duration::from_millis(5));
     assert_eq!((s1, s2), (StatusCode::NOT_FOUND, StatusCode::NOT_FOUND));
     assert_eq!(
         hidden.to_string().replace(&bni, "ID"),

@@ -1,27 +1,71 @@
 //! The form posts of the person's page: `POST /people/{id}/events/{type}` (a worker's
 //! event) and `POST /people/{id}/manage/{type}` (a manager's action). Each checks the
 //! form's CSRF token first, builds the CloudEvent from the form (`forms`,
-//! `forms::manager`), and records it through the one write path (`submit`): a 303 back to
+//! `manager`), and records it through the one write path (`submit`): a 303 back to
 //! the person's timeline, or the person's page again with the refusal by its field. Above
 //! the person page, which it answers with.
 
 use axum::extract::{Extension, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
-use throughcare_events::PersonId;
+use throughcare_events::{EventType, PersonId};
 use throughcare_ledger::AccessWhat;
 use throughcare_projections::Journey;
 
-use super::forms::{
-    build, fields, kind_of, may_record, refusal_errors, slug, title, Built, FieldError, FormState,
-    Reply, Values, WORKER_EVENTS,
-};
-use super::manager::{self, may_manage, MANAGER_EVENTS};
+use super::forms::{self, refusal_errors, slug, Built, FieldError, FormState, Reply, Values};
+use super::manager;
 use super::{csrf, person, session_id, sign_in};
 use crate::access::{Caller, LogNote, ScopedPerson};
+use crate::auth::Principal;
 use crate::extract::Path;
 use crate::problem::ApiError;
 use crate::state::AppState;
+
+/// Builds a form's event: (type, fields, journey, person, event id, source).
+type Build =
+    fn(EventType, &Values, &Journey, PersonId, &str, &str) -> Result<Built, Vec<FieldError>>;
+
+/// What sets the worker's forms and the manager's apart; the rest of a post is one path.
+struct FormSet {
+    /// "no form" / "no manager's form", for an unknown type.
+    name: &'static str,
+    events: &'static [EventType],
+    kind_of: fn(&str) -> Option<EventType>,
+    may: fn(&Principal, &Journey, EventType) -> bool,
+    /// The refusal page's title, and what the caller may not do ("record a contact").
+    refused: fn(EventType, &Journey) -> (&'static str, String),
+    build: Build,
+}
+
+const WORKER: FormSet = FormSet {
+    name: "no form",
+    events: forms::WORKER_EVENTS,
+    kind_of: forms::kind_of,
+    may: forms::may_record,
+    refused: |kind, _| {
+        (
+            "You cannot record this",
+            format!("record {} about", forms::title(kind).to_lowercase()),
+        )
+    },
+    build: |kind, values, j, person, id, source| {
+        forms::build(kind, values, &forms::fields(kind, j), person, id, source)
+    },
+};
+
+const MANAGER: FormSet = FormSet {
+    name: "no manager's form",
+    events: manager::MANAGER_EVENTS,
+    kind_of: manager::kind_of,
+    may: manager::may_manage,
+    refused: |kind, j| {
+        (
+            "You cannot do this",
+            format!("{} for", manager::title(kind, Some(j)).to_lowercase()),
+        )
+    },
+    build: |kind, values, _, person, id, source| manager::build(kind, values, person, id, source),
+};
 
 /// `POST /people/{id}/events/{type}`: records one of the worker's events from its form.
 pub async fn post_event(
@@ -32,22 +76,48 @@ pub async fn post_event(
     scoped: ScopedPerson,
     body: axum::body::Bytes,
 ) -> Result<Response, ApiError> {
+    post_form(&WORKER, &state, &caller, &headers, &kind, &scoped, &body).await
+}
+
+/// `POST /people/{id}/manage/{type}`: records one of the manager's actions from its form.
+pub async fn post_manager_event(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    headers: HeaderMap,
+    Path((_, kind)): Path<(String, String)>,
+    scoped: ScopedPerson,
+    body: axum::body::Bytes,
+) -> Result<Response, ApiError> {
+    post_form(&MANAGER, &state, &caller, &headers, &kind, &scoped, &body).await
+}
+
+/// One form post: the CSRF token first, then the type, the policy, the form's own checks
+/// (422 with the form sent back), and the write path.
+async fn post_form(
+    set: &FormSet,
+    state: &AppState,
+    caller: &Caller,
+    headers: &HeaderMap,
+    kind: &str,
+    scoped: &ScopedPerson,
+    body: &[u8],
+) -> Result<Response, ApiError> {
     let person = scoped.id();
-    let Posted { values, event_id } = match posted(&state, &headers, &body) {
-        Some(p) => p,
-        None => return Ok(sign_in::forbidden()),
+    let Some(Posted { values, event_id }) = posted(state, headers, body) else {
+        return Ok(sign_in::forbidden());
     };
-    let Some(kind) = kind_of(&kind) else {
+    let Some(kind) = (set.kind_of)(kind) else {
         return Err(ApiError::not_found(format!(
-            "no form records {kind:?}; the forms are {}",
-            WORKER_EVENTS
+            "{} records {kind:?}; they are {}",
+            set.name,
+            set.events
                 .iter()
                 .map(|k| slug(*k))
                 .collect::<Vec<_>>()
                 .join(", ")
         )));
     };
-    let j = journey_of(&state, &scoped)?;
+    let j = journey_of(state, scoped)?;
     let p = caller.principal.as_ref();
     let back = |errors: Vec<FieldError>, status: StatusCode| {
         FormState {
@@ -58,44 +128,23 @@ pub async fn post_event(
         }
         .into_reply(status)
     };
-    if !may_record(p, &j, kind) {
+    if !(set.may)(p, &j, kind) {
+        let (title, what) = (set.refused)(kind, &j);
         let mut r = super::plain(
             StatusCode::FORBIDDEN,
-            "You cannot record this",
-            &format!(
-                "{} may not record {} about this person.",
-                p.name,
-                title(kind).to_lowercase()
-            ),
+            title,
+            &format!("{} may not {what} this person.", p.name),
         );
         refused_by_policy(&mut r, person);
         return Ok(r);
     }
-    let built = match build(
-        kind,
-        &values,
-        &fields(kind, &j),
-        person,
-        &event_id,
-        &p.staff_source(),
-    ) {
-        Ok(b) => b,
+    match (set.build)(kind, &values, &j, person, &event_id, &p.staff_source()) {
         Err(errors) => {
             let reply = back(errors, StatusCode::UNPROCESSABLE_ENTITY);
-            return person::render_with(&state, &caller, &headers, &scoped, &j, Some(reply)).await;
+            person::render_with(state, caller, headers, scoped, &j, Some(reply)).await
         }
-    };
-    record(
-        &state,
-        &caller,
-        &headers,
-        &j,
-        &scoped,
-        &built,
-        slug(kind),
-        back,
-    )
-    .await
+        Ok(built) => record(state, caller, headers, &j, scoped, &built, slug(kind), back).await,
+    }
 }
 
 /// What a form post carries once its CSRF token has been checked: the fields, and the
@@ -174,72 +223,4 @@ pub(crate) async fn record(
             Ok(r)
         }
     }
-}
-
-/// `POST /people/{id}/manage/{type}`: records one of the manager's actions from its form.
-pub async fn post_manager_event(
-    State(state): State<AppState>,
-    Extension(caller): Extension<Caller>,
-    headers: HeaderMap,
-    Path((_, kind)): Path<(String, String)>,
-    scoped: ScopedPerson,
-    body: axum::body::Bytes,
-) -> Result<Response, ApiError> {
-    let person = scoped.id();
-    let Posted { values, event_id } = match posted(&state, &headers, &body) {
-        Some(p) => p,
-        None => return Ok(sign_in::forbidden()),
-    };
-    let Some(kind) = manager::kind_of(&kind) else {
-        return Err(ApiError::not_found(format!(
-            "no manager's form records {kind:?}; they are {}",
-            MANAGER_EVENTS
-                .iter()
-                .map(|k| slug(*k))
-                .collect::<Vec<_>>()
-                .join(", ")
-        )));
-    };
-    let j = journey_of(&state, &scoped)?;
-    let p = caller.principal.as_ref();
-    let back = |errors: Vec<FieldError>, status: StatusCode| Reply {
-        form: FormState {
-            kind,
-            id: event_id.clone(),
-            values: values.clone(),
-            errors,
-        },
-        status,
-    };
-    if !may_manage(p, &j, kind) {
-        let mut r = super::plain(
-            StatusCode::FORBIDDEN,
-            "You cannot do this",
-            &format!(
-                "{} may not {} for this person.",
-                p.name,
-                manager::title(kind, Some(&j)).to_lowercase()
-            ),
-        );
-        refused_by_policy(&mut r, person);
-        return Ok(r);
-    }
-    let built = match manager::build(kind, &values, person, &event_id, &p.staff_source()) {
-        Ok(b) => b,
-        Err(errors) => {
-            let reply = back(errors, StatusCode::UNPROCESSABLE_ENTITY);
-            return person::render_with(&state, &caller, &headers, &scoped, &j, Some(reply)).await;
-        }
-    };
-    record(
-        &state,
-        &caller,
-        &headers,
-        &j,
-        &scoped,
-        &built,
-        slug(kind),
-        back,
-    )
-    .await
 }
