@@ -34,12 +34,13 @@ pub async fn post_events(
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .and_then(crate::extract::parse_media);
-    // The guard has limited the body to the route's limit: a failed read is that.
+    // The guard has limited the body to the route's limit and deadline: a failed read is
+    // one of those (or the client went away).
     let body = axum::body::to_bytes(request.into_body(), MAX_BODY_BYTES)
         .await
-        .map_err(|_| {
+        .map_err(|e| {
             state.metrics.invalid();
-            ApiError::too_large(MAX_BODY_BYTES)
+            crate::body::refusal(&e, MAX_BODY_BYTES)
         })?;
     match submit::submit(&state, &caller.principal, media.as_deref(), &body).await {
         Ok((status, reply)) => Ok((status, Json(reply)).into_response()),

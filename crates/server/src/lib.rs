@@ -11,6 +11,7 @@ mod access_api;
 mod api;
 mod as_of;
 pub mod auth;
+mod body;
 mod checkpoints;
 mod csv;
 mod error;

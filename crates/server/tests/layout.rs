@@ -20,6 +20,7 @@ const LAYERS: &[(&str, &[&str])] = &[
         "plumbing",
         &[
             "problem", "error", "extract", "escape", "tls", "listen", "headers", "metrics", "csv",
+            "body",
         ],
     ),
     ("identity", &["auth"]),

@@ -261,3 +261,46 @@ async fn slow_headers_are_cut_off() {
     }
     report("slow headers", &problems);
 }
+
+/// A body trickled (a declared 1 KiB, 10 bytes sent, then silence, the connection kept
+/// open): the header timeout has ended, so only the body's own deadline (30 s) frees the
+/// handler. Expect a 408 problem within 35 s, nothing recorded.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_trickled_body_is_cut_off() {
+    let w = World::seeded().await;
+    let before = crate::support::auth::head(w.url()).await;
+    let mut s = TcpStream::connect(addr(w.url())).await.expect("connect");
+    let token = w.auth.token(PROBATION);
+    let head = format!(
+        "POST /v1/events HTTP/1.1\r\nHost: {}\r\nAuthorization: Bearer {token}\r\n\
+         Content-Type: application/cloudevents+json\r\nContent-Length: 1024\r\n\r\n{{\"specver",
+        addr(w.url())
+    );
+    s.write_all(head.as_bytes()).await.unwrap();
+    let started = Instant::now();
+    let mut reply = Vec::new();
+    let read = tokio::time::timeout(Duration::from_secs(40), async {
+        let mut buf = [0u8; 4096];
+        loop {
+            match s.read(&mut buf).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => {
+                    reply.extend_from_slice(&buf[..n]);
+                    if reply.windows(4).any(|w| w == b"\r\n\r\n") {
+                        break;
+                    }
+                }
+            }
+        }
+    })
+    .await;
+    let text = String::from_utf8_lossy(&reply).to_string();
+    assert!(read.is_ok(), "no answer to a trickled body after 40 s");
+    assert!(
+        text.starts_with("HTTP/1.1 408"),
+        "a trickled body after {:?}: {text}",
+        started.elapsed()
+    );
+    assert!(started.elapsed() < Duration::from_secs(35));
+    assert_eq!(crate::support::auth::head(w.url()).await, before);
+}

@@ -8,7 +8,6 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use axum::body::Body;
 use axum::extract::{FromRequestParts, MatchedPath, RawPathParams, Request, State};
 use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
 use axum::middleware::Next;
@@ -115,7 +114,7 @@ pub async fn guard(
             }
             // The path parameters as the handler's extractors will see them: decoded.
             let (mut parts, body) = request.into_parts();
-            let body = Body::new(http_body_util::Limited::new(body, route.body_limit));
+            let body = crate::body::guarded(body, route.body_limit);
             let params = RawPathParams::from_request_parts(&mut parts, &state)
                 .await
                 .map(|raw| {

@@ -79,11 +79,15 @@ pub struct Route {
 
 impl Route {
     /// Every status the route may answer: its own, and what the guard answers whatever
-    /// the handler does (413 for a body over the limit; 404 for a subject that is unknown,
+    /// the handler does (413 for a body over the limit, 408 for one sent too slowly; 404 for a subject that is unknown,
     /// out of scope or does not parse; 400, 401 and 403 on routes that need a caller).
     pub fn answers(&self) -> std::collections::BTreeSet<u16> {
         let mut all: std::collections::BTreeSet<u16> = self.statuses.iter().copied().collect();
         all.insert(413);
+        // A body not sent within its deadline (`body.rs`).
+        if self.method == Method::POST {
+            all.insert(408);
+        }
         if matches!(self.scope, Scope::Person | Scope::Identifier) {
             all.insert(404);
         }
