@@ -99,3 +99,39 @@ fn submit_prints_positions_and_refusals_are_one_line() {
         "{stderr}"
     );
 }
+
+/// `serve` keeps its data directory to its own user: 0700 for directories, 0600 for
+/// files, also for a directory an older version left open (0755 / 0644).
+#[test]
+fn the_data_directory_is_private() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    std::fs::create_dir(&data).unwrap();
+    std::fs::set_permissions(&data, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let left_open = data.join("left-open.txt");
+    std::fs::write(&left_open, "synthetic").unwrap();
+    std::fs::set_permissions(&left_open, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let server = Server::start(&data);
+    let mut open = Vec::new();
+    let mut stack = vec![data.clone()];
+    let mut files = 0;
+    while let Some(path) = stack.pop() {
+        let meta = std::fs::symlink_metadata(&path).unwrap();
+        let mode = meta.permissions().mode() & 0o777;
+        let want = if meta.is_dir() { 0o700 } else { 0o600 };
+        if mode != want {
+            open.push(format!("{} is {mode:o}", path.display()));
+        }
+        if meta.is_dir() {
+            for e in std::fs::read_dir(&path).unwrap() {
+                stack.push(e.unwrap().path());
+            }
+        } else {
+            files += 1;
+        }
+    }
+    drop(server);
+    assert!(files > 3, "the server wrote its files ({files})");
+    assert!(open.is_empty(), "open to others: {open:?}");
+}
