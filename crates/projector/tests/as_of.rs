@@ -1,6 +1,7 @@
 //! The cut of the log by time (a binary search over `recorded_at`, ties included) and
 //! as-of replays over a real embedded log: a replay holds exactly the prefix folded the
-//! projector's way, and a repeated cut is served from the cache.
+//! projector's way, a repeated cut is served from the cache, at most two replays are
+//! built at once, and a build whose caller went away is stopped.
 
 use std::sync::Arc;
 
@@ -116,4 +117,128 @@ async fn a_replay_holds_the_prefix_folded_as_the_projector_folds_it() {
     // A repeated cut is the cached replay.
     let (a, b) = (replays.at(3).await.unwrap(), replays.at(3).await.unwrap());
     assert!(Arc::ptr_eq(&a, &b));
+}
+
+/// The log, but every `read_all` waits at `gate` before its first event: a replay build
+/// started on it stays mid-way until the gate opens.
+struct GatedLog {
+    inner: Arc<dyn EventLog>,
+    gate: Arc<tokio::sync::Semaphore>,
+    reads: Arc<std::sync::atomic::AtomicUsize>,
+}
+
+#[async_trait::async_trait]
+impl EventLog for GatedLog {
+    async fn append(
+        &self,
+        request: AppendRequest,
+    ) -> Result<Vec<throughcare_ledger::Appended>, throughcare_ledger::Error> {
+        self.inner.append(request).await
+    }
+    async fn read_person(
+        &self,
+        person: PersonId,
+        from: u64,
+    ) -> Result<Vec<throughcare_events::RecordedEvent>, throughcare_ledger::Error> {
+        self.inner.read_person(person, from).await
+    }
+    fn read_all(
+        &self,
+        from: u64,
+    ) -> futures::stream::BoxStream<
+        'static,
+        Result<throughcare_events::RecordedEvent, throughcare_ledger::Error>,
+    > {
+        use futures::StreamExt;
+        let (gate, inner, reads) = (self.gate.clone(), self.inner.clone(), self.reads.clone());
+        futures::stream::once(async move {
+            reads.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            let _open = gate.acquire().await;
+            inner.read_all(from)
+        })
+        .flatten()
+        .boxed()
+    }
+    fn subscribe(
+        &self,
+        from: u64,
+    ) -> futures::stream::BoxStream<
+        'static,
+        Result<throughcare_events::RecordedEvent, throughcare_ledger::Error>,
+    > {
+        self.inner.subscribe(from)
+    }
+    async fn head(&self) -> Result<u64, throughcare_ledger::Error> {
+        self.inner.head().await
+    }
+    async fn lookup_identifier(
+        &self,
+        identifier: &throughcare_events::Identifier,
+    ) -> Result<Option<PersonId>, throughcare_ledger::Error> {
+        self.inner.lookup_identifier(identifier).await
+    }
+    async fn lookup_submission(
+        &self,
+        source: &str,
+        id: &str,
+    ) -> Result<Option<throughcare_ledger::PriorSubmission>, throughcare_ledger::Error> {
+        self.inner.lookup_submission(source, id).await
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn at_most_two_replays_are_built_at_once_and_a_deserted_build_stops() {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let dir = tempfile::tempdir().unwrap();
+    let inner = log_recorded_at(&dir.path().join("log"), &[1, 2, 3, 4, 5]).await;
+    let gate = Arc::new(tokio::sync::Semaphore::new(0));
+    let reads = Arc::new(AtomicUsize::new(0));
+    let log: Arc<dyn EventLog> = Arc::new(GatedLog {
+        inner,
+        gate: gate.clone(),
+        reads: reads.clone(),
+    });
+    let replays = Arc::new(Replays::in_dir(log, dir.path().join("scratch")));
+    let held = |p: u64| {
+        let replays = replays.clone();
+        tokio::spawn(async move { replays.at(p).await.map(|r| r.position()) })
+    };
+    // Two builds start and wait at the gate.
+    let (one, two) = (held(1), held(2));
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while reads.load(Ordering::SeqCst) < 2 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the two builds did not start"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    // A third gets no turn: after the wait it is told to retry.
+    let third = replays.at(3).await;
+    assert!(
+        matches!(third, Err(throughcare_projector::Error::Unavailable(_))),
+        "a third build while two run: {:?}",
+        third.map(|r| r.position())
+    );
+    assert_eq!(
+        reads.load(Ordering::SeqCst),
+        2,
+        "the third build never read the log"
+    );
+    // The first caller goes away: its build stops and gives its turn to the next.
+    one.abort();
+    let _ = one.await;
+    let fourth = held(4);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while reads.load(Ordering::SeqCst) < 3 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the deserted build kept its turn"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    // Open the gate: the builds still wanted finish.
+    gate.add_permits(100);
+    assert_eq!(two.await.unwrap().unwrap(), 2);
+    assert_eq!(fourth.await.unwrap().unwrap(), 4);
 }
