@@ -162,7 +162,12 @@ async fn check_staff_event(
                 return Err(taken(identifier, Some(first)));
             }
             if !readable(state, p, first).await? {
-                let (_, identifier, _) = &owners[0];
+                // Name the identifier that is someone's, not one nobody holds (`first`
+                // came from `owners`, so one is).
+                let (_, identifier, _) = owners
+                    .iter()
+                    .find(|(_, _, o)| *o == Some(first))
+                    .unwrap_or(&owners[0]);
                 return Err(taken(identifier, Some(first)));
             }
             // A person already known: as for any event about them, no new identifiers.

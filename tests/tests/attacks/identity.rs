@@ -183,7 +183,7 @@ async fn no_identity_oracle_and_no_takeover() {
         &mut problems,
     )
     .await;
-    refused(
+    let r = refused(
         &w,
         "MANAGER (WCI) staff referral carrying a new NOMIS and B's NHS number",
         &wci,
@@ -201,6 +201,15 @@ async fn no_identity_oracle_and_no_takeover() {
         &mut problems,
     )
     .await;
+    // The conflict names the identifier that is someone's, not the new one.
+    let held = format!("nhs:{}", b.nhs);
+    if r.body["identifier"] != held.as_str() {
+        problems.push(format!(
+            "the conflict names {} instead of {held}: {}",
+            r.body["identifier"],
+            r.brief()
+        ));
+    }
 
     // 5. Identifier lookup of a person out of scope: 404, no id.
     for (caller, name) in [(&jo, JO), (&wci, WCI_MANAGER)] {
