@@ -119,6 +119,11 @@ async fn a_replay_holds_the_prefix_folded_as_the_projector_folds_it() {
     assert!(Arc::ptr_eq(&a, &b));
 }
 
+type Events = futures::stream::BoxStream<
+    'static,
+    Result<throughcare_events::RecordedEvent, throughcare_ledger::Error>,
+>;
+
 /// The log, but every `read_all` waits at `gate` before its first event: a replay build
 /// started on it stays mid-way until the gate opens.
 struct GatedLog {
@@ -142,13 +147,7 @@ impl EventLog for GatedLog {
     ) -> Result<Vec<throughcare_events::RecordedEvent>, throughcare_ledger::Error> {
         self.inner.read_person(person, from).await
     }
-    fn read_all(
-        &self,
-        from: u64,
-    ) -> futures::stream::BoxStream<
-        'static,
-        Result<throughcare_events::RecordedEvent, throughcare_ledger::Error>,
-    > {
+    fn read_all(&self, from: u64) -> Events {
         use futures::StreamExt;
         let (gate, inner, reads) = (self.gate.clone(), self.inner.clone(), self.reads.clone());
         futures::stream::once(async move {
@@ -159,13 +158,7 @@ impl EventLog for GatedLog {
         .flatten()
         .boxed()
     }
-    fn subscribe(
-        &self,
-        from: u64,
-    ) -> futures::stream::BoxStream<
-        'static,
-        Result<throughcare_events::RecordedEvent, throughcare_ledger::Error>,
-    > {
+    fn subscribe(&self, from: u64) -> Events {
         self.inner.subscribe(from)
     }
     async fn head(&self) -> Result<u64, throughcare_ledger::Error> {
@@ -203,16 +196,20 @@ async fn at_most_two_replays_are_built_at_once_and_a_deserted_build_stops() {
         let replays = replays.clone();
         tokio::spawn(async move { replays.at(p).await.map(|r| r.position()) })
     };
+    // Waits (at most 10 s) until `n` builds have reached the log.
+    let reached = |n: usize, what: &'static str| {
+        let reads = reads.clone();
+        async move {
+            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+            while reads.load(Ordering::SeqCst) < n {
+                assert!(std::time::Instant::now() < deadline, "{what}");
+                tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+            }
+        }
+    };
     // Two builds start and wait at the gate.
     let (one, two) = (held(1), held(2));
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-    while reads.load(Ordering::SeqCst) < 2 {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the two builds did not start"
-        );
-        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
-    }
+    reached(2, "the two builds did not start").await;
     // A third gets no turn: after the wait it is told to retry.
     let third = replays.at(3).await;
     assert!(
@@ -229,14 +226,7 @@ async fn at_most_two_replays_are_built_at_once_and_a_deserted_build_stops() {
     one.abort();
     let _ = one.await;
     let fourth = held(4);
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-    while reads.load(Ordering::SeqCst) < 3 {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the deserted build kept its turn"
-        );
-        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
-    }
+    reached(3, "the deserted build kept its turn").await;
     // Open the gate: the builds still wanted finish.
     gate.add_permits(100);
     assert_eq!(two.await.unwrap().unwrap(), 2);

@@ -2,7 +2,7 @@
 //! JetStream consumer (`serve --hmpps-stream`). A message (a domain event, bare or in its
 //! SNS envelope) is read and mapped by throughcare-hmpps, its prisoner looked up by NOMIS
 //! number, and a mapped event recorded through the write path partners use
-//! (`api::submit`), so a redelivered message is a duplicate and records nothing new.
+//! (`submit::submit`), so a redelivered message is a duplicate and records nothing new.
 //!
 //! Data minimisation: only people the ledger already knows are recorded. Everything else
 //! is counted in `/metrics` by reason and dropped, and is never logged with identifiers.

@@ -421,10 +421,7 @@ pub async fn handle_submission(
             // Without credentials nobody is identified: counted and sampled, as on HTTP.
             let sample = match &principal {
                 Some(_) => Some(None),
-                None => {
-                    state.metrics.unauthenticated();
-                    state.unauthenticated.admit().map(Some)
-                }
+                None => log::sample_unauthenticated(state).map(Some),
             };
             if let (true, Some(sample)) = (refusal.by_policy, sample) {
                 let record = AccessRecord {
@@ -439,9 +436,7 @@ pub async fn handle_submission(
                     person_id: refusal.person,
                     people: Vec::new(),
                     purpose: None,
-                    reason: sample.map(|n| {
-                        format!("sampled: one entry for {n} refusal(s) without valid credentials")
-                    }),
+                    reason: sample,
                     outcome: Outcome::Denied,
                     review: false,
                     route: ROUTE.into(),

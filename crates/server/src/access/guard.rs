@@ -16,7 +16,7 @@ use throughcare_events::{Identifier, PersonId};
 use throughcare_ledger::{AccessRecord, AccessWhat, Outcome, Purpose};
 
 use super::log;
-use super::policy::{can_read, default_purpose, forbidden, may_break_glass};
+use super::policy::{can_read, default_purpose, forbidden, may_break_glass, sees_everyone};
 use super::rules::{Allow, Kind, Route, Scope};
 use super::scoped::{ScopedPerson, ScopedWorker, Subject};
 use crate::auth::session;
@@ -219,18 +219,10 @@ impl Refusal {
         let sampled = match (&self.principal, self.logged) {
             (_, false) => None,
             (Some(_), true) => Some(None),
-            (None, true) => {
-                state.metrics.unauthenticated();
-                state.unauthenticated.admit().map(Some)
-            }
+            (None, true) => log::sample_unauthenticated(state).map(Some),
         };
         if let Some(sample) = sampled {
-            let reason = match sample {
-                Some(n) => Some(format!(
-                    "sampled: one entry for {n} refusal(s) without valid credentials"
-                )),
-                None => self.reason,
-            };
+            let reason = sample.clone().or(self.reason);
             let record = AccessRecord {
                 at: state.ledger.now(),
                 who: self
@@ -520,11 +512,6 @@ impl Refusal {
 fn shown(raw: &str) -> String {
     let cut: String = raw.chars().take(64).collect();
     format!("{cut:?}")
-}
-
-/// Whether the caller may read every person (and so may be told that one is unknown).
-fn sees_everyone(p: &Principal) -> bool {
-    p.open_mode || p.role == Role::Auditor
 }
 
 /// Decides whether `principal` may read `person` now: `Ok(Some((capability, review)))`

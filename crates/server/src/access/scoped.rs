@@ -18,9 +18,9 @@ use throughcare_ledger::{AccessEntry, AccessFilter, ChainReport, Error as Ledger
 use throughcare_projections::Journey;
 use throughcare_projector::ReadModels;
 
-use super::policy::can_read;
+use super::policy::{can_read, sees_everyone};
 use super::Caller;
-use crate::auth::{Principal, Role};
+use crate::auth::Principal;
 use crate::problem::ApiError;
 use crate::state::AppState;
 
@@ -213,14 +213,7 @@ pub async fn find(
     let Some(person) = state.ledger.log().lookup_identifier(identifier).await? else {
         return Ok(Found::NotFound(None));
     };
-    let p = &caller.principal;
-    let ok = p.open_mode
-        || p.role == Role::Auditor
-        || state
-            .models
-            .journey(person)?
-            .is_some_and(|j| can_read(p, &j));
-    Ok(if ok {
+    Ok(if readable_now(state, &caller.principal, person)? {
         Found::Readable(person)
     } else {
         Found::NotFound(Some(person))
@@ -252,49 +245,40 @@ fn readable<T>(
 fn readable_now(state: &AppState, p: &Principal, person: PersonId) -> Result<bool, ApiError> {
     Ok(match state.models.journey(person)? {
         Some(j) => can_read(p, &j),
-        None => p.open_mode || p.role == Role::Auditor,
+        None => sees_everyone(p),
     })
 }
 
-/// Fails closed: a handler asking for a capability its route does not grant is a bug in
-/// the route table, answered 500 and logged, never served.
-fn missing(what: &str, parts: &Parts) -> ApiError {
-    tracing::error!(
-        path = %parts.uri.path(),
-        "a handler asked for {what} but the guard granted none; check the route's scope"
-    );
-    ApiError::internal()
+/// The capability the guard put in the request. Fails closed: a handler asking for one
+/// its route does not grant is a bug in the route table, answered 500 and logged, never
+/// served.
+fn granted<T: Clone + Send + Sync + 'static>(parts: &Parts, what: &str) -> Result<T, ApiError> {
+    parts.extensions.get::<T>().cloned().ok_or_else(|| {
+        tracing::error!(
+            path = %parts.uri.path(),
+            "a handler asked for {what} but the guard granted none; check the route's scope"
+        );
+        ApiError::internal()
+    })
 }
 
 impl<S: Send + Sync> FromRequestParts<S> for ScopedPerson {
     type Rejection = ApiError;
     async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, ApiError> {
-        parts
-            .extensions
-            .get::<ScopedPerson>()
-            .cloned()
-            .ok_or_else(|| missing("a scoped person", parts))
+        granted(parts, "a scoped person")
     }
 }
 
 impl<S: Send + Sync> FromRequestParts<S> for Subject {
     type Rejection = ApiError;
     async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, ApiError> {
-        parts
-            .extensions
-            .get::<Subject>()
-            .cloned()
-            .ok_or_else(|| missing("a subject", parts))
+        granted(parts, "a subject")
     }
 }
 
 impl<S: Send + Sync> FromRequestParts<S> for ScopedWorker {
     type Rejection = ApiError;
     async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, ApiError> {
-        parts
-            .extensions
-            .get::<ScopedWorker>()
-            .cloned()
-            .ok_or_else(|| missing("a scoped worker", parts))
+        granted(parts, "a scoped worker")
     }
 }

@@ -7,7 +7,7 @@
 //! turns a journey and its recorded events into the Bundle; `status` holds the code
 //! mappings (documented in the README's "FHIR R4" section).
 //!
-//! Access is the journey's: the route row (`access::routes`) scopes the person and logs
+//! Access is the journey's: the route row (`routes.rs`) scopes the person and logs
 //! the read as EXPORT; the guard hands over the journey it loaded.
 
 mod build;

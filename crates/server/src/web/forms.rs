@@ -3,11 +3,11 @@
 //! signposting made and its outcome, engagement changed, safeguarding raised, case
 //! closed). A form is offered only when the case state allows its event now
 //! (`throughcare_projections::allowed`) and the policy lets the caller submit it about
-//! this person. It posts to `POST /people/{id}/events/{type}`, which builds the
+//! this person. It posts to `POST /people/{id}/events/{type}` (`posts.rs`), which builds the
 //! CloudEvent (the server fills `source`; the `id` was made when the form was rendered
 //! and travels in a hidden field, so a double click or a resent form is recorded once by
 //! the ledger's idempotency) and sends it through the same write path as partners
-//! (`api::submit`). A refusal is shown next to the field its JSON pointer names.
+//! (`submit::submit`). A refusal is shown next to the field its JSON pointer names.
 
 use std::collections::BTreeMap;
 

@@ -8,8 +8,8 @@
 //! allows the event now (`throughcare_projections::allowed`) and the policy lets the
 //! caller submit it about this person (a MANAGER: the people of its prisons); the event
 //! id is made when the form is drawn and travels in a hidden field with a CSRF token
-//! bound to it and the session; `POST /people/{id}/manage/{type}` builds the CloudEvent
-//! and sends it through the partners' write path (`api::submit`), and a refusal comes
+//! bound to it and the session; `POST /people/{id}/manage/{type}` (`posts.rs`) builds the CloudEvent
+//! and sends it through the partners' write path (`submit::submit`), and a refusal comes
 //! back on the person's page next to the field its JSON pointer names.
 
 use axum::extract::{Extension, State};
